@@ -1,0 +1,70 @@
+# The user's entry points. `make help` lists them.
+#
+# Every target that needs Python depends on the workstation environment (.venv), which
+# `make install` creates from the lock once; later runs find it up to date and do nothing.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+
+ENV      ?= CartPole-v1
+SEED     ?= 0
+EPISODES ?= 100
+RUN      ?=
+STEPS    ?=
+FORCE    ?= 0
+
+force_flag = $(if $(filter 1 yes true,$(FORCE)),--force,)
+# ENV is passed to `eval` only when the user set it: then a run of another environment is refused.
+env_check  = $(if $(filter command line environment,$(origin ENV)),--env $(ENV),)
+steps_flag = $(if $(STEPS),--steps $(STEPS),)
+
+.PHONY: help install lock demo test test-slow teacher eval clean-venv
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv from the pinned lock (idempotent)
+
+$(STAMP): requirements/workstation.lock pyproject.toml
+	@echo ">> creating $(VENV) with $(PYTHON_BASE) from requirements/workstation.lock"
+	@$(PYTHON_BASE) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python >= 3.11 is needed for the workstation environment (finn-plus requires it).")'
+	$(PYTHON_BASE) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24"
+	$(PY) -m pip install -q --no-deps -r requirements/workstation.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+	@echo ">> $(VENV) ready"
+
+lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the package registry)
+	rm -rf build/lock-venv && $(PYTHON_BASE) -m venv build/lock-venv
+	build/lock-venv/bin/pip install -q torch==2.13.0
+	build/lock-venv/bin/pip freeze | grep '^torch==' > build/torch.constraint
+	build/lock-venv/bin/pip install -q -c build/torch.constraint -r requirements/workstation.in
+	build/lock-venv/bin/pip install -q --no-deps finn-plus==1.6.1
+	( echo "# Locked workstation environment: made by 'make lock' from workstation.in; installed with --no-deps."; \
+	  echo "# torch's +cpu wheel comes from the local wheel folder (pip's find-links); see ../shared/STACK.md."; \
+	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==' ) > requirements/workstation.lock
+
+demo: install ## the main job on the embedded default (CartPole-v1)
+	$(PY) -m training demo --env $(ENV) --seed $(SEED)
+
+test: install ## run the test suite (fast tests; CI runs this)
+	$(PY) -m pytest -q
+
+test-slow: install ## run the slow tests too
+	$(PY) -m pytest -q -m "slow or not slow"
+
+teacher: install ## train a PPO teacher: ENV=<id> [SEED=0] [STEPS=<override>] [FORCE=1]
+	$(PY) -m training teacher --env $(ENV) --seed $(SEED) $(steps_flag) $(force_flag)
+
+eval: install ## re-evaluate a saved policy: RUN=<run folder> [EPISODES=100]
+	@test -n "$(RUN)" || { echo "make eval needs RUN=<run folder>, e.g. RUN=runs/CartPole-v1/ppo-teacher-s0"; exit 2; }
+	$(PY) -m training eval $(RUN) --episodes $(EPISODES) $(env_check)
+
+clean-venv: ## remove the workstation environment
+	rm -rf $(VENV)

@@ -1,0 +1,65 @@
+"""Hyperparameter loading and validation."""
+
+from __future__ import annotations
+
+import pytest
+from stable_baselines3.common.utils import LinearSchedule
+
+from training.config import load_hyperparams, parse_net_arch, ppo_kwargs, supported_envs
+from training.errors import FlowError
+
+REQUIRED = ["CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0", "Pendulum-v1"]
+
+
+def test_supported_envs_cover_the_required_ones():
+    assert set(REQUIRED) <= set(supported_envs())
+
+
+@pytest.mark.parametrize("env_id", REQUIRED)
+def test_every_entry_is_valid_and_teachers_are_2x256(env_id):
+    hp = load_hyperparams(env_id)
+    kwargs = ppo_kwargs(env_id, hp)
+    assert kwargs["policy_kwargs"]["net_arch"] == {"pi": [256, 256], "vf": [256, 256]}
+    assert hp["n_timesteps"] > 0
+
+
+def test_linear_schedule_strings_become_sb3_schedules():
+    kwargs = ppo_kwargs("CartPole-v1", load_hyperparams("CartPole-v1"))
+    lr = kwargs["learning_rate"]
+    assert isinstance(lr, LinearSchedule)
+    assert lr(1.0) == pytest.approx(0.001) and lr(0.5) == pytest.approx(0.0005) and lr(0.0) == 0.0
+
+
+def test_unknown_env_lists_the_supported_ones():
+    with pytest.raises(FlowError, match="not supported; supported: CartPole-v1"):
+        load_hyperparams("Walker2d-v5")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("CartPole-v1: {n_timesteps: 1000, warp_drive: 1}", "unknown hyperparameter"),
+        ("CartPole-v1: {n_envs: 2}", "must set n_timesteps"),
+        ("CartPole-v1: {n_timesteps: 100, learning_rate: fast}", "learning_rate must be"),
+        ("CartPole-v1: {n_timesteps: 100, policy_kwargs: {activation_fn: gelu}}", "activation_fn"),
+        ("CartPole-v1: [1, 2", "not valid YAML"),
+        ("- just a list", "must map environment ids"),
+    ],
+)
+def test_bad_hyperparameter_files_are_refused(tmp_path, text, message):
+    path = tmp_path / "hp.yml"
+    path.write_text(text)
+    with pytest.raises(FlowError, match=message):
+        load_hyperparams("CartPole-v1", path)
+
+
+def test_missing_hyperparameter_file(tmp_path):
+    with pytest.raises(FlowError, match="does not exist"):
+        load_hyperparams("CartPole-v1", tmp_path / "nope.yml")
+
+
+def test_parse_net_arch():
+    assert parse_net_arch("64,64") == [64, 64]
+    for bad in ("", "a,b", "0,4"):
+        with pytest.raises(FlowError):
+            parse_net_arch(bad)

@@ -1,0 +1,1 @@
+"""Training side of the flow: PPO teachers, Brevitas students, QPD distillation and evaluation."""

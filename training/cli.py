@@ -1,0 +1,120 @@
+"""The command line: ``python -m training <verb>``. The Makefile's targets call these verbs.
+
+Every verb prints a short summary at the end. A :class:`~training.errors.FlowError` becomes
+one sentence on stderr and exit code 2; Ctrl-C exits with 130 after saying what was kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from training.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, FlowError
+from training.evaluation import EVAL_SEED_START
+
+
+def _cmd_teacher(args: argparse.Namespace) -> None:
+    from training.config import parse_net_arch
+    from training.train_teacher import install_sigterm_as_interrupt, train_teacher
+
+    install_sigterm_as_interrupt()
+    train_teacher(
+        args.env, args.seed, run_dir=args.run_dir, steps=args.steps,
+        net_arch=parse_net_arch(args.net_arch) if args.net_arch else None,
+        hyperparams_path=args.hyperparams, eval_episodes=args.episodes, force=args.force,
+    )
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from training.atomic import write_json
+    from training.evaluation import eval_seeds, evaluate
+    from training.policies import load_policy
+    from training.runs import RESULTS_FILE
+
+    policy, config = load_policy(args.run, args.env)
+    seeds = eval_seeds(args.episodes, args.seed_start)
+    result = evaluate(policy, config["env_id"], seeds, progress=True, desc=f"evaluating {config['kind']}")
+    print(result.summary())
+    stored_path = Path(args.run) / RESULTS_FILE
+    if args.out:
+        write_json(args.out, {"policy": config["kind"], **result.to_dict()})
+        print(f"written to {args.out}")
+    if stored_path.exists():
+        stored = json.loads(stored_path.read_text())
+        if stored.get("seeds") == result.seeds:
+            same = stored.get("returns") == result.returns
+            print(f"reproduces {stored_path}: {'yes, every episode' if same else 'NO - returns differ'}")
+            if not same:
+                raise FlowError(f"evaluation of {args.run} does not reproduce its {RESULTS_FILE}")
+        else:
+            print(f"({stored_path} holds other seeds: {stored['n_episodes']} episodes from {stored['seeds'][0]}; "
+                  f"seeds here start at {seeds[0]})")
+
+
+def _cmd_envs(args: argparse.Namespace) -> None:  # noqa: ARG001
+    from training.config import supported_envs
+
+    print("\n".join(supported_envs()))
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from training.train_teacher import train_teacher
+
+    print(f"== demo on {args.env}, seed {args.seed}: PPO teacher ==")
+    results = train_teacher(args.env, args.seed)
+    print(f"== demo done: teacher {results['mean_return']:.1f} ± {results['std_return']:.1f} "
+          f"over {results['n_episodes']} seeded episodes ==")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m training``."""
+    parser = argparse.ArgumentParser(prog="python -m training", description="Training side of the QPD flow: PPO teachers, evaluation (and, as the flow grows, QPD students).")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = sub.add_parser("teacher", help="train a PPO teacher (resumes an interrupted run)")
+    p.add_argument("--env", required=True, help="gymnasium id, e.g. CartPole-v1 (see `envs`)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--steps", type=int, default=None, help="override the environment's n_timesteps")
+    p.add_argument("--net-arch", default=None, help="actor and critic hidden widths, e.g. 256,256 (default from YAML)")
+    p.add_argument("--hyperparams", default=None, help="hyperparameter YAML (default training/hyperparams/ppo.yml)")
+    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes (default 100)")
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<env>/ppo-teacher-s<seed>)")
+    p.add_argument("--force", action="store_true", help="delete an existing run folder and retrain")
+    p.set_defaults(func=_cmd_teacher)
+
+    p = sub.add_parser("eval", help="re-evaluate a saved policy on seeded deterministic episodes")
+    p.add_argument("run", help="run folder, e.g. runs/CartPole-v1/ppo-teacher-s0")
+    p.add_argument("--episodes", type=int, default=100, help="number of episodes (default 100)")
+    p.add_argument("--seed-start", type=int, default=EVAL_SEED_START, help=f"first evaluation seed (default {EVAL_SEED_START})")
+    p.add_argument("--env", default=None, help="refuse unless the run was trained on this environment")
+    p.add_argument("--out", default=None, help="also write the results to this JSON file")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("envs", help="list the supported environments")
+    p.set_defaults(func=_cmd_envs)
+
+    p = sub.add_parser("demo", help="the whole flow on one environment (default CartPole-v1)")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        if getattr(args, "episodes", 1) <= 0:
+            raise FlowError(f"--episodes must be positive, got {args.episodes}")
+        func(args)
+    except FlowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt as exc:
+        print(f"\n{exc or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0

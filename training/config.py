@@ -1,0 +1,134 @@
+"""Teacher hyperparameters: loading the rl-zoo3-style YAML file and turning it into PPO arguments."""
+
+from __future__ import annotations
+
+import copy
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from training.errors import FlowError
+
+DEFAULT_HYPERPARAMS = "ppo.yml"
+
+# Keys of an entry that are not PPO constructor arguments.
+_RUN_KEYS = {"n_envs", "n_timesteps", "policy", "normalize"}
+# PPO constructor arguments an entry may set.
+_PPO_KEYS = {
+    "learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
+    "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde",
+    "sde_sample_freq", "target_kl", "policy_kwargs",
+}
+_POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "squash_output"}
+_ACTIVATIONS = ("tanh", "relu")
+
+
+def _default_path() -> Path:
+    return Path(str(resources.files("training") / "hyperparams" / DEFAULT_HYPERPARAMS))
+
+
+def load_hyperparam_file(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """Read a hyperparameter file (default: ``training/hyperparams/ppo.yml``)."""
+    path = Path(path) if path is not None else _default_path()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FlowError(f"hyperparameter file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise FlowError(f"hyperparameter file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise FlowError(f"hyperparameter file {path} must map environment ids to mappings of settings")
+    return data
+
+
+def unsupported_env_error(env_id: str, supported: list[str]) -> FlowError:
+    """The error for an environment id without a hyperparameter entry."""
+    return FlowError(
+        f"environment '{env_id}' is not supported; supported: {', '.join(supported)} "
+        "(add an entry to training/hyperparams/ppo.yml to support another)"
+    )
+
+
+def supported_envs(path: str | os.PathLike | None = None) -> list[str]:
+    """The environment ids that have a hyperparameter entry."""
+    return list(load_hyperparam_file(path))
+
+
+def load_hyperparams(env_id: str, path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Return the validated hyperparameters of ``env_id`` as plain YAML-able data."""
+    table = load_hyperparam_file(path)
+    if env_id not in table:
+        raise unsupported_env_error(env_id, list(table))
+    hp = copy.deepcopy(table[env_id])
+    validate_hyperparams(env_id, hp)
+    return hp
+
+
+def validate_hyperparams(env_id: str, hp: dict[str, Any]) -> None:
+    """Raise :class:`FlowError` for an unknown key or a malformed value."""
+    unknown = set(hp) - _RUN_KEYS - _PPO_KEYS
+    if unknown:
+        raise FlowError(f"{env_id}: unknown hyperparameter(s) {', '.join(sorted(unknown))}")
+    if "n_timesteps" not in hp:
+        raise FlowError(f"{env_id}: hyperparameters must set n_timesteps")
+    if float(hp["n_timesteps"]) <= 0 or int(hp.get("n_envs", 1)) <= 0:
+        raise FlowError(f"{env_id}: n_timesteps and n_envs must be positive")
+    pk = hp.get("policy_kwargs", {}) or {}
+    if not isinstance(pk, dict) or set(pk) - _POLICY_KWARGS:
+        raise FlowError(f"{env_id}: policy_kwargs may set only {', '.join(sorted(_POLICY_KWARGS))}")
+    if pk.get("activation_fn", "tanh") not in _ACTIVATIONS:
+        raise FlowError(f"{env_id}: activation_fn must be one of {', '.join(_ACTIVATIONS)}")
+    for key in ("learning_rate", "clip_range"):
+        _parse_schedule(env_id, key, hp.get(key, 0.1))
+    norm = hp.get("normalize", False)
+    if not isinstance(norm, bool) and not (isinstance(norm, dict) and set(norm) <= {"norm_obs", "norm_reward"}):
+        raise FlowError(f"{env_id}: normalize must be true/false or a mapping of norm_obs/norm_reward")
+
+
+def parse_net_arch(text: str) -> list[int]:
+    """Parse ``"256,256"`` into ``[256, 256]`` (raises :class:`FlowError`)."""
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) <= 0:
+        raise FlowError(f"--net-arch must be comma-separated positive layer widths, e.g. 256,256; got '{text}'")
+    return sizes
+
+
+def _parse_schedule(env_id: str, key: str, value: Any) -> tuple[str, float]:
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            return "linear", float(value[4:])
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)):
+        return "constant", float(value)
+    raise FlowError(f"{env_id}: {key} must be a number or 'lin_<number>', got {value!r}")
+
+
+def normalize_settings(hp: dict[str, Any]) -> dict[str, bool]:
+    """The VecNormalize settings of an entry: ``{'norm_obs': bool, 'norm_reward': bool}``."""
+    norm = hp.get("normalize", False)
+    if isinstance(norm, bool):
+        return {"norm_obs": norm, "norm_reward": norm}
+    return {"norm_obs": bool(norm.get("norm_obs", True)), "norm_reward": bool(norm.get("norm_reward", True))}
+
+
+def ppo_kwargs(env_id: str, hp: dict[str, Any]) -> dict[str, Any]:
+    """Turn a validated entry into keyword arguments for ``stable_baselines3.PPO``."""
+    import torch.nn as nn
+    from stable_baselines3.common.utils import LinearSchedule
+
+    kwargs = {k: copy.deepcopy(v) for k, v in hp.items() if k in _PPO_KEYS}
+    for key in ("learning_rate", "clip_range"):
+        if key in kwargs:
+            kind, value = _parse_schedule(env_id, key, kwargs[key])
+            kwargs[key] = LinearSchedule(value, 0.0, 1.0) if kind == "linear" else value
+    pk = dict(kwargs.get("policy_kwargs") or {})
+    pk["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU}[pk.get("activation_fn", "tanh")]
+    kwargs["policy_kwargs"] = pk
+    return kwargs

@@ -1,0 +1,104 @@
+"""Seeded, deterministic evaluation of any policy on a gymnasium environment.
+
+A policy here is any callable from one observation (1-D float array) to one action, so the
+same helper evaluates teachers, students and (later) the hardware policy on identical seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from gymnasium.wrappers import RecordEpisodeStatistics
+from tqdm.auto import tqdm
+
+from training.envs import make_env
+
+#: Evaluation seeds start here for every policy, so teacher, student and hardware runs are
+#: paired episode by episode. Training seeds are small integers and never collide with these.
+EVAL_SEED_START = 1000
+
+Policy = Callable[[np.ndarray], Any]
+
+
+def eval_seeds(n_episodes: int, start: int = EVAL_SEED_START) -> list[int]:
+    """The seeds of ``n_episodes`` evaluation episodes."""
+    return list(range(start, start + n_episodes))
+
+
+@dataclass
+class EvalResult:
+    """Returns and lengths of seeded episodes."""
+
+    env_id: str
+    seeds: list[int]
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def mean(self) -> float:
+        """Mean episode return."""
+        return float(np.mean(self.returns))
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation of the episode returns (as rl-zoo3 reports it)."""
+        return float(np.std(self.returns))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields of ``results.json`` that describe the episodes."""
+        return {
+            "env_id": self.env_id,
+            "deterministic": True,
+            "n_episodes": len(self.seeds),
+            "seeds": self.seeds,
+            "mean_return": self.mean,
+            "std_return": self.std,
+            "min_return": float(np.min(self.returns)),
+            "max_return": float(np.max(self.returns)),
+            "returns": self.returns,
+            "lengths": self.lengths,
+            "eval_wall_s": round(self.wall_s, 3),
+        }
+
+    def summary(self) -> str:
+        """One line a person reads."""
+        return (
+            f"{self.env_id}: {self.mean:.2f} ± {self.std:.2f} over {len(self.seeds)} episodes "
+            f"(seeds {self.seeds[0]}..{self.seeds[-1]}, min {min(self.returns):.1f}, max {max(self.returns):.1f})"
+        )
+
+
+def evaluate(
+    policy: Policy,
+    env_id: str,
+    seeds: Sequence[int],
+    *,
+    progress: bool = False,
+    desc: str = "evaluating",
+) -> EvalResult:
+    """Run one deterministic episode per seed and record its return and length.
+
+    ``policy`` gets each observation as a float32 array and returns the action. The
+    environment is reset with each seed in turn; nothing else is random, so the same policy
+    and seeds give the same returns.
+    """
+    env = RecordEpisodeStatistics(make_env(env_id))
+    result = EvalResult(env_id=env_id, seeds=[int(s) for s in seeds])
+    start = time.perf_counter()
+    try:
+        for seed in tqdm(result.seeds, desc=desc, unit="ep", disable=not progress, leave=False):
+            obs, _ = env.reset(seed=seed)
+            while True:
+                obs, _, terminated, truncated, info = env.step(policy(np.asarray(obs, dtype=np.float32)))
+                if terminated or truncated:
+                    result.returns.append(float(info["episode"]["r"]))
+                    result.lengths.append(int(info["episode"]["l"]))
+                    break
+    finally:
+        env.close()
+    result.wall_s = time.perf_counter() - start
+    return result
