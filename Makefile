@@ -22,8 +22,13 @@ force_flag = $(if $(filter 1 yes true,$(FORCE)),--force,)
 # ENV is passed to `eval` only when the user set it: then a run of another environment is refused.
 env_check  = $(if $(filter command line environment,$(origin ENV)),--env $(ENV),)
 steps_flag = $(if $(STEPS),--steps $(STEPS),)
+# Optional distillation settings: each is passed only when set.
+opt = $(if $($(1)),$(2) $($(1)),)
+distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WIDTH,--width) \
+  $(call opt,METHOD,--method) $(call opt,SCHEDULE,--schedule) $(call opt,UPDATES,--updates) \
+  $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
-.PHONY: help install lock demo test test-slow teacher eval clean-venv
+.PHONY: help install lock demo test test-slow teacher eval distill clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +70,9 @@ teacher: install ## train a PPO teacher: ENV=<id> [SEED=0] [STEPS=<override>] [F
 eval: install ## re-evaluate a saved policy: RUN=<run folder> [EPISODES=100]
 	@test -n "$(RUN)" || { echo "make eval needs RUN=<run folder>, e.g. RUN=runs/CartPole-v1/ppo-teacher-s0"; exit 2; }
 	$(PY) -m training eval $(RUN) --episodes $(EPISODES) $(env_check)
+
+distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] [ABITS=] [WIDTH=32] [SEED=0] [TEACHER=<run>] [METHOD=qpd]
+	$(PY) -m training distill --env $(ENV) --seed $(SEED) $(distill_flags) $(force_flag)
 
 clean-venv: ## remove the workstation environment
 	rm -rf $(VENV)

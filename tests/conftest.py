@@ -22,6 +22,30 @@ def tiny_teacher(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.fixture(scope="session")
+def cartpole_teacher(tmp_path_factory) -> Path:
+    """A CartPole-v1 teacher that balances well (64-wide nets, 40k steps: about 15 s)."""
+    from training.train_teacher import train_teacher
+
+    run_dir = tmp_path_factory.mktemp("runs") / "CartPole-v1" / "small-teacher"
+    train_teacher("CartPole-v1", 0, run_dir=run_dir, steps=40_000, net_arch=[64, 64], eval_episodes=5)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def short_qpd_student(cartpole_teacher, tmp_path_factory) -> tuple[Path, dict]:
+    """A 2x16 w2a2 QPD student distilled briefly (schedule 4 -> 2) from the CartPole teacher."""
+    from training.distill import distill
+    from training.qpd_config import load_qpd_config
+
+    cfg = load_qpd_config(env_id="CartPole-v1", hidden=[16, 16], schedule=[4, 2], updates=1200,
+                          teacher_states=5000, dagger_interval=300, dagger_steps=800, eval_episodes=5,
+                          stage_eval_episodes=2, agreement_states=1000)
+    run_dir = tmp_path_factory.mktemp("runs") / "CartPole-v1" / "short-qpd"
+    results = distill(cfg, cartpole_teacher, run_dir, quiet=True)
+    return run_dir, results
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m <args>`` and capture its output."""
     full_env = {**os.environ, **(env or {})}

@@ -7,13 +7,13 @@ import numpy as np
 from training.evaluation import eval_seeds, evaluate
 
 
-def _lean_left(obs: np.ndarray) -> int:
-    return 0
+def _lean_left(obs: np.ndarray) -> np.ndarray:
+    return np.zeros(len(obs), dtype=int)
 
 
-def _balance(obs: np.ndarray) -> int:
+def _balance(obs: np.ndarray) -> np.ndarray:
     # The classic hand-written CartPole controller: push towards the pole's lean.
-    return int(obs[2] + 0.5 * obs[3] > 0)
+    return (obs[:, 2] + 0.5 * obs[:, 3] > 0).astype(int)
 
 
 def test_seeds_are_consecutive_from_the_start():
@@ -52,3 +52,9 @@ def test_results_dict_has_every_episode_and_the_seeds():
 
 def test_a_better_policy_scores_higher():
     assert evaluate(_balance, "CartPole-v1", eval_seeds(3)).mean > evaluate(_lean_left, "CartPole-v1", eval_seeds(3)).mean
+
+
+def test_batched_episodes_equal_one_at_a_time():
+    together = evaluate(_balance, "CartPole-v1", [5, 6, 7])
+    alone = [evaluate(_balance, "CartPole-v1", [seed]).returns[0] for seed in (5, 6, 7)]
+    assert together.returns == alone

@@ -54,6 +54,39 @@ def _cmd_eval(args: argparse.Namespace) -> None:
                   f"seeds here start at {seeds[0]})")
 
 
+def _ensure_teacher(env_id: str, teacher: str | None) -> Path:
+    """The teacher run folder to distil from; trains the default teacher first if it is missing."""
+    from training.runs import RESULTS_FILE, teacher_run_dir
+    from training.train_teacher import train_teacher
+
+    if teacher is not None:
+        return Path(teacher)
+    path = teacher_run_dir(env_id, 0)
+    if not (path / RESULTS_FILE).exists():
+        print(f"no teacher in {path}: training one first")
+        train_teacher(env_id, 0, run_dir=path)
+    return path
+
+
+def _cmd_distill(args: argparse.Namespace) -> None:
+    from training.distill import distill
+    from training.qpd_config import load_qpd_config
+
+    hidden = [args.width] * args.depth if args.width is not None else None
+    cfg = load_qpd_config(args.config, env_id=args.env, seed=args.seed, method=args.method, weight_bits=args.bits,
+                          act_bits=args.abits, input_bits=args.input_bits, hidden=hidden, updates=args.updates,
+                          schedule=_parse_schedule(args.schedule) if args.schedule else None,
+                          eval_episodes=args.episodes)
+    distill(cfg, _ensure_teacher(cfg.env_id, args.teacher), args.run_dir, force=args.force)
+
+
+def _parse_schedule(text: str) -> list:
+    try:
+        return [item if item == "float" else int(item) for item in text.split(",")]
+    except ValueError:
+        raise FlowError(f"--schedule must be comma-separated bit widths (optionally starting with float), got '{text}'") from None
+
+
 def _cmd_envs(args: argparse.Namespace) -> None:  # noqa: ARG001
     from training.config import supported_envs
 
@@ -93,6 +126,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the results to this JSON file")
     p.set_defaults(func=_cmd_eval)
 
+    p = sub.add_parser("distill", help="distil a teacher into a low-bit Brevitas student (QPD)")
+    p.add_argument("--env", default=None, help="gymnasium id (default from --config, else CartPole-v1)")
+    p.add_argument("--bits", type=int, default=None, help="target weight bits, 2..8 (default 2)")
+    p.add_argument("--abits", type=int, default=None, help="target activation bits (default: --bits)")
+    p.add_argument("--input-bits", type=int, default=None, help="input quantizer bits (default 8)")
+    p.add_argument("--width", type=int, default=None, help="hidden width (default 32)")
+    p.add_argument("--depth", type=int, default=2, help="hidden layers when --width is given (default 2)")
+    p.add_argument("--method", default=None, choices=["qpd", "direct", "float"],
+                   help="qpd: precision schedule (default); direct: the target bits from the start; float: float student")
+    p.add_argument("--schedule", default=None, help="weight bits per stage, e.g. 8,4,3,2 or float,8,4,2")
+    p.add_argument("--updates", type=int, default=None, help="Adam updates over all stages (default 8000)")
+    p.add_argument("--seed", type=int, default=None, help="student seed (default 0)")
+    p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0, trained if missing)")
+    p.add_argument("--config", default=None, help="YAML file with any distillation settings (see training/qpd_config.py)")
+    p.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default 100)")
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<env>/<method>-<arch>-w<b>a<b>-s<seed>)")
+    p.add_argument("--force", action="store_true", help="delete an existing run folder and distil again")
+    p.set_defaults(func=_cmd_distill)
+
     p = sub.add_parser("envs", help="list the supported environments")
     p.set_defaults(func=_cmd_envs)
 
@@ -108,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
     try:
-        if getattr(args, "episodes", 1) <= 0:
+        if (getattr(args, "episodes", 1) or 1) <= 0:
             raise FlowError(f"--episodes must be positive, got {args.episodes}")
         func(args)
     except FlowError as exc:

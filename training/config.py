@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ _ACTIVATIONS = ("tanh", "relu")
 
 
 def _default_path() -> Path:
-    return Path(str(resources.files("training") / "hyperparams" / DEFAULT_HYPERPARAMS))
+    return Path(__file__).resolve().parent / "hyperparams" / DEFAULT_HYPERPARAMS
 
 
 def load_hyperparam_file(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Seeded, deterministic evaluation of any policy on a gymnasium environment.
 
-A policy here is any callable from one observation (1-D float array) to one action, so the
-same helper evaluates teachers, students and (later) the hardware policy on identical seeds.
+A policy here is any callable from a batch of observations ``(n, obs_dim)`` to their
+actions, so the same helper evaluates teachers, students and the hardware policy on
+identical seeds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from training.envs import make_env
 #: paired episode by episode. Training seeds are small integers and never collide with these.
 EVAL_SEED_START = 1000
 
-Policy = Callable[[np.ndarray], Any]
+Policy = Callable[[np.ndarray], np.ndarray]
 
 
 def eval_seeds(n_episodes: int, start: int = EVAL_SEED_START) -> list[int]:
@@ -82,23 +83,35 @@ def evaluate(
 ) -> EvalResult:
     """Run one deterministic episode per seed and record its return and length.
 
-    ``policy`` gets each observation as a float32 array and returns the action. The
-    environment is reset with each seed in turn; nothing else is random, so the same policy
+    All episodes run side by side, one environment per seed, and ``policy`` gets the
+    observations of the episodes still running as one float32 batch ``(n, obs_dim)`` and
+    returns their actions. Each episode is independent of the others, so the returns are
+    the same as one episode at a time; nothing but the seeds is random, so the same policy
     and seeds give the same returns.
     """
-    env = RecordEpisodeStatistics(make_env(env_id))
     result = EvalResult(env_id=env_id, seeds=[int(s) for s in seeds])
+    envs = [RecordEpisodeStatistics(make_env(env_id)) for _ in result.seeds]
+    returns: list[float | None] = [None] * len(envs)
+    lengths: list[int | None] = [None] * len(envs)
     start = time.perf_counter()
+    bar = tqdm(total=len(envs), desc=desc, unit="ep", disable=not progress, leave=False)
     try:
-        for seed in tqdm(result.seeds, desc=desc, unit="ep", disable=not progress, leave=False):
-            obs, _ = env.reset(seed=seed)
-            while True:
-                obs, _, terminated, truncated, info = env.step(policy(np.asarray(obs, dtype=np.float32)))
+        obs = {i: env.reset(seed=seed)[0] for i, (env, seed) in enumerate(zip(envs, result.seeds))}
+        while obs:
+            running = list(obs)
+            actions = policy(np.stack([obs[i] for i in running]).astype(np.float32))
+            for i, action in zip(running, actions):
+                ob, _, terminated, truncated, info = envs[i].step(action)
                 if terminated or truncated:
-                    result.returns.append(float(info["episode"]["r"]))
-                    result.lengths.append(int(info["episode"]["l"]))
-                    break
+                    returns[i], lengths[i] = float(info["episode"]["r"]), int(info["episode"]["l"])
+                    del obs[i]
+                    bar.update(1)
+                else:
+                    obs[i] = ob
     finally:
-        env.close()
+        bar.close()
+        for env in envs:
+            env.close()
+    result.returns, result.lengths = [float(r) for r in returns], [int(n) for n in lengths]
     result.wall_s = time.perf_counter() - start
     return result

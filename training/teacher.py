@@ -137,6 +137,14 @@ class TeacherPolicy:
             actions = np.clip(actions, self.model.action_space.low, self.model.action_space.high)
         return (int(actions[0]) if self.discrete else actions[0]) if single else actions
 
+    @torch.no_grad()
+    def sample(self, obs: np.ndarray) -> np.ndarray:
+        """Stochastic actions for a batch (the teacher's own exploration), clipped to the bounds."""
+        actions = self.model.policy._predict(self.preprocess(obs), deterministic=False).cpu().numpy()
+        if not self.discrete:
+            actions = np.clip(actions, self.model.action_space.low, self.model.action_space.high)
+        return actions
+
     def __call__(self, obs: np.ndarray):
         """Alias of :meth:`act`, so a teacher is a policy for :func:`training.evaluation.evaluate`."""
         return self.act(obs)

@@ -1,0 +1,1 @@
+"""Hardware side of the flow: QONNX export, FINN compilation, accelerator spec."""

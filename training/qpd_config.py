@@ -1,0 +1,177 @@
+"""The one config of a distillation run (QPD, its ablations and the float-student baseline).
+
+Defaults work on every supported environment; a YAML file (``--config``) or command-line
+flags override any field. Unknown keys and impossible values are refused with one sentence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from training.distill_loss import LossConfig
+from training.errors import FlowError
+from training.student import COLLECT_STATS_STEPS, MAX_BITS
+
+METHODS = ("qpd", "direct", "float")
+#: The precision ladder QPD walks down by default, truncated at the target.
+DEFAULT_LADDER = (8, 6, 4, 3, 2)
+
+
+@dataclass
+class QPDConfig:
+    """Everything a distillation run needs; saved as the run's ``config.yaml``.
+
+    Attributes:
+        method: ``qpd`` (precision schedule), ``direct`` (one stage at the target bits, the
+            ablation without the transition) or ``float`` (a float student, for PTQ later).
+        schedule: weight bits per stage, high to low, ending at ``weight_bits``; the first
+            entry may be ``"float"``. Default: 8, 6, 4, 3, 2 down to the target.
+        updates: Adam updates over all stages together (the same budget for every method).
+        final_stage_share: share of ``updates`` spent in the last stage (the rest is split
+            evenly over the earlier stages).
+        mix_start / mix_end: share of each batch drawn from student-visited (DAgger) states,
+            moving linearly from start to end over the run.
+    """
+
+    env_id: str = "CartPole-v1"
+    seed: int = 0
+    method: str = "qpd"
+    hidden: list[int] = field(default_factory=lambda: [32, 32])
+    weight_bits: int = 2
+    act_bits: int | None = None
+    input_bits: int = 8
+    schedule: list[Any] | None = None
+    updates: int = 8000
+    final_stage_share: float = 0.4
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_final_factor: float = 0.1
+    teacher_states: int = 50_000
+    dagger: bool = True
+    dagger_interval: int = 500
+    dagger_steps: int = 2000
+    student_memory: int = 50_000
+    mix_start: float = 0.0
+    mix_end: float = 0.5
+    n_envs: int = 8
+    eval_episodes: int = 100
+    stage_eval_episodes: int = 10
+    agreement_states: int = 5000
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.loss, dict):
+            self.loss = _build(LossConfig, self.loss, "loss")
+        if self.act_bits is None:
+            self.act_bits = self.weight_bits
+        self.hidden = [int(h) for h in self.hidden]
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`FlowError` for an impossible config."""
+        if self.method not in METHODS:
+            raise FlowError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        for name in ("weight_bits", "act_bits", "input_bits"):
+            bits = getattr(self, name)
+            if not isinstance(bits, int) or not 2 <= bits <= MAX_BITS:
+                raise FlowError(f"{name} must be an integer from 2 to {MAX_BITS}, got {bits!r}")
+        if not self.hidden or min(self.hidden) <= 0:
+            raise FlowError(f"hidden widths must be positive, got {self.hidden}")
+        for name in ("updates", "batch_size", "teacher_states", "dagger_interval", "dagger_steps",
+                     "student_memory", "n_envs", "eval_episodes", "stage_eval_episodes", "agreement_states"):
+            if int(getattr(self, name)) <= 0:
+                raise FlowError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.final_stage_share <= 1 or not 0 < self.lr_final_factor <= 1:
+            raise FlowError("final_stage_share and lr_final_factor must be in (0, 1]")
+        if not 0 <= self.mix_start <= 1 or not 0 <= self.mix_end <= 1:
+            raise FlowError("mix_start and mix_end must be in [0, 1]")
+        if self.lr <= 0:
+            raise FlowError(f"lr must be positive, got {self.lr}")
+        stages = self.stages()
+        short = [u for u in self.stage_updates() if u < 2 * COLLECT_STATS_STEPS]
+        if short:
+            raise FlowError(
+                f"{self.updates} updates over {len(stages)} stages leaves a stage {min(short)} updates; "
+                f"each needs at least {2 * COLLECT_STATS_STEPS} (the quantizers initialise their scales over "
+                f"{COLLECT_STATS_STEPS}): raise updates or shorten the schedule"
+            )
+
+    def stages(self) -> list[tuple[int | None, int | None]]:
+        """``(weight_bits, act_bits)`` of each stage, ``(None, None)`` for a float stage."""
+        if self.method == "float":
+            return [(None, None)]
+        if self.method == "direct":
+            return [(self.weight_bits, self.act_bits)]
+        schedule = self.schedule if self.schedule is not None else (
+            [b for b in DEFAULT_LADDER if b > self.weight_bits] + [self.weight_bits])
+        if not schedule:
+            raise FlowError("schedule must not be empty")
+        out: list[tuple[int | None, int | None]] = []
+        for i, entry in enumerate(schedule):
+            if entry == "float":
+                if i != 0:
+                    raise FlowError("schedule: 'float' can only be the first stage")
+                out.append((None, None))
+                continue
+            if not isinstance(entry, int) or not 2 <= entry <= MAX_BITS:
+                raise FlowError(f"schedule entries must be 'float' or integers from 2 to {MAX_BITS}, got {entry!r}")
+            out.append((max(entry, self.weight_bits), max(entry, self.act_bits)))
+        bits = [w for w, _ in out if w is not None]
+        if any(a <= b for a, b in zip(bits, bits[1:])):
+            raise FlowError(f"schedule must go strictly from high to low precision, got {schedule}")
+        if bits[-1:] != [self.weight_bits] or schedule[-1] != self.weight_bits:
+            raise FlowError(f"schedule must end at the target weight_bits {self.weight_bits}, got {schedule}")
+        return out
+
+    def stage_updates(self) -> list[int]:
+        """Adam updates of each stage; they add up to ``updates``."""
+        n = len(self.stages())
+        if n == 1:
+            return [self.updates]
+        last = int(round(self.updates * self.final_stage_share))
+        early = (self.updates - last) // (n - 1)
+        counts = [early] * (n - 1) + [self.updates - early * (n - 1)]
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``config.yaml``."""
+        return dataclasses.asdict(self)
+
+    def run_name(self) -> str:
+        """Default run folder name, e.g. ``qpd-2x32-w2a2-s0``."""
+        arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
+        bits = "float" if self.method == "float" else f"w{self.weight_bits}a{self.act_bits}"
+        return f"{self.method}-{arch}-{bits}-s{self.seed}"
+
+
+def _build(cls, data: dict[str, Any], where: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise FlowError(f"unknown {where} setting(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise FlowError(f"bad {where} settings: {exc}") from None
+
+
+def load_qpd_config(path: str | Path | None = None, **overrides: Any) -> QPDConfig:
+    """Defaults, then the YAML file's settings, then ``overrides`` (ignoring ``None`` values)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise FlowError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise FlowError(f"config file {path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise FlowError(f"config file {path} must be a mapping of settings")
+        data.update(loaded or {})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return _build(QPDConfig, data, "distillation")

@@ -1,0 +1,66 @@
+"""Counting a deployed network's size in bits, the figure QPD's compression ratio is made of.
+
+Only the actor is deployed, so only the actor is counted, for the teacher and the student
+alike: every weight at its bit width, every bias at 32 bits (float32 in the teacher; in the
+accelerator biases become part of integer thresholds, which we do not count more cheaply).
+Quantizer scales, the input affine and the critic are not counted (a handful of numbers, or
+not deployed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from training.student import StudentSpec
+
+BIAS_BITS = 32
+FLOAT_BITS = 32
+
+
+@dataclass(frozen=True)
+class SizeCount:
+    """Parameters and bits of a deployed actor."""
+
+    n_weights: int
+    n_biases: int
+    weight_bits: int
+    bias_bits: int
+
+    @property
+    def total_bits(self) -> int:
+        """Weights and biases together."""
+        return self.weight_bits + self.bias_bits
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-able fields, including ``total_bits``."""
+        return {**asdict(self), "total_bits": self.total_bits}
+
+
+def _mlp_counts(sizes: list[int], out_bias: bool) -> tuple[int, int]:
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    biases = sum(sizes[1:-1]) + (sizes[-1] if out_bias else 0)
+    return weights, biases
+
+
+def student_size(spec: StudentSpec) -> SizeCount:
+    """Size of a student's actor (hidden biases yes, output bias none)."""
+    weights, biases = _mlp_counts([spec.obs_dim, *spec.hidden, spec.n_out], out_bias=False)
+    wbits = spec.weight_bits if spec.weight_bits is not None else FLOAT_BITS
+    return SizeCount(weights, biases, weights * wbits, biases * BIAS_BITS)
+
+
+def mlp_size(obs_dim: int, hidden: list[int], n_out: int, bits: int = FLOAT_BITS, out_bias: bool = True) -> SizeCount:
+    """Size of a plain MLP actor at ``bits`` per weight (the teacher: float32, output bias)."""
+    weights, biases = _mlp_counts([obs_dim, *hidden, n_out], out_bias=out_bias)
+    return SizeCount(weights, biases, weights * bits, biases * BIAS_BITS)
+
+
+def teacher_size(teacher) -> SizeCount:
+    """Size of a stable-baselines3 teacher's actor (policy MLP plus action head), float32."""
+    import torch.nn as nn
+
+    layers = [m for m in teacher.model.policy.mlp_extractor.policy_net.modules() if isinstance(m, nn.Linear)]
+    layers.append(teacher.model.policy.action_net)
+    weights = sum(m.weight.numel() for m in layers)
+    biases = sum(m.bias.numel() for m in layers if m.bias is not None)
+    return SizeCount(weights, biases, weights * FLOAT_BITS, biases * BIAS_BITS)

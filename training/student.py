@@ -1,0 +1,241 @@
+"""The low-bit Brevitas student: a small MLP built so that FINN can compile its actor.
+
+Built for FINN by construction (see ../shared/STACK.md):
+
+- the observation goes through a fixed per-channel affine (``(obs - shift) * scale``, set from
+  teacher-visited states so every channel fills the input quantizer's range; it exports as
+  Sub/Mul nodes that FINN's streamlining absorbs into the first thresholds), then a signed
+  per-tensor ``QuantIdentity`` (8 bits by default);
+- hidden layers are ``QuantLinear`` with per-output-channel learned weight scales (MSE
+  initialised; FINN folds them into the thresholds) and float biases, each followed by an
+  unsigned ``QuantReLU`` with a learned per-tensor scale;
+- the actor's output layer has no bias and one positive per-tensor scale, so the hardware's
+  integer argmax (LabelSelect) picks the same action as the float logits; for continuous
+  actions its output, times that scale, is the Gaussian mean;
+- the critic head is a float ``Linear`` on the last hidden features: it trains the shared
+  trunk (the actor-critic part of the loss) and is never deployed.
+
+``weight_bits=None`` gives the same architecture in float (the float-distillation baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from brevitas.core.scaling import ScalingImplType
+from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant.scaled_int import (
+    Int8ActPerTensorFloatMSE,
+    Int8WeightPerChannelFloatMSE,
+    Int8WeightPerTensorFloatMSE,
+    Uint8ActPerTensorFloatMSE,
+)
+
+from training.errors import FlowError
+
+MAX_BITS = 8
+#: Training steps over which activation scales are initialised (see :class:`ReluQuant`).
+COLLECT_STATS_STEPS = 100
+
+
+class HiddenWeightQuant(Int8WeightPerChannelFloatMSE):
+    """Signed per-output-channel weights, scale learned after an MSE initialisation.
+
+    ``narrow_range=False`` keeps the full signed grid (2 bits: {-2, -1, 0, 1}) instead of the
+    ternary grid the default narrow range gives at 2 bits.
+    """
+
+    scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS
+    narrow_range = False
+
+
+class OutputWeightQuant(Int8WeightPerTensorFloatMSE):
+    """Signed weights with one positive, learned per-tensor scale (the hardware argmax needs it)."""
+
+    scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS
+    narrow_range = False
+
+
+class ReluQuant(Uint8ActPerTensorFloatMSE):
+    """Unsigned per-tensor activations, scale learned after an MSE initialisation.
+
+    The scale is initialised from the first ``collect_stats_steps`` training batches; until
+    then eval mode and export disagree, so every stage trains at least that long.
+    """
+
+    collect_stats_steps = COLLECT_STATS_STEPS
+
+
+
+class InputQuant(Int8ActPerTensorFloatMSE):
+    """Signed per-tensor input quantizer (the observation after the fixed per-channel affine)."""
+
+    collect_stats_steps = COLLECT_STATS_STEPS
+
+
+
+@dataclass
+class StudentSpec:
+    """Everything needed to rebuild a student; stored in its checkpoint."""
+
+    obs_dim: int
+    n_out: int
+    discrete: bool
+    hidden: tuple[int, ...] = (32, 32)
+    weight_bits: int | None = 2
+    act_bits: int | None = 2
+    input_bits: int | None = 8
+    obs_shift: list[float] = field(default_factory=list)
+    obs_scale: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(int(h) for h in self.hidden)
+        for name in ("weight_bits", "act_bits", "input_bits"):
+            bits = getattr(self, name)
+            if bits is not None and not (2 <= int(bits) <= MAX_BITS):
+                raise FlowError(f"{name} must be between 2 and {MAX_BITS} (or float), got {bits}")
+        if (self.weight_bits is None) != (self.act_bits is None):
+            raise FlowError("weight_bits and act_bits must both be set or both be float (None)")
+        if not self.hidden or min(self.hidden) <= 0:
+            raise FlowError(f"hidden widths must be positive, got {self.hidden}")
+        if not self.obs_shift:
+            self.obs_shift = [0.0] * self.obs_dim
+        if not self.obs_scale:
+            self.obs_scale = [1.0] * self.obs_dim
+        if len(self.obs_shift) != self.obs_dim or len(self.obs_scale) != self.obs_dim:
+            raise FlowError(f"obs_shift/obs_scale must have {self.obs_dim} entries")
+
+    @property
+    def quantized(self) -> bool:
+        """True unless this is the float architecture."""
+        return self.weight_bits is not None
+
+    def with_bits(self, weight_bits: int | None, act_bits: int | None) -> "StudentSpec":
+        """The same student at other bit widths."""
+        data = asdict(self)
+        data.update(weight_bits=weight_bits, act_bits=act_bits)
+        if weight_bits is None:
+            data["input_bits"] = None
+        elif data["input_bits"] is None:
+            data["input_bits"] = 8
+        return StudentSpec(**data)
+
+    def label(self) -> str:
+        """Short name, e.g. ``2x32-w2a2`` or ``2x32-float``."""
+        arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
+        return f"{arch}-{'float' if not self.quantized else f'w{self.weight_bits}a{self.act_bits}'}"
+
+
+class QuantStudent(nn.Module):
+    """Actor-critic student: shared quantized trunk, quantized actor head, float critic head."""
+
+    def __init__(self, spec: StudentSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.register_buffer("obs_shift", torch.tensor(spec.obs_shift, dtype=torch.float32))
+        self.register_buffer("obs_scale", torch.tensor(spec.obs_scale, dtype=torch.float32))
+        q = spec.quantized
+        self.input_quant = (
+            QuantIdentity(act_quant=InputQuant, bit_width=spec.input_bits, return_quant_tensor=True) if q else nn.Identity()
+        )
+        layers: list[nn.Module] = []
+        width = spec.obs_dim
+        for h in spec.hidden:
+            if q:
+                layers.append(QuantLinear(width, h, bias=True, weight_quant=HiddenWeightQuant,
+                                          weight_bit_width=spec.weight_bits, return_quant_tensor=False))
+                layers.append(QuantReLU(act_quant=ReluQuant, bit_width=spec.act_bits, return_quant_tensor=True))
+            else:
+                layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.trunk = nn.Sequential(*layers)
+        if q:
+            self.actor_out = QuantLinear(width, spec.n_out, bias=False, weight_quant=OutputWeightQuant,
+                                         weight_bit_width=spec.weight_bits, return_quant_tensor=False)
+        else:
+            self.actor_out = nn.Linear(width, spec.n_out, bias=False)
+        self.critic_out = nn.Linear(width, 1)
+        # State-independent log-std of the Gaussian for continuous actions (not deployed).
+        self.log_std = nn.Parameter(torch.zeros(spec.n_out), requires_grad=not spec.discrete)
+
+    def features(self, obs: torch.Tensor):
+        """The last hidden layer's output (a QuantTensor when quantized)."""
+        x = (obs - self.obs_shift) * self.obs_scale
+        return self.trunk(self.input_quant(x))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(actor_output, value)``: logits or Gaussian mean, and the value estimate."""
+        h = self.features(obs)
+        out = self.actor_out(h)
+        h_float = h.value if hasattr(h, "value") else h
+        return _as_tensor(out), self.critic_out(h_float).squeeze(-1)
+
+    def actor(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deployed part: observation to logits (discrete) or action mean (continuous)."""
+        return _as_tensor(self.actor_out(self.features(obs)))
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions for a batch of raw observations (argmax, or the mean)."""
+        out = self.actor(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
+        return out.argmax(-1).numpy() if self.spec.discrete else out.numpy()
+
+
+def _as_tensor(x) -> torch.Tensor:
+    return x.value if hasattr(x, "value") else x
+
+
+class ActorOnly(nn.Module):
+    """The student's actor as its own module: what is exported to QONNX and deployed."""
+
+    def __init__(self, student: QuantStudent) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observation to logits or action mean."""
+        return self.student.actor(obs)
+
+
+def transfer_float_weights(src: QuantStudent, dst: QuantStudent) -> None:
+    """Copy weights, biases, critic and buffers from ``src`` to ``dst``, never quantizer state.
+
+    This is a precision stage's warm start: ``dst``'s quantizers then initialise their scales
+    from the copied weights' statistics (and from the data, for activations) on its first
+    forward passes, instead of carrying ``src``'s ranges (STACK.md: a loaded quantizer keeps
+    its old range and marks its statistics as collected).
+    """
+    src_state = src.state_dict()
+    keep = {
+        k: v for k, v in src_state.items()
+        if not any(tag in k for tag in ("_quant", "quant.", "act_quant", "scaling_impl", "tensor_quant"))
+    }
+    missing, unexpected = dst.load_state_dict(keep, strict=False)
+    if unexpected:
+        raise RuntimeError(f"unexpected keys in warm start: {unexpected}")
+    weights = [k for k in keep if k.endswith("weight") or k.endswith("bias")]
+    not_loaded = [k for k in weights if k in missing]
+    if not_loaded:
+        raise RuntimeError(f"warm start did not load {not_loaded}")
+
+
+def student_state(student: QuantStudent) -> dict[str, Any]:
+    """What a student checkpoint holds: the spec and the state dict."""
+    return {"spec": asdict(student.spec), "state_dict": student.state_dict()}
+
+
+def student_from_state(state: dict[str, Any]) -> QuantStudent:
+    """Rebuild a student from :func:`student_state`'s output."""
+    student = QuantStudent(StudentSpec(**state["spec"]))
+    if student.spec.quantized:
+        # Run once so brevitas's stats-initialised scales exist before loading their values.
+        student.eval()
+        with torch.no_grad():
+            student(torch.zeros(1, student.spec.obs_dim))
+    student.load_state_dict(state["state_dict"])
+    student.eval()
+    return student
