@@ -28,7 +28,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,METHOD,--method) $(call opt,SCHEDULE,--schedule) $(call opt,UPDATES,--updates) \
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
-.PHONY: help install lock demo test test-slow teacher eval distill clean-venv
+.PHONY: help install lock demo test test-slow teacher eval distill qpd-table frontier clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,6 +73,17 @@ eval: install ## re-evaluate a saved policy: RUN=<run folder> [EPISODES=100]
 
 distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] [ABITS=] [WIDTH=32] [SEED=0] [TEACHER=<run>] [METHOD=qpd]
 	$(PY) -m training distill --env $(ENV) --seed $(SEED) $(distill_flags) $(force_flag)
+
+JOBS ?= 2
+table_flags = $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,METHODS,--methods) \
+  $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
+
+qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2] [SEEDS=0,1,2] [JOBS=2] [OUT=<dir>]
+	$(PY) -m training table --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(table_flags)
+
+frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=2,...,8] [SEEDS=0] [JOBS=2]
+	$(PY) -m training frontier --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
+	  $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
 
 clean-venv: ## remove the workstation environment
 	rm -rf $(VENV)

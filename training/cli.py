@@ -87,6 +87,41 @@ def _parse_schedule(text: str) -> list:
         raise FlowError(f"--schedule must be comma-separated bit widths (optionally starting with float), got '{text}'") from None
 
 
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise FlowError(f"--{name} must be comma-separated integers, got '{text}'")
+    return values
+
+
+def _cmd_table(args: argparse.Namespace) -> None:
+    from training.runs import runs_root
+    from training.table import qpd_table
+
+    teacher = _ensure_teacher(args.env, args.teacher)
+    out = Path(args.out) if args.out else runs_root() / args.env / "qpd-table"
+    data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
+                     methods=[m for m in args.methods.split(",") if m], hidden=[args.width] * args.depth,
+                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=runs_root())
+    print((out / "qpd_table.md").read_text())
+    print(f"written: {out}/qpd_table.md, qpd_table.json, qpd_table.png ({len(data['trials'])} trials)")
+
+
+def _cmd_frontier(args: argparse.Namespace) -> None:
+    from training.frontier import frontier
+    from training.runs import runs_root
+
+    teacher = _ensure_teacher(args.env, args.teacher)
+    out = Path(args.out) if args.out else runs_root() / args.env / "frontier"
+    frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
+             seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=args.depth,
+             updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=runs_root())
+    print(f"written: {out}/frontier.md, frontier.json, frontier.png")
+
+
 def _cmd_envs(args: argparse.Namespace) -> None:  # noqa: ARG001
     from training.config import supported_envs
 
@@ -144,6 +179,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<env>/<method>-<arch>-w<b>a<b>-s<seed>)")
     p.add_argument("--force", action="store_true", help="delete an existing run folder and distil again")
     p.set_defaults(func=_cmd_distill)
+
+    from training.trials import TABLE_METHODS, default_jobs
+
+    p = sub.add_parser("table", help="QPD against every baseline across bit widths and seeds (qpd_table.md/json/png)")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--bits", default="8,4,3,2", help="bit widths (default 8,4,3,2)")
+    p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
+    p.add_argument("--methods", default=",".join(TABLE_METHODS), help=f"default {','.join(TABLE_METHODS)}")
+    p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
+    p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
+    p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
+    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
+    p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
+    p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0)")
+    p.add_argument("--out", default=None, help="output folder (default runs/<env>/qpd-table)")
+    p.set_defaults(func=_cmd_table)
+
+    p = sub.add_parser("frontier", help="size/return frontier of QPD and direct distillation over widths x bits")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--widths", default="8,16,32,64", help="student hidden widths (default 8,16,32,64)")
+    p.add_argument("--bits", default="2,3,4,5,6,7,8", help="bit widths (default 2..8)")
+    p.add_argument("--seeds", default="0", help="student seeds (default 0)")
+    p.add_argument("--methods", default="qpd,direct")
+    p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
+    p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
+    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
+    p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
+    p.add_argument("--teacher", default=None)
+    p.add_argument("--out", default=None, help="output folder (default runs/<env>/frontier)")
+    p.set_defaults(func=_cmd_frontier)
 
     p = sub.add_parser("envs", help="list the supported environments")
     p.set_defaults(func=_cmd_envs)

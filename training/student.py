@@ -223,6 +223,22 @@ def transfer_float_weights(src: QuantStudent, dst: QuantStudent) -> None:
         raise RuntimeError(f"warm start did not load {not_loaded}")
 
 
+@torch.no_grad()
+def calibrate(module: nn.Module, states: np.ndarray, *, batches: int = COLLECT_STATS_STEPS + 20,
+              batch_size: int = 256, seed: int = 0) -> nn.Module:
+    """Post-training quantization: set every quantizer's scale from data, without training.
+
+    Weight scales initialise from the weights on the first forward pass; activation scales
+    from the statistics of the first ``COLLECT_STATS_STEPS`` training-mode batches. No
+    parameter is updated. Returns ``module`` in eval mode.
+    """
+    rng = np.random.default_rng(seed)
+    module.train()
+    for _ in range(batches):
+        module(torch.as_tensor(states[rng.integers(0, len(states), size=batch_size)], dtype=torch.float32))
+    return module.eval()
+
+
 def student_state(student: QuantStudent) -> dict[str, Any]:
     """What a student checkpoint holds: the spec and the state dict."""
     return {"spec": asdict(student.spec), "state_dict": student.state_dict()}

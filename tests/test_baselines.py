@@ -1,0 +1,48 @@
+"""The baselines: PTQ of the teacher, QAT PPO on the student architecture, PTQ of a float student."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from training.baselines import QuantizedTeacherActor, QuantStudentPolicy, ptq_teacher, qat_ppo
+from training.student import calibrate
+from training.teacher import TeacherPolicy
+
+
+def test_quantized_teacher_at_8_bits_tracks_the_float_teacher(cartpole_teacher):
+    teacher = TeacherPolicy.load(cartpole_teacher)
+    states = np.random.default_rng(0).normal(scale=0.5, size=(2000, 4)).astype(np.float32)
+    actor = calibrate(QuantizedTeacherActor(teacher, 8), states)
+    agree = (actor.policy()(states) == teacher.act(states)).mean()
+    assert agree > 0.97
+    coarse = calibrate(QuantizedTeacherActor(teacher, 2), states)
+    assert (coarse.policy()(states) == teacher.act(states)).mean() < agree
+
+
+def test_ptq_teacher_record(cartpole_teacher):
+    record = ptq_teacher(TeacherPolicy.load(cartpole_teacher), "CartPole-v1", 8, 0, 3, calib_states=2000)
+    assert len(record["returns"]) == 3 and record["size_bits"] == (4 * 64 + 64 * 64 + 64 * 2) * 8 + (64 + 64 + 2) * 32
+
+
+def test_qat_ppo_trains_the_quantized_student_in_sb3():
+    student, record = qat_ppo("CartPole-v1", 4, [8, 8], 0, 2, steps=512)
+    assert record["train_timesteps"] == 512 and len(record["returns"]) == 2
+    assert student.spec.weight_bits == 4 and student.spec.hidden == (8, 8)
+    ints = student.trunk[0].quant_weight().value / student.trunk[0].quant_weight().scale
+    assert torch.allclose(ints, ints.round(), atol=1e-4)
+
+
+def test_quant_student_policy_gives_sb3_what_it_needs():
+    import gymnasium as gym
+    from stable_baselines3.common.utils import ConstantSchedule
+
+    env = gym.make("CartPole-v1")
+    spec = {"obs_dim": 4, "n_out": 2, "discrete": True, "hidden": [8], "weight_bits": 3, "act_bits": 3}
+    policy = QuantStudentPolicy(env.observation_space, env.action_space, ConstantSchedule(1e-3), student_spec=spec)
+    obs = torch.zeros(5, 4)
+    actions, values, logp = policy(obs)
+    assert actions.shape == (5,) and values.shape == (5, 1) and logp.shape == (5,)
+    v, lp, ent = policy.evaluate_actions(obs, actions)
+    assert v.shape == (5, 1) and lp.shape == (5,) and ent.shape == (5,)
+    assert {id(p) for p in policy.optimizer.param_groups[0]["params"]} == {id(p) for p in policy.parameters()}

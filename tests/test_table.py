@@ -1,0 +1,63 @@
+"""The QPD table and frontier: aggregation by hand, trial caching, and a tiny end-to-end grid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.errors import FlowError
+from training.frontier import smallest_keeping_teacher
+from training.table import aggregate, qpd_table
+
+TEACHER = {"mean_return": 100.0, "std_return": 10.0, "size_bits": 10_000}
+
+
+def _rec(method, bits, seed, mean, size=100, **kw):
+    return {"method": method, "bits": bits, "seed": seed, "mean_return": mean, "size_bits": size, **kw}
+
+
+def test_aggregate_by_hand():
+    rows = aggregate([_rec("qpd", 2, 0, 95.0), _rec("qpd", 2, 1, 85.0), _rec("qpd", 2, 2, 92.0)], TEACHER, ("method", "bits"))
+    (row,) = rows
+    assert row["mean_return"] == pytest.approx(272 / 3)
+    assert row["worst_seed_mean"] == 85.0
+    assert row["seeds_keeping_teacher"] == 2  # 95 and 92 are >= 100 - 10; 85 is not
+    assert row["ratio"] == pytest.approx(0.01)
+
+
+def test_smallest_student_keeping_the_teacher():
+    rows = aggregate([
+        _rec("qpd", 2, 0, 99.0, size=50, width=8), _rec("qpd", 2, 1, 70.0, size=50, width=8),  # one seed fails
+        _rec("qpd", 3, 0, 95.0, size=75, width=8), _rec("qpd", 3, 1, 91.0, size=75, width=8),
+        _rec("qpd", 8, 0, 100.0, size=400, width=16), _rec("qpd", 8, 1, 100.0, size=400, width=16),
+    ], TEACHER, ("method", "width", "bits"))
+    best = smallest_keeping_teacher(rows, "qpd")
+    assert (best["width"], best["bits"], best["size_bits"]) == (8, 3, 75)
+    assert smallest_keeping_teacher(rows, "direct") is None
+
+
+def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
+    out = tmp_path / "table"
+    kwargs = dict(bits=[3], seeds=[0], methods=["ptq", "float-ptq", "direct", "qpd"], hidden=[8, 8], updates=1000,
+                  episodes=3, jobs=1, out_dir=out, runs_dir=tmp_path / "runs")
+    data = qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
+    assert {p.name for p in out.iterdir()} >= {"qpd_table.md", "qpd_table.json", "qpd_table.png", "trials"}
+    assert {r["method"] for r in data["rows"]} == {"ptq", "float-ptq", "direct", "qpd"}
+    md = (out / "qpd_table.md").read_text()
+    assert "| 3 | QPD |" in md and "Made by:" in md
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()}
+    again = qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()} == stamps  # nothing re-run
+    assert json.loads(json.dumps(again["rows"])) == json.loads(json.dumps(data["rows"]))
+    with pytest.raises(FlowError, match="other settings"):
+        qpd_table("CartPole-v1", cartpole_teacher, **{**kwargs, "updates": 1200})
+
+
+def test_unknown_method_and_missing_teacher(tmp_path, cartpole_teacher):
+    with pytest.raises(FlowError, match="unknown method"):
+        qpd_table("CartPole-v1", cartpole_teacher, bits=[2], seeds=[0], methods=["magic"], hidden=[8], updates=800,
+                  episodes=1, jobs=1, out_dir=tmp_path, runs_dir=tmp_path)
+    with pytest.raises(FlowError, match="has no results.json: train it first"):
+        qpd_table("CartPole-v1", tmp_path / "none", bits=[2], seeds=[0], methods=["qpd"], hidden=[8], updates=800,
+                  episodes=1, jobs=1, out_dir=tmp_path, runs_dir=tmp_path)

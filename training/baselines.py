@@ -1,0 +1,207 @@
+"""The baselines QPD is measured against (DESIGN.md §4), on the same seeds and budgets.
+
+- ``ptq``: post-training quantization of the teacher's own actor at k bits (weights and the
+  tanh activations), scales calibrated on teacher-visited states, no training;
+- ``qat-ppo``: PPO from scratch (the teacher's hyperparameters and step budget) on the
+  student architecture with its quantizers in the loop: quantization-aware RL;
+- ``float-ptq``: distillation into a float student (the ``float`` method of
+  :mod:`training.distill`), then post-training quantization of that student at k bits.
+
+The other two rows of the table, ``direct`` (distillation at the target bits from the start)
+and ``qpd``, are :func:`training.distill.distill` itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from brevitas.nn import QuantIdentity, QuantLinear
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+from training.distill import StudentPolicy
+from training.envs import env_info
+from training.evaluation import eval_seeds, evaluate
+from training.replay import Collector
+from training.size import mlp_size
+from training.student import HiddenWeightQuant, InputQuant, QuantStudent, StudentSpec, calibrate
+from training.teacher import TeacherPolicy
+
+PTQ_SEED_BASE = 40_000_000
+
+
+class QuantizedTeacherActor(nn.Module):
+    """The teacher's actor MLP with Brevitas quantizers inserted, for post-training quantization.
+
+    Input: a signed 8-bit quantizer on the (normalised) observation. Each hidden layer: a
+    QuantLinear at ``bits`` (per-channel scales), the teacher's activation, then a signed
+    ``bits``-bit quantizer on its output. Output: a QuantLinear at ``bits`` with its bias.
+    """
+
+    def __init__(self, teacher: TeacherPolicy, bits: int, input_bits: int = 8) -> None:
+        super().__init__()
+        policy = teacher.model.policy
+        linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)] + [policy.action_net]
+        acts = [m for m in policy.mlp_extractor.policy_net if not isinstance(m, nn.Linear)]
+        layers: list[nn.Module] = [QuantIdentity(act_quant=InputQuant, bit_width=input_bits, return_quant_tensor=True)]
+        for i, lin in enumerate(linears):
+            q = QuantLinear(lin.in_features, lin.out_features, bias=True, weight_quant=HiddenWeightQuant,
+                            weight_bit_width=bits, return_quant_tensor=False)
+            q.weight.data.copy_(lin.weight.data)
+            q.bias.data.copy_(lin.bias.data)
+            layers.append(q)
+            if i < len(acts):
+                layers += [type(acts[i])(), QuantIdentity(act_quant=InputQuant, bit_width=bits, return_quant_tensor=True)]
+        self.net = nn.Sequential(*layers)
+        self.normalizer = teacher.normalizer
+        self.discrete = teacher.discrete
+        self.hidden = [lin.out_features for lin in linears[:-1]]
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Normalised observation to logits or action mean."""
+        out = self.net(obs)
+        return out.value if hasattr(out, "value") else out
+
+    def policy(self, low=None, high=None):
+        """A batch policy on raw observations."""
+        def act(obs: np.ndarray) -> np.ndarray:
+            x = self.normalizer(obs) if self.normalizer is not None else obs
+            with torch.no_grad():
+                out = self(torch.as_tensor(x, dtype=torch.float32))
+            actions = out.argmax(-1).numpy() if self.discrete else out.numpy()
+            return np.clip(actions, low, high) if low is not None else actions
+        return act
+
+
+def _teacher_states(teacher: TeacherPolicy, env_id: str, n: int, seed: int) -> np.ndarray:
+    collector = Collector(env_id, 8, PTQ_SEED_BASE + 100_000 * seed)
+    try:
+        return collector.collect(teacher.sample, n)
+    finally:
+        collector.close()
+
+
+def ptq_teacher(teacher: TeacherPolicy, env_id: str, bits: int, seed: int, episodes: int,
+                calib_states: int = 20_000) -> dict[str, Any]:
+    """Quantize the teacher's actor at ``bits`` after training and evaluate it."""
+    t0 = time.perf_counter()
+    info = env_info(env_id)
+    states = _teacher_states(teacher, env_id, calib_states, seed)
+    if teacher.normalizer is not None:
+        states = teacher.normalizer(states)
+    torch.manual_seed(seed)
+    actor = calibrate(QuantizedTeacherActor(teacher, bits), states, seed=seed)
+    result = evaluate(actor.policy(info.action_low, info.action_high), env_id, eval_seeds(episodes))
+    size = mlp_size(info.obs_dim, actor.hidden, info.n_actions, bits=bits)
+    return {"size_bits": size.total_bits, "wall_s": time.perf_counter() - t0, **result.to_dict()}
+
+
+def ptq_student(float_student: QuantStudent, teacher: TeacherPolicy, env_id: str, bits: int, seed: int,
+                episodes: int, calib_states: int = 20_000) -> tuple[QuantStudent, dict[str, Any]]:
+    """Quantize a float-distilled student at ``bits`` (weights and activations) and evaluate it."""
+    from training.size import student_size
+    from training.student import transfer_float_weights
+
+    t0 = time.perf_counter()
+    info = env_info(env_id)
+    torch.manual_seed(seed)
+    quant = QuantStudent(float_student.spec.with_bits(bits, bits))
+    transfer_float_weights(float_student, quant)
+    calibrate(quant, _teacher_states(teacher, env_id, calib_states, seed), seed=seed)
+    result = evaluate(StudentPolicy(quant, info.action_low, info.action_high), env_id, eval_seeds(episodes))
+    return quant, {"size_bits": student_size(quant.spec).total_bits, "wall_s": time.perf_counter() - t0, **result.to_dict()}
+
+
+class QuantStudentPolicy(ActorCriticPolicy):
+    """A stable-baselines3 actor-critic policy whose networks are a :class:`QuantStudent`.
+
+    SB3's own MLP extractor and heads are not built; every method PPO calls goes through the
+    student, so PPO trains the quantized network directly (quantization-aware RL).
+    """
+
+    def __init__(self, *args, student_spec: dict[str, Any], **kwargs) -> None:
+        self.student_spec = student_spec
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule) -> None:
+        self.student = QuantStudent(StudentSpec(**self.student_spec))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _distribution(self, out: torch.Tensor):
+        if self.student.spec.discrete:
+            return self.action_dist.proba_distribution(action_logits=out)
+        return self.action_dist.proba_distribution(out, self.student.log_std)
+
+    def _run(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.student(self.extract_features(obs).float())
+
+    def forward(self, obs, deterministic: bool = False):
+        """Actions, values and log-probabilities, as SB3 expects."""
+        out, value = self._run(obs)
+        dist = self._distribution(out)
+        actions = dist.get_actions(deterministic=deterministic)
+        return actions, value.unsqueeze(-1), dist.log_prob(actions)
+
+    def evaluate_actions(self, obs, actions):
+        """Values, log-probabilities and entropy of given actions."""
+        out, value = self._run(obs)
+        dist = self._distribution(out)
+        return value.unsqueeze(-1), dist.log_prob(actions), dist.entropy()
+
+    def get_distribution(self, obs):
+        """The action distribution."""
+        return self._distribution(self._run(obs)[0])
+
+    def predict_values(self, obs):
+        """The value estimates."""
+        return self._run(obs)[1].unsqueeze(-1)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "student_spec": self.student_spec}
+
+
+def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
+            steps: int | None = None) -> tuple[QuantStudent, dict[str, Any]]:
+    """PPO from scratch on the quantized student architecture, with the teacher's hyperparameters and budget.
+
+    Differences from the teacher's recipe, because the network is the deployed one: no
+    observation normalisation wrapper (the student's fixed input affine, set from random-policy
+    states, does that job in the network), and no gSDE (the student has a state-independent std).
+    """
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from training.config import load_hyperparams, normalize_settings, ppo_kwargs
+    from training.distill import input_affine
+    from training.size import student_size
+
+    t0 = time.perf_counter()
+    info = env_info(env_id)
+    hp = load_hyperparams(env_id)
+    total = int(steps if steps is not None else float(hp["n_timesteps"]))
+    random_states = Collector(env_id, 8, PTQ_SEED_BASE + 50_000 + seed)
+    space = random_states.envs[0].action_space
+    space.seed(seed)
+    states = random_states.collect(lambda obs: np.stack([space.sample() for _ in obs]), 5000)
+    random_states.close()
+    shift, scale = input_affine(states)
+    spec = StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(hidden), bits, bits, 8, shift, scale)
+    kwargs = ppo_kwargs(env_id, hp)
+    kwargs.pop("use_sde", None)
+    kwargs.pop("sde_sample_freq", None)
+    kwargs["policy_kwargs"] = {"student_spec": spec.__dict__ | {"hidden": list(spec.hidden)}}
+    venv = make_vec_env(env_id, n_envs=int(hp.get("n_envs", 1)), seed=seed, vec_env_cls=DummyVecEnv)
+    if normalize_settings(hp)["norm_reward"]:
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=float(hp.get("gamma", 0.99)))
+    torch.manual_seed(seed)
+    model = PPO(QuantStudentPolicy, venv, seed=seed, device="cpu", verbose=0, **kwargs)
+    model.learn(total)
+    student = model.policy.student.eval()
+    result = evaluate(StudentPolicy(student, info.action_low, info.action_high), env_id, eval_seeds(episodes))
+    venv.close()
+    return student, {"size_bits": student_size(spec).total_bits, "wall_s": time.perf_counter() - t0,
+                     "train_timesteps": total, **result.to_dict()}

@@ -1,0 +1,166 @@
+"""The QPD results table: QPD against every baseline, across bit widths and seeds.
+
+``make qpd-table ENV=<id>`` builds the trials of :mod:`training.trials` (float students first,
+since ``float-ptq`` shares one per seed), then writes ``qpd_table.json``, ``qpd_table.md`` and
+``qpd_table.png`` (return against bits, a band per method over seeds, the teacher's return
+± std as a band).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training import atomic
+from training.errors import FlowError
+from training.runs import RESULTS_FILE
+from training.size import teacher_size
+from training.teacher import TeacherPolicy
+from training.trials import TABLE_METHODS, Trial, run_trials
+
+METHOD_LABELS = {
+    "ptq": "PTQ of the teacher",
+    "qat-ppo": "QAT PPO from scratch (student arch)",
+    "float-ptq": "float distillation, then PTQ",
+    "direct": "distillation at target bits (no transition)",
+    "qpd": "QPD",
+}
+
+
+def teacher_record(teacher_dir: Path, env_id: str) -> dict[str, Any]:
+    """The teacher's evaluated return and actor size."""
+    path = teacher_dir / RESULTS_FILE
+    if not path.exists():
+        raise FlowError(f"teacher run {teacher_dir} has no {RESULTS_FILE}: train it first (make teacher ENV={env_id})")
+    results = json.loads(path.read_text())
+    size = teacher_size(TeacherPolicy.load(teacher_dir, env_id)).total_bits
+    return {"run": str(teacher_dir), "mean_return": results["mean_return"], "std_return": results["std_return"],
+            "n_episodes": results["n_episodes"], "size_bits": size}
+
+
+def aggregate(records: list[dict[str, Any]], teacher: dict[str, Any], key_fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One row per distinct ``key_fields`` value: statistics over seeds of the per-seed mean returns."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault(tuple(rec[k] if not isinstance(rec[k], list) else tuple(rec[k]) for k in key_fields), []).append(rec)
+    floor = teacher["mean_return"] - teacher["std_return"]
+    rows = []
+    for key, recs in groups.items():
+        means = np.array([r["mean_return"] for r in recs])
+        rows.append({
+            **dict(zip(key_fields, key)),
+            "seeds": [r["seed"] for r in recs],
+            "per_seed_mean": means.tolist(),
+            "mean_return": float(means.mean()),
+            "std_over_seeds": float(means.std()),
+            "worst_seed_mean": float(means.min()),
+            "seeds_keeping_teacher": int((means >= floor).sum()),
+            "size_bits": recs[0]["size_bits"],
+            "ratio": recs[0]["size_bits"] / teacher["size_bits"],
+            "agreement": float(np.mean([r["agreement"] for r in recs])) if all("agreement" in r for r in recs) else None,
+        })
+    return rows
+
+
+def build_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[int], methods: list[str],
+                 hidden: list[int], updates: int, episodes: int, runs_dir: Path) -> tuple[list[Trial], list[Trial]]:
+    """The float-student trials (phase 1) and the table's trials (phase 2)."""
+    common = dict(env_id=env_id, hidden=tuple(hidden), updates=updates, episodes=episodes,
+                  teacher_dir=str(teacher_dir), runs_dir=str(runs_dir))
+    floats = [Trial(method="float", bits=None, seed=s, **common) for s in seeds] if "float-ptq" in methods else []
+    table = [Trial(method=m, bits=b, seed=s, **common) for b in bits for m in methods for s in seeds]
+    validate_trials(floats + table)
+    return floats, table
+
+
+def validate_trials(trials: list[Trial]) -> None:
+    """Refuse a grid with an impossible distillation config before running any of it."""
+    from training.qpd_config import load_qpd_config
+
+    for t in trials:
+        if t.method in ("qpd", "direct", "float"):
+            load_qpd_config(env_id=t.env_id, seed=t.seed, method=t.method, hidden=list(t.hidden),
+                            weight_bits=t.bits if t.bits is not None else 8, updates=t.updates,
+                            eval_episodes=t.episodes, **dict(t.extra))
+
+
+def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int]) -> str:
+    """The table a person reads."""
+    floor = teacher["mean_return"] - teacher["std_return"]
+    lines = [
+        f"# QPD table: {env_id}",
+        "",
+        f"Teacher: PPO, 2×256 actor, {teacher['size_bits']:,} bits (float32 actor), "
+        f"{teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded episodes. "
+        f"Students: {len(hidden)}×{hidden[0]} MLP (8-bit input). A seed *keeps the teacher's return* when its mean "
+        f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.",
+        "",
+        "Return: mean ± std over seeds of each seed's mean return over the evaluation episodes (seeds 1000..).",
+        "",
+        "| bits (w/a) | method | size (bits) | % of teacher | return | worst seed | seeds keeping teacher | agreement with teacher |",
+        "| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for row in sorted(rows, key=lambda r: (-r["bits"], TABLE_METHODS.index(r["method"]))):
+        agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
+        lines.append(
+            f"| {row['bits']} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | {100 * row['ratio']:.3f} | "
+            f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | {row['worst_seed_mean']:.2f} | "
+            f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} |")
+    lines += ["", f"Made by: `{command}`", ""]
+    return "\n".join(lines)
+
+
+def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> None:
+    """Return against bits, one line and band per method, the teacher as a band."""
+    from training.plots import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    lo, hi = teacher["mean_return"] - teacher["std_return"], teacher["mean_return"] + teacher["std_return"]
+    ax.axhspan(lo, hi, color="grey", alpha=0.2, label="teacher ± std")
+    ax.axhline(teacher["mean_return"], color="grey", lw=1)
+    for method in TABLE_METHODS:
+        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["bits"])
+        if not rs:
+            continue
+        x = [r["bits"] for r in rs]
+        y = np.array([r["mean_return"] for r in rs])
+        s = np.array([r["std_over_seeds"] for r in rs])
+        line, = ax.plot(x, y, marker="o", lw=1.5, label=METHOD_LABELS[method])
+        ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15)
+    bits = sorted({r["bits"] for r in rows})
+    ax.set_xticks(bits)
+    ax.set_xlabel("weight and activation bits")
+    ax.set_ylabel("mean return (band: std over seeds)")
+    ax.set_title(f"{env_id}: return against precision")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    save_figure(fig, path)
+
+
+def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], methods: list[str],
+              hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path) -> dict[str, Any]:
+    """Run (or read) every trial and write the table's files into ``out_dir``."""
+    unknown = set(methods) - set(TABLE_METHODS)
+    if unknown:
+        raise FlowError(f"unknown method(s) {', '.join(sorted(unknown))}; known: {', '.join(TABLE_METHODS)}")
+    teacher = teacher_record(teacher_dir, env_id)
+    floats, trials = build_trials(env_id, teacher_dir, bits, seeds, methods, hidden, updates, episodes, runs_dir)
+    cache = out_dir / "trials"
+    if floats:
+        run_trials(floats, cache, jobs, desc="float students")
+    records = run_trials(trials, cache, jobs, desc=f"{env_id} table")
+    rows = aggregate(records, teacher, ("method", "bits"))
+    command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["table"] else \
+        f"make qpd-table ENV={env_id}"
+    data = {"env_id": env_id, "teacher": teacher, "settings": {"bits": bits, "seeds": seeds, "methods": methods,
+            "hidden": hidden, "updates": updates, "episodes": episodes}, "rows": rows, "trials": records,
+            "command": command}
+    atomic.write_json(out_dir / "qpd_table.json", data)
+    atomic.write_text(out_dir / "qpd_table.md", markdown(env_id, teacher, rows, command, hidden))
+    plot(env_id, teacher, rows, out_dir / "qpd_table.png")
+    return data

@@ -1,0 +1,147 @@
+"""Independent experiment trials (one method × bits × width × seed), cached and run in parallel.
+
+The QPD table and the frontier are grids of trials. Each trial's result is a JSON file named
+after the trial, so a grid can be built up across invocations: a trial already done is read,
+not run again. ``jobs > 1`` runs trials in separate processes (one torch thread each).
+Beyond one machine the same trial function is what a Ray task would call (DESIGN.md §8).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm.auto import tqdm
+
+from training import atomic
+from training.errors import FlowError
+
+#: Methods of the QPD table, in the order the table lists them.
+TABLE_METHODS = ("ptq", "qat-ppo", "float-ptq", "direct", "qpd")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One cell of a grid: what to run and where its run folders live."""
+
+    env_id: str
+    method: str
+    bits: int | None
+    seed: int
+    hidden: tuple[int, ...] = (32, 32)
+    updates: int = 8000
+    episodes: int = 100
+    teacher_dir: str = ""
+    runs_dir: str = "runs"
+    qat_steps: int | None = None
+    extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str:
+        """File-name key, e.g. ``qpd-2x32-w2-s0``."""
+        arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
+        bits = "float" if self.bits is None else f"w{self.bits}"
+        return f"{self.method}-{arch}-{bits}-s{self.seed}"
+
+
+def _distill_trial(trial: Trial, method: str, bits: int | None) -> dict[str, Any]:
+    from training.distill import distill
+    from training.qpd_config import load_qpd_config
+
+    settings = dict(trial.extra)
+    cfg = load_qpd_config(env_id=trial.env_id, seed=trial.seed, method=method, hidden=list(trial.hidden),
+                          weight_bits=bits if bits is not None else 8, updates=trial.updates,
+                          eval_episodes=trial.episodes, **settings)
+    run_dir = Path(trial.runs_dir) / trial.env_id / cfg.run_name()
+    results = distill(cfg, trial.teacher_dir, run_dir, quiet=True)
+    return {"run": str(run_dir), "size_bits": results["size"]["student"]["total_bits"],
+            "agreement": results["agreement_with_teacher"], "wall_s": results["distill_wall_s"],
+            **{k: results[k] for k in ("mean_return", "std_return", "returns", "seeds")}}
+
+
+def run_trial(trial: Trial) -> dict[str, Any]:
+    """Run one trial in this process and return its result record."""
+    import torch
+
+    torch.set_num_threads(1)
+    if trial.method in ("qpd", "direct"):
+        out = _distill_trial(trial, trial.method, trial.bits)
+    elif trial.method == "float":
+        out = _distill_trial(trial, "float", None)
+    elif trial.method == "float-ptq":
+        from training.baselines import ptq_student
+        from training.distill import STUDENT_FILE, load_student
+        from training.teacher import TeacherPolicy
+
+        float_run = _distill_trial(trial, "float", None)["run"]
+        student, _ = load_student(Path(float_run) / STUDENT_FILE)
+        _, out = ptq_student(student, TeacherPolicy.load(trial.teacher_dir, trial.env_id), trial.env_id,
+                             trial.bits, trial.seed, trial.episodes)
+        out["float_run"] = float_run
+    elif trial.method == "ptq":
+        from training.baselines import ptq_teacher
+        from training.teacher import TeacherPolicy
+
+        out = ptq_teacher(TeacherPolicy.load(trial.teacher_dir, trial.env_id), trial.env_id, trial.bits,
+                          trial.seed, trial.episodes)
+    elif trial.method == "qat-ppo":
+        from training.baselines import qat_ppo
+
+        _, out = qat_ppo(trial.env_id, trial.bits, list(trial.hidden), trial.seed, trial.episodes, trial.qat_steps)
+    else:
+        raise FlowError(f"unknown method {trial.method!r}")
+    keep = ("mean_return", "std_return", "returns", "seeds", "size_bits", "agreement", "wall_s", "run", "float_run",
+            "train_timesteps")
+    return {**asdict(trial), "key": trial.key, **{k: out[k] for k in keep if k in out}}
+
+
+def _run_and_save(trial: Trial, path: str) -> dict[str, Any]:
+    record = run_trial(trial)
+    atomic.write_json(path, record)
+    return record
+
+
+def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = "trials",
+               on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run the trials not yet in ``cache_dir`` (``jobs`` at a time); return every trial's record."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    records: dict[str, dict[str, Any]] = {}
+    todo = []
+    for trial in trials:
+        path = cache_dir / f"{trial.key}.json"
+        if path.exists():
+            record = json.loads(path.read_text())
+            settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(trial).items()}
+            stored = {k: record.get(k) for k in settings}
+            if json.loads(json.dumps(stored)) != json.loads(json.dumps(settings)):
+                raise FlowError(f"{path} was run with other settings than this grid asks for; "
+                                "delete it or write the grid to another folder")
+            records[trial.key] = record
+        else:
+            todo.append(trial)
+    bar = tqdm(total=len(trials), initial=len(records), desc=desc, unit="trial", dynamic_ncols=True)
+    if jobs <= 1:
+        for trial in todo:
+            records[trial.key] = _run_and_save(trial, str(cache_dir / f"{trial.key}.json"))
+            bar.set_postfix_str(f"{trial.key}: {records[trial.key]['mean_return']:.1f}")
+            bar.update(1)
+    elif todo:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_run_and_save, t, str(cache_dir / f"{t.key}.json")): t for t in todo}
+            for future in as_completed(futures):
+                trial = futures[future]
+                records[trial.key] = future.result()
+                bar.set_postfix_str(f"{trial.key}: {records[trial.key]['mean_return']:.1f}")
+                bar.update(1)
+    bar.close()
+    return [records[t.key] for t in trials]
+
+
+def default_jobs() -> int:
+    """One job per core."""
+    return max(1, os.cpu_count() or 1)
