@@ -7,6 +7,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON_BASE ?= $(shell command -v python3.11 || command -v python3)
+# The board runs Python 3.10 (PYNQ-Z2 image v3.1): the host environment uses it where it is found.
+PYTHON_HOST ?= $(shell for p in $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3.10 2>/dev/null) python3.10 python3; do \
+                 $$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; break; }; done)
+HOST_VENV   ?= .venv-host
+HOST_STAMP  := $(HOST_VENV)/.installed
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
@@ -28,7 +33,8 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,METHOD,--method) $(call opt,SCHEDULE,--schedule) $(call opt,UPDATES,--updates) \
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
-.PHONY: help install lock demo test test-slow teacher eval distill qpd-table frontier clean-venv
+
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table frontier export estimate codegen bitstream verify clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +51,16 @@ $(STAMP): requirements/workstation.lock pyproject.toml
 	@touch $@
 	@echo ">> $(VENV) ready"
 
+host-env: $(HOST_STAMP) ## create .venv-host, a board-like environment (Python 3.10, numpy<2, pynq 3.1.2, no torch)
+
+$(HOST_STAMP): requirements/host.lock
+	@echo ">> creating $(HOST_VENV) with $(PYTHON_HOST) from requirements/host.lock"
+	rm -rf $(HOST_VENV)
+	$(PYTHON_HOST) -m venv $(HOST_VENV)
+	$(HOST_VENV)/bin/python -m pip install -q --no-deps -r requirements/host.lock
+	$(HOST_VENV)/bin/python -m pip check
+	@touch $@
+
 lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the package registry)
 	rm -rf build/lock-venv && $(PYTHON_BASE) -m venv build/lock-venv
 	build/lock-venv/bin/pip install -q torch==2.13.0
@@ -58,8 +74,9 @@ lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the
 demo: install ## the main job on the embedded default (CartPole-v1)
 	$(PY) -m training demo --env $(ENV) --seed $(SEED)
 
-test: install ## run the test suite (fast tests; CI runs this)
+test: install host-env ## run the test suite (fast tests; CI runs this), host tests also in the board-like env
 	$(PY) -m pytest -q
+	$(HOST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/host
 
 test-slow: install ## run the slow tests too
 	$(PY) -m pytest -q -m "slow or not slow"
@@ -84,6 +101,28 @@ qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2] [SEEDS=0,1,
 frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=2,...,8] [SEEDS=0] [JOBS=2]
 	$(PY) -m training frontier --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
 	  $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
+
+DESIGN    ?=
+TARGET_FPS ?=
+CLOCK_NS  ?= 10
+design_flag = $(if $(DESIGN),--design $(DESIGN),)
+hw_flags = $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS)
+
+export: install ## export a student to QONNX with the parity check: RUN=<run folder> [DESIGN=<name>] [FORCE=1]
+	@test -n "$(RUN)" || { echo "make export needs RUN=<run folder of a distilled student>"; exit 2; }
+	$(PY) -m hw_build export $(RUN) $(design_flag) $(force_flag)
+
+estimate: install ## FINN build to estimate reports + accel.json: DESIGN=<name> [TARGET_FPS=] [CLOCK_NS=10]
+	$(PY) -m hw_build estimate $(hw_flags)
+
+codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name>
+	$(PY) -m hw_build codegen $(hw_flags)
+
+bitstream: install ## full Vivado build (exit 3 without Vivado): DESIGN=<name>
+	$(PY) -m hw_build bitstream $(hw_flags)
+
+verify: install ## verification ladder levels 1-3 on real states: DESIGN=<name>
+	$(PY) -m hw_build verify $(design_flag)
 
 clean-venv: ## remove the workstation environment
 	rm -rf $(VENV)

@@ -17,8 +17,12 @@ import torch
 from training.student import ActorOnly, QuantStudent
 
 
-def export_actor_qonnx(student: QuantStudent, path: str | Path) -> Path:
-    """Write the student's actor (batch 1) as a cleaned-up QONNX model at ``path`` (atomically)."""
+def export_actor_qonnx(student: QuantStudent, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write the student's actor (batch 1) as a cleaned-up QONNX model at ``path`` (atomically).
+
+    ``metadata`` goes into the model's metadata properties (the later FINN steps read
+    ``qpd_action``: ``discrete`` or ``continuous``).
+    """
     from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
@@ -31,6 +35,9 @@ def export_actor_qonnx(student: QuantStudent, path: str | Path) -> Path:
     try:
         export_qonnx(ActorOnly(student), torch.zeros(1, student.spec.obs_dim), export_path=tmp, dynamo=False)
         model = cleanup_model(ModelWrapper(tmp))
+        for key, value in {"qpd_action": "discrete" if student.spec.discrete else "continuous",
+                           **(metadata or {})}.items():
+            model.set_metadata_prop(key, value)
         model.save(tmp)
         os.replace(tmp, path)
     finally:
@@ -40,11 +47,88 @@ def export_actor_qonnx(student: QuantStudent, path: str | Path) -> Path:
 
 
 def run_qonnx(model_or_path, states: np.ndarray) -> np.ndarray:
-    """Execute a batch-1 QONNX graph on each row of ``states``; return the stacked outputs."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
+    """Execute a QONNX graph on every row of ``states`` (one batched call); return the outputs."""
+    from hw_build.execution import execute_batch
 
-    model = model_or_path if isinstance(model_or_path, ModelWrapper) else ModelWrapper(str(model_or_path))
-    iname, oname = model.graph.input[0].name, model.graph.output[0].name
-    rows = [execute_onnx(model, {iname: row[None, :].astype(np.float32)})[oname] for row in np.asarray(states)]
-    return np.concatenate(rows).reshape(len(rows), -1)
+    return execute_batch(model_or_path, states)
+
+
+#: Seeds of the episodes whose states the parity and verification checks use.
+CHECK_SEED_BASE = 50_000_000
+
+
+def episode_states(env_id: str, policy, n: int, seed_base: int = CHECK_SEED_BASE) -> np.ndarray:
+    """``n`` observations visited by ``policy`` in real, seeded episodes (8 run side by side)."""
+    from training.replay import Collector
+
+    collector = Collector(env_id, 8, seed_base)
+    try:
+        return collector.collect(policy, -(-n // 8) * 8)[:n]
+    finally:
+        collector.close()
+
+
+def compare_outputs(student: QuantStudent, states: np.ndarray, other: np.ndarray) -> dict:
+    """Agreement between the student and another level's raw outputs on the same states.
+
+    Discrete: actions from integer logits (other level's float logits divided by the output
+    scale and rounded), ties to the lowest index. Continuous: largest absolute difference of
+    the action means.
+    """
+    from training.student import first_argmax
+
+    x = torch.as_tensor(np.asarray(states, dtype=np.float32))
+    with torch.no_grad():
+        ref = student.actor(x).numpy()
+        if student.spec.discrete:
+            scale = float(student.output_scale(student.features(x)))
+            ref_int = student.integer_logits(x).numpy()
+            other_int = np.round(other / scale)
+            top2 = np.sort(ref_int, axis=1)[:, -2:]
+            return {"n_states": len(states), "action_agreement": float((first_argmax(ref_int) == first_argmax(other_int)).mean()),
+                    "max_abs_logit_diff": float(np.abs(ref - other).max()),
+                    "integer_logits_equal": bool(np.array_equal(ref_int, other_int)),
+                    "exact_ties": int((top2[:, 0] == top2[:, 1]).sum())}
+    return {"n_states": len(states), "max_abs_action_diff": float(np.abs(ref - other).max()),
+            "action_agreement": float(np.isclose(ref, other, atol=1e-5, rtol=1e-5).all(axis=1).mean())}
+
+
+def export_design(run_dir: str | Path, design: str | None = None, *, force: bool = False, n_states: int = 1000) -> dict:
+    """``make export``: the student's actor to ``bitstreams/<design>/policy.qonnx.onnx`` plus the parity check."""
+
+    from hw_build.design import EXPORT_FILE, QONNX_FILE, default_design_name, new_design_dir, sha256_file
+    from training import atomic
+    from training.distill import STUDENT_FILE, StudentPolicy, load_student
+    from training.errors import FlowError
+    from training.runs import read_run_config
+
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    if config["kind"] != "student" or not (run_dir / STUDENT_FILE).exists():
+        raise FlowError(f"run folder {run_dir} has no distilled student ({STUDENT_FILE}): run make distill first")
+    student, _ = load_student(run_dir / STUDENT_FILE)
+    if not student.spec.quantized:
+        raise FlowError(f"the student in {run_dir} is a float network: FINN compiles quantized students only "
+                        "(distil with --method qpd or direct)")
+    env_id = config["env_id"]
+    name = design or default_design_name(env_id, run_dir)
+    out = new_design_dir(name, force)
+    qonnx_path = export_actor_qonnx(student, out / QONNX_FILE, {"env_id": env_id})
+    states = episode_states(env_id, StudentPolicy(student), n_states)
+    parity = compare_outputs(student, states, run_qonnx(qonnx_path, states))
+    record = {
+        "format_version": 1, "design": name, "env_id": env_id, "run": str(run_dir), "student": student.spec.label(),
+        "action": "discrete" if student.spec.discrete else "continuous",
+        "student_checkpoint_sha256": sha256_file(run_dir / STUDENT_FILE), "qonnx_sha256": sha256_file(qonnx_path),
+        "parity": {"levels": "Brevitas vs QONNX (qonnx execute_onnx)", "states": "real episodes driven by the student",
+                   **parity},
+    }
+    atomic.write_json(out / EXPORT_FILE, record)
+    print(f"exported {run_dir} to {qonnx_path}\n  parity on {parity['n_states']} states from real episodes: "
+          f"action agreement {100 * parity['action_agreement']:.2f} %, " +
+          (f"largest logit difference {parity['max_abs_logit_diff']:.2e}, exact ties {parity['exact_ties']}"
+           if "max_abs_logit_diff" in parity else f"largest action difference {parity['max_abs_action_diff']:.2e}"))
+    if parity["action_agreement"] < 1.0:
+        raise FlowError(f"QONNX export of {run_dir} disagrees with Brevitas on "
+                        f"{100 * (1 - parity['action_agreement']):.2f} % of states; see {out / EXPORT_FILE}")
+    return record

@@ -105,7 +105,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else runs_root() / args.env / "qpd-table"
     data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                      methods=[m for m in args.methods.split(",") if m], hidden=[args.width] * args.depth,
-                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=runs_root())
+                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs")
     print((out / "qpd_table.md").read_text())
     print(f"written: {out}/qpd_table.md, qpd_table.json, qpd_table.png ({len(data['trials'])} trials)")
 
@@ -118,7 +118,7 @@ def _cmd_frontier(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else runs_root() / args.env / "frontier"
     frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
              seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=args.depth,
-             updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=runs_root())
+             updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs")
     print(f"written: {out}/frontier.md, frontier.json, frontier.png")
 
 

@@ -178,11 +178,39 @@ class QuantStudent(nn.Module):
         """The deployed part: observation to logits (discrete) or action mean (continuous)."""
         return _as_tensor(self.actor_out(self.features(obs)))
 
+    def output_scale(self, h) -> torch.Tensor | None:
+        """The scale of the actor's output (input activation scale × output weight scale), or None in float."""
+        if not self.spec.quantized:
+            return None
+        return (h.scale * self.actor_out.quant_weight().scale).reshape(())
+
+    @torch.no_grad()
+    def integer_logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """The output layer's integer accumulators: the values the hardware compares.
+
+        Exact ties between actions are ties here; the float logits of two equal accumulators
+        can differ in the last bit, which is why actions are taken from these.
+        """
+        h = self.features(obs)
+        return torch.round(_as_tensor(self.actor_out(h)) / self.output_scale(h))
+
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic actions for a batch of raw observations (argmax, or the mean)."""
-        out = self.actor(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
-        return out.argmax(-1).numpy() if self.spec.discrete else out.numpy()
+        """Deterministic actions for a batch of raw observations (argmax, or the mean).
+
+        Discrete and quantized: argmax of :meth:`integer_logits`, ties broken towards the
+        lowest action index, the rule of FINN's LabelSelect (see README, verification).
+        """
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        if not self.spec.discrete:
+            return self.actor(x).numpy()
+        values = self.integer_logits(x) if self.spec.quantized else self.actor(x)
+        return first_argmax(values.numpy())
+
+
+def first_argmax(values: np.ndarray) -> np.ndarray:
+    """Index of the largest value in each row, the lowest index among exact ties."""
+    return np.argmax(values, axis=-1)
 
 
 def _as_tensor(x) -> torch.Tensor:

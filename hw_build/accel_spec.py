@@ -1,0 +1,132 @@
+"""``accel.json`` and ``weights.npz``: everything the host needs to drive and to emulate a design.
+
+Both are taken from the compiled FINN graph (the hardware layers after folding), so the host's
+emulator computes exactly what the fabric computes. Format version 1 is documented in the
+README ("Accelerator spec"); the host refuses any other version.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training import atomic
+from training.errors import FlowError
+
+ACCEL_FORMAT_VERSION = 1
+FINAL_MODEL = "step_generate_estimate_reports.onnx"
+HEAD_MODEL = "step_qpd_output_head.onnx"
+#: Instance names FINN's InsertIODMA gives the Zynq shell's input and output DMAs.
+IDMA_NAME, ODMA_NAME = "idma0", "odma0"
+
+
+def _attr(op, name: str, default=None):
+    return op.get_nodeattr(name) if name in op.get_nodeattr_types() else default
+
+
+def _layer(model, node, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    from qonnx.custom_op.registry import getCustomOp
+
+    op = getCustomOp(node)
+    kind = node.op_type.split("_")[0]
+    common = {"name": node.name, "op": kind, "pe": int(_attr(op, "PE", 1)),
+              "input_dtype": str(_attr(op, "inputDataType")), "output_dtype": str(_attr(op, "outputDataType"))}
+    if kind == "Thresholding":
+        arrays[f"{node.name}.thresholds"] = np.asarray(model.get_initializer(node.input[1]))
+        return {**common, "channels": int(op.get_nodeattr("NumChannels")), "act_val": int(op.get_nodeattr("ActVal")),
+                "threshold_dtype": str(_attr(op, "weightDataType")), "thresholds": f"{node.name}.thresholds"}
+    if kind == "MVAU":
+        weights = np.asarray(model.get_initializer(node.input[1]))
+        arrays[f"{node.name}.weights"] = weights
+        layer = {**common, "mw": int(op.get_nodeattr("MW")), "mh": int(op.get_nodeattr("MH")),
+                 "simd": int(op.get_nodeattr("SIMD")), "weight_dtype": str(op.get_nodeattr("weightDataType")),
+                 "acc_dtype": str(op.get_nodeattr("accDataType")), "binary_xnor": bool(op.get_nodeattr("binaryXnorMode")),
+                 "no_activation": bool(op.get_nodeattr("noActivation")), "act_val": int(op.get_nodeattr("ActVal")),
+                 "weights": f"{node.name}.weights", "thresholds": None}
+        if not layer["no_activation"]:
+            arrays[f"{node.name}.thresholds"] = np.asarray(model.get_initializer(node.input[2]))
+            layer["thresholds"] = f"{node.name}.thresholds"
+        return layer
+    if kind == "LabelSelect":
+        return {**common, "labels": int(op.get_nodeattr("Labels")), "k": int(op.get_nodeattr("K")),
+                "tie_rule": "lowest index"}
+    raise FlowError(f"the compiled graph has a {node.op_type} layer ({node.name}), which the host's emulator "
+                    "does not implement; only Thresholding, MVAU and LabelSelect students are supported")
+
+
+def _io(model, tensor: str, node, first: bool) -> dict[str, Any]:
+    from finn.util.data_packing import finnpy_to_packed_bytearray
+    from qonnx.custom_op.registry import getCustomOp
+    from qonnx.util.basic import gen_finn_dt_tensor
+
+    op = getCustomOp(node)
+    dtype = model.get_tensor_datatype(tensor)
+    folded = tuple(op.get_folded_input_shape() if first else op.get_folded_output_shape())
+    packed = finnpy_to_packed_bytearray(gen_finn_dt_tensor(dtype, folded), dtype).shape
+    return {"finn_datatype": dtype.name, "normal_shape": list(model.get_tensor_shape(tensor)),
+            "folded_shape": list(folded), "packed_shape": list(packed)}
+
+
+def build_accel_spec(design_dir: Path, clock_ns: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The accel spec and weight arrays of a compiled design folder."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from hw_build.design import BITFILE, EXPORT_FILE, QONNX_FILE, sha256_file
+    from hw_build.transforms import OUTPUT_SCALE_PROP
+    from training.envs import env_info
+
+    models = design_dir / "intermediate_models"
+    model = ModelWrapper(str(models / FINAL_MODEL))
+    export = json.loads((design_dir / EXPORT_FILE).read_text())
+    arrays: dict[str, np.ndarray] = {}
+    layers = [_layer(model, node, arrays) for node in model.graph.node]
+    info = env_info(export["env_id"])
+    discrete = export["action"] == "discrete"
+    if discrete and layers[-1]["op"] != "LabelSelect":
+        raise FlowError(f"design {design_dir.name}: the compiled graph does not end in LabelSelect")
+    action: dict[str, Any] = {"kind": export["action"], "n": info.n_actions}
+    if discrete:
+        action.update(argmax_in_hardware=True, tie_rule="lowest index",
+                      output="the action index, computed by the LabelSelect layer")
+    else:
+        scale = ModelWrapper(str(models / HEAD_MODEL)).get_metadata_prop(OUTPUT_SCALE_PROP)
+        action.update(argmax_in_hardware=False, output_scale=float(scale), low=info.action_low.tolist(),
+                      high=info.action_high.tolist(),
+                      output="action = clip(output_scale × output, low, high)")
+    bit = design_dir / BITFILE
+    spec = {
+        "format_version": ACCEL_FORMAT_VERSION,
+        "design": design_dir.name,
+        "env_id": export["env_id"],
+        "board": "Pynq-Z2",
+        "clock_ns": float(clock_ns),
+        "input": {**_io(model, model.graph.input[0].name, model.graph.node[0], True),
+                  "preprocessing": "none: float32 observations go to the accelerator, whose first Thresholding "
+                                   "layer quantizes them (the student's input affine and quantizer, folded)"},
+        "output": _io(model, model.graph.output[0].name, model.graph.node[-1], False),
+        "action": action,
+        "dma": {"input": IDMA_NAME, "output": ODMA_NAME, "protocol": "FINN Zynq IODMA"},
+        "layers": layers,
+        "hashes": {"student_checkpoint_sha256": export["student_checkpoint_sha256"],
+                   "qonnx_sha256": sha256_file(design_dir / QONNX_FILE), "weights_npz_sha256": None,
+                   "bitstream_sha256": sha256_file(bit) if bit.exists() else None},
+        "source": {"run": export["run"], "student": export["student"]},
+    }
+    return spec, arrays
+
+
+def write_accel_spec(design_dir: Path, clock_ns: float) -> dict[str, Any]:
+    """Write ``weights.npz`` then ``accel.json`` (which holds the former's hash) atomically."""
+    from hw_build.design import ACCEL_FILE, WEIGHTS_FILE, sha256_file
+
+    spec, arrays = build_accel_spec(design_dir, clock_ns)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic.write_bytes(design_dir / WEIGHTS_FILE, buf.getvalue())
+    spec["hashes"]["weights_npz_sha256"] = sha256_file(design_dir / WEIGHTS_FILE)
+    atomic.write_json(design_dir / ACCEL_FILE, spec)
+    return spec

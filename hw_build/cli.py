@@ -1,0 +1,76 @@
+"""The hardware command line: ``python -m hw_build <verb>``; the Makefile's targets call these.
+
+A :class:`~training.errors.FlowError` becomes one sentence on stderr and exit code 2; a
+bitstream build without Vivado exits with 3 after saying what it produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from training.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, FlowError
+
+
+def _design_name(args: argparse.Namespace) -> str:
+    if not args.design:
+        raise FlowError("a design name is needed: DESIGN=<name> (see bitstreams/)")
+    return args.design
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m hw_build``."""
+    parser = argparse.ArgumentParser(prog="python -m hw_build",
+                                     description="Hardware side of the QPD flow: QONNX export, FINN compilation for the PYNQ-Z2, verification.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    p = sub.add_parser("export", help="export a run's student to bitstreams/<design>/policy.qonnx.onnx, with the parity check")
+    p.add_argument("run", help="run folder of a distilled student, e.g. runs/CartPole-v1/qpd-2x32-w2a2-s0")
+    p.add_argument("--design", default=None, help="design name (default <env>-<run folder name>)")
+    p.add_argument("--states", type=int, default=1000, help="states from real episodes for the parity check (default 1000)")
+    p.add_argument("--force", action="store_true", help="replace an existing design of that name")
+    for verb, text in (("estimate", "FINN build up to the estimate reports; accel.json and weights.npz"),
+                       ("codegen", "as estimate, plus the HLS C++ and RTL sources"),
+                       ("bitstream", "the full build with Vivado (stops with exit code 3 where Vivado is missing)")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
+        p.add_argument("--target-fps", type=int, default=None,
+                       help="throughput target for folding (default: the fastest folding that fits comfortably)")
+        p.add_argument("--clock-ns", type=float, default=10.0, help="clock period in ns (default 10 = 100 MHz)")
+    p = sub.add_parser("verify", help="the verification ladder (Brevitas, QONNX, FINN graphs) on real states")
+    p.add_argument("--design", default=None)
+    p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.verb == "export":
+            from hw_build.export import export_design
+
+            if args.states <= 0:
+                raise FlowError(f"--states must be positive, got {args.states}")
+            export_design(args.run, args.design, force=args.force, n_states=args.states)
+        elif args.verb in ("estimate", "codegen"):
+            from hw_build.compile import estimate_design
+
+            estimate_design(_design_name(args), target_fps=args.target_fps, clock_ns=args.clock_ns, kind=args.verb)
+        elif args.verb == "bitstream":
+            from hw_build.compile import bitstream_design
+
+            return bitstream_design(_design_name(args), target_fps=args.target_fps, clock_ns=args.clock_ns)
+        elif args.verb == "verify":
+            from hw_build.verify import verify_design
+
+            if args.states <= 0:
+                raise FlowError(f"--states must be positive, got {args.states}")
+            verify_design(_design_name(args), n_states=args.states)
+    except FlowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0

@@ -1,0 +1,98 @@
+"""The verification ladder, levels 1 to 3 (DESIGN.md §5): every level gives the same actions.
+
+1. the Brevitas student (PyTorch, fake-quant): the reference;
+2. the QONNX graph (qonnx execution);
+3. the FINN graph after streamlining, and after conversion to hardware layers (FINN's Python
+   execution of Thresholding / MVAU / LabelSelect, before ``SpecializeLayers``).
+
+All levels run on the same states, visited in real episodes driven by the student. Discrete
+actions are compared exactly, ties broken towards the lowest index at every level (the rule
+of FINN's LabelSelect); continuous actions within a tolerance of one output quantization step.
+Level 4 (the host's emulator) is checked by ``make compare``; level 5 by ``make board-eval``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training import atomic
+from training.errors import FlowError
+
+#: Levels below the reference: (label, name, graph in the design folder, what its output is).
+LEVELS = (
+    ("2", "QONNX graph", "policy.qonnx.onnx", "logits"),
+    ("3a", "FINN graph after streamlining", "intermediate_models/step_streamline.onnx", "logits"),
+    ("3b", "FINN hardware-layer graph (Python execution)", "intermediate_models/step_convert_to_hw.onnx", "hardware"),
+)
+
+
+def _level_actions(student, states: np.ndarray, raw: np.ndarray, kind: str, output_scale: float | None) -> np.ndarray:
+    """Actions (discrete) or action values (continuous) from one level's raw outputs."""
+    from training.student import first_argmax
+
+    if student.spec.discrete:
+        if kind == "labels":
+            return raw[:, 0].astype(np.int64)
+        with torch.no_grad():
+            scale = float(student.output_scale(student.features(torch.as_tensor(states))))
+        return first_argmax(np.round(raw / scale))
+    return raw * output_scale if kind == "integers" else raw
+
+
+def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
+    """``make verify``: run the ladder and write ``verify.json``; raise if any level disagrees."""
+    from hw_build.design import ACCEL_FILE, EXPORT_FILE, VERIFY_FILE, existing_design_dir
+    from hw_build.execution import execute_batch
+    from hw_build.export import episode_states
+    from hw_build.finn_env import prepare_finn
+    from training.distill import STUDENT_FILE, StudentPolicy, load_student
+
+    out = existing_design_dir(design, needs=ACCEL_FILE)
+    prepare_finn(Path("build") / "finn")
+    export = json.loads((out / EXPORT_FILE).read_text())
+    accel = json.loads((out / ACCEL_FILE).read_text())
+    student, _ = load_student(Path(export["run"]) / STUDENT_FILE)
+    t0 = time.perf_counter()
+    states = episode_states(export["env_id"], StudentPolicy(student), n_states)
+    with torch.no_grad():
+        if student.spec.discrete:
+            reference = student.act(states)
+        else:
+            reference = student.actor(torch.as_tensor(states)).numpy()
+    output_scale = accel["action"].get("output_scale")
+    step = output_scale if output_scale is not None else 0.0
+    levels: list[dict[str, Any]] = [{"level": "1", "name": "Brevitas student (PyTorch)", "agreement": 1.0}]
+    for label, name, rel, output in LEVELS:
+        raw = execute_batch(out / rel, states)
+        kind = output if output == "logits" else ("labels" if student.spec.discrete else "integers")
+        values = _level_actions(student, states, raw, kind, output_scale)
+        entry: dict[str, Any] = {"level": label, "name": name, "graph": rel}
+        if student.spec.discrete:
+            entry["agreement"] = float((values == reference).mean())
+        else:
+            diff = np.abs(values - reference).max(axis=1)
+            entry["max_abs_diff"] = float(diff.max())
+            entry["agreement"] = float((diff <= max(step, 1e-5) * 1.001).mean())
+        levels.append(entry)
+    ok = all(level["agreement"] == 1.0 for level in levels)
+    record = {"format_version": 1, "design": design, "env_id": export["env_id"], "n_states": len(states),
+              "states": "real episodes driven by the student (seeds 50,000,000..)",
+              "comparison": "exact actions, ties to the lowest index" if student.spec.discrete else
+                            f"action values within one output step ({step:.3g})",
+              "levels": levels, "passed": ok, "wall_s": round(time.perf_counter() - t0, 2)}
+    atomic.write_json(out / VERIFY_FILE, record)
+    for level in levels:
+        print(f"  level {level['level']:<2}: {level['name']:<46} agreement {100 * level['agreement']:7.3f} %")
+    print(f"verification of {design} on {len(states):,} states from real episodes: "
+          f"{'PASSED' if ok else 'FAILED'} ({record['wall_s']:.1f} s); {out / VERIFY_FILE}")
+    if not ok:
+        worst = min(levels, key=lambda lv: lv["agreement"])
+        raise FlowError(f"verification of {design} failed: {worst['name']} agrees on only "
+                        f"{100 * worst['agreement']:.3f} % of the states (see {out / VERIFY_FILE})")
+    return record

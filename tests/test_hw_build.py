@@ -1,0 +1,195 @@
+"""The hardware build on a tiny student: export, estimate, codegen, the Vivado gate, verify, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, run_cli
+from training.errors import FlowError
+
+DESIGN = "tiny-cartpole"
+
+
+@pytest.fixture(scope="module")
+def designs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bitstreams")
+    old = os.environ.get("QPD_BITSTREAMS")
+    os.environ["QPD_BITSTREAMS"] = str(root)
+    yield root
+    if old is None:
+        del os.environ["QPD_BITSTREAMS"]
+    else:
+        os.environ["QPD_BITSTREAMS"] = old
+
+
+@pytest.fixture(scope="module")
+def estimated(designs, short_qpd_student):
+    from hw_build.compile import estimate_design
+    from hw_build.export import export_design
+
+    export = export_design(short_qpd_student[0], DESIGN, n_states=500)
+    estimate = estimate_design(DESIGN, kind="codegen", quiet=True)
+    return designs / DESIGN, export, estimate
+
+
+def test_export_writes_the_qonnx_and_a_perfect_parity_record(estimated):
+    folder, export, _ = estimated
+    assert (folder / "policy.qonnx.onnx").exists()
+    parity = json.loads((folder / "export.json").read_text())["parity"]
+    assert parity["n_states"] == 500 and parity["action_agreement"] == 1.0 and parity["integer_logits_equal"]
+    assert export["action"] == "discrete" and len(export["student_checkpoint_sha256"]) == 64
+
+
+def test_estimate_fits_the_xc7z020_with_argmax_in_hardware(estimated):
+    folder, _, est = estimated
+    assert est.fits_comfortably and est.fps > 1e6 and est.resources["LUT"] > 0
+    summary = json.loads((folder / "estimate.json").read_text())
+    assert summary["part"] == "xc7z020clg400-1" and summary["utilisation"]["LUT"] < 0.7
+    accel = json.loads((folder / "accel.json").read_text())
+    assert [layer["op"] for layer in accel["layers"]] == ["Thresholding", "MVAU", "MVAU", "MVAU", "LabelSelect"]
+    assert accel["action"]["argmax_in_hardware"] and accel["output"]["normal_shape"] == [1, 1]
+    assert accel["input"]["finn_datatype"] == "FLOAT32" and accel["input"]["normal_shape"] == [1, 4]
+
+
+def test_codegen_keeps_the_hls_and_rtl_sources(estimated):
+    folder, _, _ = estimated
+    sources = folder / "hw_sources"
+    assert (sources / "Thresholding_rtl_0" / "Thresholding_rtl_0.v").exists()
+    assert list((sources / "MVAU_hls_0").glob("top_MVAU_hls_0.cpp"))
+
+
+def test_accel_spec_round_trip_matches_weights_and_files(estimated):
+    from hw_build.design import sha256_file
+
+    folder, _, _ = estimated
+    accel = json.loads((folder / "accel.json").read_text())
+    assert accel["format_version"] == 1
+    assert accel["hashes"]["weights_npz_sha256"] == sha256_file(folder / "weights.npz")
+    assert accel["hashes"]["qonnx_sha256"] == sha256_file(folder / "policy.qonnx.onnx")
+    assert accel["hashes"]["bitstream_sha256"] is None
+    with np.load(folder / "weights.npz") as weights:
+        for layer in accel["layers"]:
+            if layer["op"] == "MVAU":
+                w = weights[layer["weights"]]
+                assert w.shape == (layer["mw"], layer["mh"]) and np.array_equal(w, np.round(w))
+                if layer["thresholds"]:
+                    assert weights[layer["thresholds"]].shape[0] == layer["mh"]
+            if layer["op"] == "Thresholding":
+                assert weights[layer["thresholds"]].shape[0] == layer["channels"]
+    assert json.loads(json.dumps(accel)) == accel
+
+
+def test_verify_ladder_agrees_on_every_state(estimated):
+    from hw_build.verify import verify_design
+
+    folder, _, _ = estimated
+    record = verify_design(DESIGN, n_states=2000)
+    assert record["passed"] and [lv["level"] for lv in record["levels"]] == ["1", "2", "3a", "3b"]
+    assert all(lv["agreement"] == 1.0 for lv in record["levels"])
+    assert json.loads((folder / "verify.json").read_text())["n_states"] == 2000
+
+
+def test_bitstream_without_vivado_stops_with_exit_3(estimated, designs):
+    env = {k: v for k, v in os.environ.items() if k != "XILINX_VIVADO"}
+    proc = subprocess.run([sys.executable, "-m", "hw_build", "bitstream", "--design", DESIGN], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr
+    assert "Vivado is not installed (XILINX_VIVADO is unset)" in proc.stdout and "no bitstream" in proc.stdout
+    assert not (designs / DESIGN / "finn-accel.bit").exists()
+
+
+def test_bitstream_config_is_the_full_zynq_build(tmp_path):
+    import finn.builder.build_dataflow_config as bc
+
+    from hw_build.compile import build_config, step_qpd_output_head
+    from hw_build.finn_env import prepare_finn
+
+    prepare_finn(tmp_path)
+    cfg = build_config(tmp_path, "bitstream", 1_000_000, 5.0)
+    names = [s if isinstance(s, str) else s.__name__ for s in cfg.steps]
+    assert names[names.index("step_streamline") + 1] == "step_qpd_output_head" and step_qpd_output_head in cfg.steps
+    for step in ("step_hw_codegen", "step_create_stitched_ip", "step_synthesize_bitfile", "step_make_driver",
+                 "step_deployment_package"):
+        assert step in names or step == "step_hw_codegen"
+    assert cfg.board == "Pynq-Z2" and cfg.shell_flow_type == bc.ShellFlowType.VIVADO_ZYNQ
+    assert cfg.synth_clk_period_ns == 5.0 and cfg.target_fps == 1_000_000
+    assert {bc.DataflowOutputType.BITFILE, bc.DataflowOutputType.PYNQ_DRIVER,
+            bc.DataflowOutputType.DEPLOYMENT_PACKAGE} <= set(cfg.generate_outputs)
+
+
+def test_finn_adaptations_do_nothing_when_vivado_is_present():
+    code = ("import os; from hw_build.finn_env import prepare_finn; prepare_finn('/tmp/finn-vivado-test');"
+            "import finn.xsi, finn.util.basic as b; print('SimEngine' in vars(finn.xsi), b.get_vivado_root())")
+    env = {**os.environ, "XILINX_VIVADO": "/opt/Xilinx/Vivado/2024.2"}
+    env.pop("FINN_BUILD_DIR", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-2:] == ["False", "/opt/Xilinx/Vivado/2024.2"]
+
+
+def _user_error(proc, fragment):
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: ") and fragment in proc.stderr, proc.stderr
+
+
+def test_export_refuses_a_run_without_a_student(designs, cartpole_teacher):
+    _user_error(run_cli("hw_build", "export", str(cartpole_teacher), env={"QPD_BITSTREAMS": str(designs)}),
+                "has no distilled student")
+
+
+def test_export_refuses_an_existing_design_unless_forced(estimated, designs, short_qpd_student):
+    _user_error(run_cli("hw_build", "export", str(short_qpd_student[0]), "--design", DESIGN,
+                        env={"QPD_BITSTREAMS": str(designs)}), "exists already")
+
+
+def test_unwritable_output_folder(short_qpd_student, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    _user_error(run_cli("hw_build", "export", str(short_qpd_student[0]), env={"QPD_BITSTREAMS": str(blocker)}),
+                "cannot create the design folder")
+
+
+def test_estimate_of_a_missing_design(designs):
+    _user_error(run_cli("hw_build", "estimate", "--design", "nothing-here", env={"QPD_BITSTREAMS": str(designs)}),
+                "run make export")
+
+
+def test_a_student_finn_cannot_compile_is_named(estimated, designs, short_qpd_student):
+    """A per-channel output scale cannot go into the hardware argmax: FINN leaves it outside."""
+    import torch
+    from brevitas.nn import QuantLinear
+
+    from hw_build.compile import estimate_design
+    from hw_build.export import export_actor_qonnx
+    from training.distill import STUDENT_FILE, load_student
+    from training.student import HiddenWeightQuant
+
+    student, _ = load_student(short_qpd_student[0] / STUDENT_FILE)
+    old = student.actor_out
+    student.actor_out = QuantLinear(old.in_features, old.out_features, bias=False, weight_quant=HiddenWeightQuant,
+                                    weight_bit_width=2, return_quant_tensor=False)
+    student.actor_out.weight.data.copy_(old.weight.data)
+    student.train()
+    student(torch.randn(8, 4))
+    folder = designs / "per-channel-head"
+    folder.mkdir()
+    export_actor_qonnx(student.eval(), folder / "policy.qonnx.onnx")
+    shutil.copy(designs / DESIGN / "export.json", folder / "export.json")
+    with pytest.raises(FlowError, match=r"TopK \(TopK_0\) stayed outside the accelerator"):
+        estimate_design("per-channel-head", quiet=True)
+
+
+def test_bad_design_names(designs):
+    from hw_build.design import design_dir
+
+    for bad in ("../escape", "a b", ""):
+        with pytest.raises(FlowError, match="design name"):
+            design_dir(bad)
