@@ -34,7 +34,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table frontier export estimate codegen bitstream verify clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table frontier export estimate codegen bitstream verify compare deploy board-eval bench clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,7 +71,7 @@ lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the
 	  echo "# torch's +cpu wheel comes from the local wheel folder (pip's find-links); see ../shared/STACK.md."; \
 	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==' ) > requirements/workstation.lock
 
-demo: install ## the main job on the embedded default (CartPole-v1)
+demo: install ## the whole flow on CartPole-v1: teacher, QPD, export, estimate, verify, compare (emulated)
 	$(PY) -m training demo --env $(ENV) --seed $(SEED)
 
 test: install host-env ## run the test suite (fast tests; CI runs this), host tests also in the board-like env
@@ -123,6 +123,36 @@ bitstream: install ## full Vivado build (exit 3 without Vivado): DESIGN=<name>
 
 verify: install ## verification ladder levels 1-3 on real states: DESIGN=<name>
 	$(PY) -m hw_build verify $(design_flag)
+
+BACKEND  ?= emulated
+NUM_ENVS ?= 1
+BOARD    ?=
+BOARD_DIR ?= qpd
+compare_flags = --design $(DESIGN) --episodes $(EPISODES) --num-envs $(NUM_ENVS) \
+  $(if $(filter command line environment,$(origin ENV)),--env $(ENV),)
+
+compare: install ## hardware vs software on the same seeds: DESIGN=<name> [BACKEND=emulated] [EPISODES=100] [NUM_ENVS=1] [ENV=]
+	@test -n "$(DESIGN)" || { echo "make compare needs DESIGN=<name> (see bitstreams/)"; exit 2; }
+	$(PY) -m host compare --backend $(BACKEND) $(compare_flags)
+
+deploy: ## copy host/ and a design folder to a PYNQ-Z2: BOARD=<user@host> DESIGN=<name> [BOARD_DIR=qpd]
+	@test -n "$(BOARD)" -a -n "$(DESIGN)" || { echo "make deploy needs BOARD=<user@host> and DESIGN=<name>"; exit 2; }
+	@test -f bitstreams/$(DESIGN)/accel.json || { echo "design $(DESIGN) has no accel.json: run make estimate (and make bitstream with Vivado) first"; exit 2; }
+	ssh $(BOARD) mkdir -p $(BOARD_DIR)/bitstreams
+	rsync -a --exclude __pycache__ host Makefile requirements $(BOARD):$(BOARD_DIR)/
+	rsync -a --exclude intermediate_models --exclude hw_sources bitstreams/$(DESIGN) $(BOARD):$(BOARD_DIR)/bitstreams/
+	@echo "on the board: cd $(BOARD_DIR) && sudo -E make board-eval DESIGN=$(DESIGN)"
+
+board-eval: ## ON THE BOARD (pynq's Python): FPGA policy vs software on the same seeds: DESIGN=<name> [EPISODES=100]
+	python3 -m host compare --backend pynq $(compare_flags)
+
+BENCH_DESIGN ?= demo-CartPole-v1
+
+bench: install ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, distillation speed (needs make demo first)
+	@test -f bitstreams/$(BENCH_DESIGN)/accel.json || { echo "make bench needs the design $(BENCH_DESIGN): run make demo first"; exit 2; }
+	$(PY) bench/bench_packing.py
+	$(PY) bench/bench_host.py bitstreams/$(BENCH_DESIGN)
+	$(PY) bench/bench_distill.py
 
 clean-venv: ## remove the workstation environment
 	rm -rf $(VENV)

@@ -123,6 +123,10 @@ def export_design(run_dir: str | Path, design: str | None = None, *, force: bool
         "parity": {"levels": "Brevitas vs QONNX (qonnx execute_onnx)", "states": "real episodes driven by the student",
                    **parity},
     }
+    teacher_dir = Path(config.get("teacher", ""))
+    if (teacher_dir / "teacher.zip").exists():
+        export_teacher_numpy(teacher_dir, env_id, out / "teacher.npz")
+        record["teacher"] = {"run": str(teacher_dir), "numpy_weights": "teacher.npz"}
     atomic.write_json(out / EXPORT_FILE, record)
     print(f"exported {run_dir} to {qonnx_path}\n  parity on {parity['n_states']} states from real episodes: "
           f"action agreement {100 * parity['action_agreement']:.2f} %, " +
@@ -132,3 +136,36 @@ def export_design(run_dir: str | Path, design: str | None = None, *, force: bool
         raise FlowError(f"QONNX export of {run_dir} disagrees with Brevitas on "
                         f"{100 * (1 - parity['action_agreement']):.2f} % of states; see {out / EXPORT_FILE}")
     return record
+
+
+def export_teacher_numpy(teacher_dir: Path, env_id: str, path: Path) -> Path:
+    """The float teacher's actor as plain arrays, for its numpy forward pass on the board.
+
+    Holds ``w{i}``/``b{i}`` per linear layer (PyTorch layout: out × in), the activation name,
+    the observation normaliser (if the teacher had one) and the action bounds.
+    """
+    import io
+
+    import torch.nn as nn
+
+    from training import atomic
+    from training.teacher import TeacherPolicy
+
+    teacher = TeacherPolicy.load(teacher_dir, env_id)
+    policy = teacher.model.policy
+    linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)] + [policy.action_net]
+    acts = {type(m).__name__.lower() for m in policy.mlp_extractor.policy_net if not isinstance(m, nn.Linear)}
+    arrays: dict[str, np.ndarray] = {}
+    for i, layer in enumerate(linears):
+        arrays[f"w{i}"] = layer.weight.detach().numpy().astype(np.float32)
+        arrays[f"b{i}"] = layer.bias.detach().numpy().astype(np.float32)
+    arrays["activation"] = np.array(acts.pop() if acts else "identity")
+    arrays["discrete"] = np.array(teacher.discrete)
+    if teacher.normalizer is not None:
+        n = teacher.normalizer
+        arrays.update(obs_mean=n.mean, obs_var=n.var, obs_clip=np.array(n.clip), obs_eps=np.array(n.epsilon))
+    if not teacher.discrete:
+        arrays.update(low=teacher.model.action_space.low, high=teacher.model.action_space.high)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic.write_bytes(path, buf.getvalue())

@@ -193,3 +193,20 @@ def test_bad_design_names(designs):
     for bad in ("../escape", "a b", ""):
         with pytest.raises(FlowError, match="design name"):
             design_dir(bad)
+
+
+def test_host_emulator_matches_finn_python_execution_live(estimated, short_qpd_student):
+    """Level 4 of the ladder against level 3b, on states from real episodes."""
+    from host.emulator import EmulatedAccelerator
+    from host.spec import load_spec
+    from hw_build.execution import execute_batch
+    from hw_build.export import episode_states
+    from training.distill import STUDENT_FILE, StudentPolicy, load_student
+
+    folder, _, _ = estimated
+    student, _ = load_student(short_qpd_student[0] / STUDENT_FILE)
+    states = episode_states("CartPole-v1", StudentPolicy(student), 3000, seed_base=70_000_000)
+    finn = execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", states)
+    emulated = EmulatedAccelerator(load_spec(folder))(states)
+    np.testing.assert_array_equal(emulated.reshape(finn.shape), finn)
+    np.testing.assert_array_equal(emulated[:, 0], student.act(states))  # and the Brevitas student's actions

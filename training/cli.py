@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from training.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, FlowError
 from training.evaluation import EVAL_SEED_START
+from host.errors import HostError
 
 
 def _cmd_teacher(args: argparse.Namespace) -> None:
@@ -129,12 +130,47 @@ def _cmd_envs(args: argparse.Namespace) -> None:  # noqa: ARG001
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
+    import time
+
+    from hw_build.compile import estimate_design
+    from hw_build.export import export_design
+    from hw_build.verify import verify_design
+    from training.distill import distill
+    from training.qpd_config import load_qpd_config
     from training.train_teacher import train_teacher
 
-    print(f"== demo on {args.env}, seed {args.seed}: PPO teacher ==")
-    results = train_teacher(args.env, args.seed)
-    print(f"== demo done: teacher {results['mean_return']:.1f} ± {results['std_return']:.1f} "
-          f"over {results['n_episodes']} seeded episodes ==")
+    t0 = time.perf_counter()
+    env = args.env
+
+    def stage(text: str) -> None:
+        print(f"\n== [{time.perf_counter() - t0:5.0f} s] {text} ==")
+
+    stage(f"1/6 PPO teacher on {env}")
+    teacher = train_teacher(env, 0)
+    stage("2/6 QPD: 2x32 student, 8 -> 6 -> 4 -> 3 -> 2 bits")
+    cfg = load_qpd_config(env_id=env, seed=args.seed)
+    from training.distill import student_run_dir
+    from training.runs import teacher_run_dir
+
+    student = distill(cfg, teacher_run_dir(env, 0))
+    design = f"demo-{env}"
+    stage(f"3/6 export to QONNX (design {design})")
+    export_design(student_run_dir(cfg), design, force=True)
+    stage("4/6 FINN estimate for the PYNQ-Z2 (accel.json, weights.npz)")
+    estimate_design(design)
+    stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
+    verify_design(design)
+    stage("6/6 environment loop against the emulated accelerator vs software, 100 episodes")
+    from host.cli import build_parser as host_parser, compare
+
+    rep = compare(host_parser().parse_args(["compare", "--design", design, "--episodes", "100"]))
+    brevitas = rep["software"].get("Brevitas student", {})
+    print(f"\n== demo done in {time.perf_counter() - t0:.0f} s ==\n"
+          f"teacher {teacher['mean_return']:.1f} ± {teacher['std_return']:.1f}; QPD student {student['student']} "
+          f"({100 * student['size']['ratio']:.2f} % of the teacher's size) {student['mean_return']:.1f} ± {student['std_return']:.1f}; "
+          f"emulated accelerator {rep['hardware']['mean_return']:.1f} ± {rep['hardware']['std_return']:.1f}, agreeing with the "
+          f"Brevitas student on {100 * brevitas.get('step_agreement', float('nan')):.2f} % of steps and "
+          f"{brevitas.get('identical_returns', 0)}/{rep['episodes']} episode returns")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (getattr(args, "episodes", 1) or 1) <= 0:
             raise FlowError(f"--episodes must be positive, got {args.episodes}")
         func(args)
-    except FlowError as exc:
+    except (FlowError, HostError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:

@@ -1,0 +1,94 @@
+"""Host speed: the emulator against FINN's Python execution, and environment steps per second against NUM_ENVS.
+
+- emulator vs FINN: the same design's hardware-layer graph, per call at batch 1 (a control
+  loop's call) and for one batch of 1000 states, ratio FINN / emulator;
+- steps per second of the whole loop (policy call + env.step) for k = 1, 4, 16, 64
+  environments side by side, for the emulated accelerator through the driver and for the
+  numpy teacher on the same CPU.
+
+Usage: ``.venv/bin/python bench/bench_host.py DESIGN_FOLDER [--out bench/results/host.json]``
+(the design needs ``intermediate_models/``, so one built here, e.g. ``bitstreams/demo-CartPole-v1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+
+def _best(fn, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("design")
+    parser.add_argument("--out", default="bench/results/host.json")
+    args = parser.parse_args()
+    from host.driver import FinnZynqDriver
+    from host.emulated_board import EmulatedBackend
+    from host.emulator import EmulatedAccelerator
+    from host.episodes import run_episodes
+    from host.spec import load_spec
+    from host.teacher_numpy import NumpyTeacher
+    from hw_build.execution import execute_batch, with_batch
+    from hw_build.finn_env import prepare_finn
+
+    prepare_finn()
+    folder = Path(args.design)
+    spec = load_spec(folder)
+    emulator = EmulatedAccelerator(spec)
+    graph = folder / "intermediate_models" / "step_convert_to_hw.onnx"
+    states = np.random.default_rng(0).normal(scale=0.5, size=(1000, spec.obs_dim)).astype(np.float32)
+    from finn.core.onnx_exec import execute_onnx
+
+    one = with_batch(graph, 1)
+    name = one.graph.input[0].name
+    finn_1 = _best(lambda: [execute_onnx(one, {name: states[i:i + 1]}) for i in range(50)]) / 50
+    emu_1 = _best(lambda: [emulator(states[i:i + 1]) for i in range(1000)]) / 1000
+    finn_b = _best(lambda: execute_batch(graph, states), 3)
+    emu_b = _best(lambda: emulator(states))
+    rows = [("emulator vs FINN Python execution, batch 1 (per call)", finn_1, emu_1),
+            ("emulator vs FINN Python execution, 1000 states in one call", finn_b, emu_b)]
+    print("| measure | FINN (µs) | emulator (µs) | FINN / emulator |\n| --- | ---: | ---: | ---: |")
+    for label, f, e in rows:
+        print(f"| {label} | {f * 1e6:.1f} | {e * 1e6:.1f} | {f / e:.0f}x |")
+    result = {"design": folder.name, "finn_batch1_us": finn_1 * 1e6, "emulator_batch1_us": emu_1 * 1e6,
+              "ratio_batch1": finn_1 / emu_1, "finn_batch1000_us": finn_b * 1e6, "emulator_batch1000_us": emu_b * 1e6,
+              "ratio_batch1000": finn_b / emu_b, "steps_per_second": []}
+    teacher = NumpyTeacher(folder / "teacher.npz") if (folder / "teacher.npz").exists() else None
+    print("\n| environments side by side (k) | emulated accelerator, steps/s | numpy teacher on the CPU, steps/s |\n"
+          "| ---: | ---: | ---: |")
+    for k in (1, 4, 16, 64):
+        seeds = list(range(1000, 1000 + max(k, 8)))
+        driver = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=k)
+
+        def make_env():
+            return gym.make(spec.env_id)
+
+        t0 = time.perf_counter()
+        hw = run_episodes(driver, make_env, seeds, num_envs=k)
+        hw_rate = sum(e.length for e in hw.episodes) / (time.perf_counter() - t0)
+        sw_rate = None
+        if teacher is not None:
+            t0 = time.perf_counter()
+            sw = run_episodes(teacher, make_env, seeds, num_envs=k)
+            sw_rate = sum(e.length for e in sw.episodes) / (time.perf_counter() - t0)
+        result["steps_per_second"].append({"k": k, "emulated_accelerator": hw_rate, "numpy_teacher": sw_rate})
+        print(f"| {k} | {hw_rate:,.0f} | {sw_rate:,.0f} |" if sw_rate else f"| {k} | {hw_rate:,.0f} | – |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

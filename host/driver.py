@@ -1,0 +1,174 @@
+"""A lean driver for FINN's Zynq shell: the IODMA protocol over pynq buffers and registers.
+
+It does what FINN's generated PYNQ driver does, and no more: buffers are allocated once and
+reused every step; an input is packed straight into the input buffer; the output DMA then the
+input DMA are started by writing the buffer's physical address (0x10), the number of frames
+(0x1C) and ``ap_start`` (0x00); the driver polls ``ap_done`` (bit 1 of the output DMA's 0x00)
+and unpacks the output buffer. A frame is one observation, so a batch of ``k`` environments'
+observations is one call with count ``k`` (the dataflow pipeline streams them back to back).
+
+The same driver runs on a board (:class:`PynqBackend`: ``pynq.Overlay``, ``pynq.allocate``)
+and anywhere else (:class:`host.emulated_board.EmulatedBackend`): only the backend, the
+lowest seam of register access and physical buffers, differs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from host import packing
+from host.errors import AcceleratorTimeout, HostError
+from host.spec import AccelSpec
+
+REG_CTRL, REG_ADDR, REG_COUNT = 0x00, 0x10, 0x1C
+AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
+
+
+class Registers(Protocol):
+    """An IP's AXI-lite registers (pynq's ``DefaultIP`` / ``MMIO`` have this interface)."""
+
+    def read(self, offset: int) -> int: ...
+    def write(self, offset: int, value: int) -> None: ...
+
+
+class Backend(Protocol):
+    """What the driver needs from a board: IPs by name, DMA-able buffers, the clock."""
+
+    def ip(self, name: str) -> Registers: ...
+    def allocate(self, shape: tuple[int, ...], dtype) -> np.ndarray: ...
+    def set_clock_mhz(self, mhz: float) -> None: ...
+
+
+class PynqBackend:
+    """The real board: a pynq ``Overlay`` of the design's bitstream (imports pynq lazily)."""
+
+    def __init__(self, bitfile: str) -> None:
+        try:
+            import pynq
+        except ImportError:
+            raise HostError("pynq is not installed here: the pynq backend runs on the board "
+                            "(use --backend emulated elsewhere)") from None
+        self._pynq = pynq
+        try:
+            self.overlay = pynq.Overlay(str(bitfile))
+        except RuntimeError as exc:  # pynq says "No Devices Found" off a board
+            raise HostError(f"cannot load {bitfile} with pynq ({exc}): is this a PYNQ board?") from None
+
+    def ip(self, name: str) -> Registers:
+        """The IP block ``name`` of the overlay."""
+        try:
+            return getattr(self.overlay, name)
+        except AttributeError:
+            raise HostError(f"the bitstream has no IP named {name} (accel.json's dma names)") from None
+
+    def allocate(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A physically contiguous buffer (``pynq.allocate``)."""
+        return self._pynq.allocate(shape=shape, dtype=dtype)
+
+    def set_clock_mhz(self, mhz: float) -> None:
+        """Set the fabric clock the design was built for."""
+        self._pynq.Clocks.fclk0_mhz = mhz
+
+
+@dataclass
+class CallTimes:
+    """Seconds spent in each part of one accelerator call."""
+
+    check: float = 0.0
+    pack: float = 0.0
+    accel: float = 0.0
+    unpack: float = 0.0
+
+    @property
+    def total(self) -> float:
+        """The whole call."""
+        return self.check + self.pack + self.accel + self.unpack
+
+
+@dataclass
+class FinnZynqDriver:
+    """Drives one accelerator through FINN's Zynq IODMA protocol.
+
+    Args:
+        spec: the design's accel spec.
+        backend: a board or the emulated one.
+        max_batch: the most observations one call may carry (buffers are sized for it).
+        timeout_s: how long to wait for ``ap_done`` before :class:`AcceleratorTimeout`.
+    """
+
+    spec: AccelSpec
+    backend: Backend
+    max_batch: int = 1
+    timeout_s: float = 1.0
+    last_times: CallTimes = field(default_factory=CallTimes)
+
+    def __post_init__(self) -> None:
+        io_in, io_out = self.spec.data["input"], self.spec.data["output"]
+        self.in_dtype, self.out_dtype = io_in["finn_datatype"], io_out["finn_datatype"]
+        self.in_folded = tuple(io_in["folded_shape"][1:])
+        self.out_folded = tuple(io_out["folded_shape"][1:])
+        self.in_packed = tuple(io_in["packed_shape"][1:])
+        self.out_packed = tuple(io_out["packed_shape"][1:])
+        self.ibuf = self.backend.allocate((self.max_batch, *self.in_packed), np.uint8)
+        self.obuf = self.backend.allocate((self.max_batch, *self.out_packed), np.uint8)
+        self.idma = self.backend.ip(self.spec.data["dma"]["input"])
+        self.odma = self.backend.ip(self.spec.data["dma"]["output"])
+        self.backend.set_clock_mhz(1000.0 / float(self.spec.data["clock_ns"]))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Actions for a batch of observations ``(n, obs_dim)``, ``n <= max_batch``."""
+        return self.spec.action_from_output(self.execute(obs))
+
+    def execute(self, obs: np.ndarray) -> np.ndarray:
+        """The accelerator's raw outputs for a batch of observations (timed into ``last_times``)."""
+        t0 = time.perf_counter()
+        obs = np.asarray(obs, dtype=np.float32).reshape(-1, self.spec.obs_dim)
+        n = len(obs)
+        if n > self.max_batch:
+            raise HostError(f"{n} observations in one call, but the driver's buffers hold {self.max_batch}")
+        if not np.isfinite(obs).all():
+            raise HostError("an observation holds NaN or infinity; it is not sent to the accelerator")
+        t1 = time.perf_counter()
+        ibuf = self.ibuf[:n]
+        packing.pack(obs.reshape(n, *self.in_folded), self.in_dtype, out=ibuf, check=False)
+        _sync(ibuf, "flush")
+        t2 = time.perf_counter()
+        self._run(n)
+        t3 = time.perf_counter()
+        _sync(self.obuf, "invalidate")
+        out = packing.unpack(self.obuf[:n], self.out_dtype, (n, *self.out_folded)).reshape(n, -1)
+        t4 = time.perf_counter()
+        self.last_times = CallTimes(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        return out
+
+    def _run(self, n: int) -> None:
+        if not self.odma.read(REG_CTRL) & AP_IDLE:
+            raise HostError("the output DMA is not idle: a previous call did not finish")
+        self.odma.write(REG_ADDR, _address(self.obuf))
+        self.odma.write(REG_COUNT, n)
+        self.odma.write(REG_CTRL, AP_START)
+        self.idma.write(REG_ADDR, _address(self.ibuf))
+        self.idma.write(REG_COUNT, n)
+        self.idma.write(REG_CTRL, AP_START)
+        deadline = time.perf_counter() + self.timeout_s
+        while not self.odma.read(REG_CTRL) & AP_DONE:
+            if time.perf_counter() > deadline:
+                raise AcceleratorTimeout(f"the accelerator did not answer within {self.timeout_s:g} s "
+                                         "(output DMA never reported done)")
+
+
+def _address(buf) -> int:
+    for attr in ("device_address", "physical_address"):
+        if hasattr(buf, attr):
+            return int(getattr(buf, attr))
+    raise HostError("buffer has no physical address")
+
+
+def _sync(buf, method: str) -> None:
+    fn = getattr(buf, method, None)
+    if fn is not None:
+        fn()

@@ -1,0 +1,108 @@
+"""The emulated backend: a stand-in for the board at the lowest seam only.
+
+It provides what pynq provides on the board — IP register files and physically addressed
+buffers — and behind them an emulated fabric: when the input DMA is started, it reads the
+packed frames at the address and count written to its registers, unpacks them as the
+accelerator's input stream would carry them, runs :class:`~host.emulator.EmulatedAccelerator`,
+packs the outputs into the buffer at the output DMA's address, and raises ``ap_done``. The
+driver above it is the board's driver, unchanged.
+
+``hang=True`` makes the fabric never finish (to test the driver's timeout).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from host import packing
+from host.driver import AP_DONE, AP_IDLE, AP_START, REG_ADDR, REG_COUNT, REG_CTRL
+from host.emulator import EmulatedAccelerator
+from host.errors import HostError
+from host.spec import AccelSpec
+
+
+class EmulatedBuffer(np.ndarray):
+    """A numpy array with a (fake) physical address, like ``pynq.buffer.PynqBuffer``."""
+
+    physical_address: int = 0
+
+    def flush(self) -> None:
+        """Nothing to flush: there is no cache between us and the emulated fabric."""
+
+    def invalidate(self) -> None:
+        """Nothing to invalidate."""
+
+
+class EmulatedIP:
+    """An AXI-lite register file; writing ``ap_start`` to the input DMA runs the fabric."""
+
+    def __init__(self, name: str, board: "EmulatedBackend") -> None:
+        self.name, self.board = name, board
+        self.regs: dict[int, int] = {REG_CTRL: AP_IDLE}
+
+    def read(self, offset: int) -> int:
+        """Read a register."""
+        return self.regs.get(offset, 0)
+
+    def write(self, offset: int, value: int) -> None:
+        """Write a register; ``ap_start`` starts this DMA."""
+        if offset == REG_CTRL and value & AP_START:
+            self.regs[REG_CTRL] = 0  # running: neither idle nor done
+            self.board.started(self.name)
+        else:
+            self.regs[offset] = int(value)
+
+
+class EmulatedBackend:
+    """IPs, buffers and the emulated fabric for one design."""
+
+    def __init__(self, spec: AccelSpec, hang: bool = False) -> None:
+        self.spec, self.hang = spec, hang
+        self.fabric = EmulatedAccelerator(spec)
+        self.ips = {name: EmulatedIP(name, self) for name in (spec.data["dma"]["input"], spec.data["dma"]["output"])}
+        self.memory: dict[int, EmulatedBuffer] = {}
+        self._next_address = 0x1000_0000
+        self.clock_mhz: float | None = None
+        self.frames_run = 0
+
+    def ip(self, name: str) -> EmulatedIP:
+        """The IP ``name``."""
+        if name not in self.ips:
+            raise HostError(f"the emulated design has no IP named {name}")
+        return self.ips[name]
+
+    def allocate(self, shape: tuple[int, ...], dtype) -> EmulatedBuffer:
+        """A zeroed buffer at a fresh address."""
+        buf = np.zeros(shape, dtype=dtype).view(EmulatedBuffer)
+        buf.physical_address = self._next_address
+        self.memory[self._next_address] = buf
+        self._next_address += (buf.nbytes + 0xFFF) & ~0xFFF
+        return buf
+
+    def set_clock_mhz(self, mhz: float) -> None:
+        """Record the clock (the emulation has no time base)."""
+        self.clock_mhz = mhz
+
+    def _buffer_at(self, address: int) -> EmulatedBuffer:
+        if address not in self.memory:
+            raise HostError(f"DMA address {address:#x} is not an allocated buffer")
+        return self.memory[address]
+
+    def started(self, name: str) -> None:
+        """A DMA was started; the input DMA's start runs the frames through the fabric."""
+        data = self.spec.data
+        if name != data["dma"]["input"] or self.hang:
+            return
+        idma, odma = self.ips[data["dma"]["input"]], self.ips[data["dma"]["output"]]
+        count = idma.read(REG_COUNT)
+        if odma.read(REG_CTRL) != 0 or odma.read(REG_COUNT) != count:
+            raise HostError("emulated fabric: the output DMA must be started first with the same frame count")
+        io_in, io_out = data["input"], data["output"]
+        frames = self._buffer_at(idma.read(REG_ADDR))[:count]
+        obs = packing.unpack(frames, io_in["finn_datatype"], (count, *io_in["folded_shape"][1:]))
+        out = self.fabric(obs.reshape(count, -1))
+        target = self._buffer_at(odma.read(REG_ADDR))[:count]
+        packing.pack(out.reshape(count, *io_out["folded_shape"][1:]), io_out["finn_datatype"], out=target)
+        self.frames_run += count
+        idma.regs[REG_CTRL] = AP_DONE | AP_IDLE
+        odma.regs[REG_CTRL] = AP_DONE | AP_IDLE

@@ -1,0 +1,90 @@
+"""The accelerator in numpy integer arithmetic: what the fabric computes, bit for bit.
+
+Each layer follows FINN's own Python execution of the same hardware layer (and so the HLS/RTL
+it generates): ``Thresholding`` counts the thresholds its input reaches (``x >= t``) and adds
+``ActVal``; ``MVAU`` multiplies integers and thresholds the accumulators the same way (or
+returns them when it has no activation); ``LabelSelect`` returns the index of the largest
+input, the lowest index among exact ties (ONNX TopK's rule, which FINN's LabelSelect follows).
+Accumulators are int64 here; FINN's Python execution uses float32, which is exact for the
+accumulator widths FINN assigns (≤ 24 bits); :func:`check_exactness` refuses wider ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from host.errors import HostError
+from host.spec import AccelSpec
+
+_FLOAT32_EXACT_BITS = 24
+
+
+def _threshold(values: np.ndarray, thresholds: np.ndarray, act_val: int, bipolar_out: bool) -> np.ndarray:
+    """``count(values >= thresholds)`` per channel, then scale/bias as FINN's MultiThreshold."""
+    counts = np.count_nonzero(values[..., None] >= thresholds[None, :, :], axis=-1)
+    if bipolar_out:
+        return 2 * counts - 1
+    return counts + act_val
+
+
+def _bits(dtype: str) -> int:
+    digits = "".join(ch for ch in dtype if ch.isdigit())
+    return int(digits) if digits else 1
+
+
+class EmulatedAccelerator:
+    """Runs a design's hardware layers on a batch of float32 observations.
+
+    Call it with ``(n, obs_dim)`` observations; it returns the accelerator's outputs, one
+    row per observation (action indices, or the integer accumulators of a continuous head).
+    """
+
+    def __init__(self, spec: AccelSpec) -> None:
+        self.spec = spec
+        self.layers = spec.data["layers"]
+        for layer in self.layers:
+            if layer["op"] == "MVAU":
+                check_exactness(layer)
+        self._weights = {
+            layer["name"]: spec.arrays[layer["weights"]].astype(np.int64) for layer in self.layers if layer["op"] == "MVAU"
+        }
+        self._thresholds = {
+            layer["name"]: spec.arrays[layer["thresholds"]] for layer in self.layers if layer.get("thresholds")
+        }
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        for layer in self.layers:
+            name, op = layer["name"], layer["op"]
+            if op == "Thresholding":
+                thr = self._thresholds[name].astype(np.float32)
+                x = _threshold(x, thr, layer["act_val"], layer["output_dtype"] == "BIPOLAR").astype(np.int64)
+            elif op == "MVAU":
+                x = self._mvau(layer, x)
+            elif op == "LabelSelect":
+                if layer["k"] != 1:
+                    raise HostError(f"LabelSelect with K={layer['k']} is not supported by the emulator (K=1 is)")
+                x = np.argmax(x, axis=-1)[:, None]  # numpy returns the first maximum: the lowest index
+            else:  # spec loading already refused unknown layers
+                raise HostError(f"unknown layer {op}")
+        return x
+
+    def _mvau(self, layer: dict, x: np.ndarray) -> np.ndarray:
+        w = self._weights[layer["name"]]
+        if layer["binary_xnor"] or (layer["input_dtype"] == "BIPOLAR" and layer["weight_dtype"] == "BIPOLAR"):
+            xb = x if layer["binary_xnor"] else (x + 1) // 2
+            wb = w if layer["binary_xnor"] else (w + 1) // 2
+            acc = xb @ wb + (1 - xb) @ (1 - wb)  # xnor-popcount: how many bits agree
+        else:
+            acc = x.astype(np.int64) @ w
+        if layer["no_activation"]:
+            return acc
+        thr = self._thresholds[layer["name"]].astype(np.float64)
+        return _threshold(acc.astype(np.float64), thr, layer["act_val"], layer["output_dtype"] == "BIPOLAR").astype(np.int64)
+
+
+def check_exactness(layer: dict) -> None:
+    """Refuse an MVAU whose accumulator FINN's float32 Python execution could not hold exactly."""
+    if _bits(layer["acc_dtype"]) > _FLOAT32_EXACT_BITS:
+        raise HostError(f"layer {layer['name']} accumulates in {layer['acc_dtype']}, wider than the "
+                        f"{_FLOAT32_EXACT_BITS} bits where the emulator is proven against FINN's Python execution")

@@ -1,0 +1,172 @@
+"""The comparison report: ``compare.json``, ``compare.md`` and plots (the product's proof).
+
+Returns are paired by seed; a paired sign-flip permutation test (numpy only: the board has no
+scipy guarantee) says whether the hardware's returns differ from each software policy's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from host.episodes import LoopResult
+
+PERMUTATIONS = 20_000
+
+
+def paired_permutation_test(a: list[float], b: list[float], seed: int = 0) -> dict[str, Any]:
+    """Two-sided paired test of mean(a - b) = 0 by random sign flips of the differences."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    observed = abs(diff.mean())
+    if not diff.any():
+        return {"test": "paired sign-flip permutation", "mean_difference": 0.0, "p_value": 1.0,
+                "identical": True, "n": len(diff)}
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=(PERMUTATIONS, len(diff)))
+    extreme = np.count_nonzero(np.abs((signs * diff).mean(axis=1)) >= observed - 1e-12)
+    return {"test": "paired sign-flip permutation", "mean_difference": float(diff.mean()),
+            "p_value": float((extreme + 1) / (PERMUTATIONS + 1)), "identical": False, "n": len(diff),
+            "permutations": PERMUTATIONS}
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50 / p99 / mean in microseconds."""
+    if not values:
+        return {}
+    us = np.asarray(values) * 1e6
+    return {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)), "mean_us": float(us.mean()),
+            "calls": len(us)}
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically (temporary file and rename) with the user's usual file mode."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def build_report(meta: dict[str, Any], hw: LoopResult, software: dict[str, LoopResult]) -> dict[str, Any]:
+    """The comparison as data."""
+    steps = sum(e.length for e in hw.episodes)
+    rep: dict[str, Any] = {
+        **meta,
+        "episodes": len(hw.episodes),
+        "seeds": [e.seed for e in hw.episodes],
+        "hardware": {"returns": hw.returns, "lengths": [e.length for e in hw.episodes],
+                     "mean_return": float(np.mean(hw.returns)), "std_return": float(np.std(hw.returns)),
+                     "stopped": [{"seed": e.seed, "why": e.stopped} for e in hw.episodes if e.stopped]},
+        "software": {},
+        "latency": {key: percentiles(vals) for key, vals in hw.times.items() if vals},
+    }
+    for name, result in software.items():
+        agree = sum(e.agree.get(name, 0) for e in hw.episodes)
+        rep["software"][name] = {
+            "returns": result.returns, "mean_return": float(np.mean(result.returns)),
+            "std_return": float(np.std(result.returns)),
+            "identical_returns": int(sum(a == b for a, b in zip(hw.returns, result.returns))),
+            "step_agreement": agree / steps if steps else 1.0,
+            "episodes_fully_agreeing": int(sum(e.agree.get(name, 0) == e.length for e in hw.episodes)),
+            "paired_test": paired_permutation_test(hw.returns, result.returns),
+            "latency": percentiles(hw.times.get(f"shadow:{name}", [])),
+        }
+    return rep
+
+
+def headline(rep: dict[str, Any]) -> str:
+    """The one paragraph a person reads first."""
+    hw = rep["hardware"]
+    lines = [f"{rep['env_id']}, design {rep['design']}, backend {rep['backend']}, {rep['episodes']} seeded episodes: "
+             f"hardware {hw['mean_return']:.2f} ± {hw['std_return']:.2f}"]
+    for name, sw in rep["software"].items():
+        test = sw["paired_test"]
+        verdict = "identical returns on every episode" if test["identical"] else \
+            f"mean difference {test['mean_difference']:+.2f}, p = {test['p_value']:.3g}"
+        lines.append(f"  vs {name}: {sw['mean_return']:.2f} ± {sw['std_return']:.2f}; action agreement "
+                     f"{100 * sw['step_agreement']:.2f} % of steps; {verdict}")
+    accel = rep["latency"].get("policy", {})
+    if accel:
+        lines.append(f"  hardware policy call p50 {accel['p50_us']:.1f} µs, p99 {accel['p99_us']:.1f} µs "
+                     f"({rep['backend']} backend)")
+    return "\n".join(lines)
+
+
+def markdown(rep: dict[str, Any]) -> str:
+    """``compare.md``."""
+    out = [f"# Hardware vs software: {rep['design']}", "", "```", headline(rep), "```", "",
+           "| policy | mean return ± std | identical returns | step agreement with hardware | paired test (p) | p50 call (µs) |",
+           "| --- | --- | ---: | ---: | --- | ---: |"]
+    hw = rep["hardware"]
+    out.append(f"| hardware ({rep['backend']}) | {hw['mean_return']:.2f} ± {hw['std_return']:.2f} | – | – | – | "
+               f"{rep['latency'].get('policy', {}).get('p50_us', float('nan')):.1f} |")
+    for name, sw in rep["software"].items():
+        test = sw["paired_test"]
+        p_value = "identical" if test["identical"] else f"{test['p_value']:.3g}"
+        out.append(f"| {name} | {sw['mean_return']:.2f} ± {sw['std_return']:.2f} | {sw['identical_returns']}/{rep['episodes']} "
+                   f"| {100 * sw['step_agreement']:.2f} % | {p_value} | {sw['latency'].get('p50_us', float('nan')):.1f} |")
+    out += ["", "Hardware call split (per call, µs):", "", "| part | p50 | p99 |", "| --- | ---: | ---: |"]
+    for key in ("check", "pack", "accel", "unpack", "env_step"):
+        lat = rep["latency"].get(key)
+        if lat:
+            out.append(f"| {key} | {lat['p50_us']:.1f} | {lat['p99_us']:.1f} |")
+    if hw["stopped"]:
+        out += ["", "Stopped episodes:"] + [f"- seed {s['seed']}: {s['why']}" for s in hw["stopped"]]
+    out += ["", f"Made by: `{rep['command']}`", ""]
+    return "\n".join(out)
+
+
+def plot(rep: dict[str, Any], path: Path) -> bool:
+    """Returns per episode (hardware vs each software policy) and the latency CDF; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    hw = rep["hardware"]["returns"]
+    for name, sw in rep["software"].items():
+        ax1.scatter(sw["returns"], hw, s=12, alpha=0.7, label=name)
+    every = hw + [r for sw in rep["software"].values() for r in sw["returns"]]
+    lo, hi = min(every), max(every)
+    ax1.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    ax1.set_xlabel("software return (same seed)")
+    ax1.set_ylabel("hardware return")
+    ax1.set_title("return per episode, paired by seed")
+    ax1.legend(fontsize=7)
+    for key, values in rep.get("_raw_times", {}).items():
+        if values:
+            us = np.sort(np.asarray(values) * 1e6)
+            ax2.plot(us, np.arange(1, len(us) + 1) / len(us), label=key)
+    ax2.set_xscale("log")
+    ax2.set_xlabel("latency per call (µs, log)")
+    ax2.set_ylabel("CDF")
+    ax2.set_title(f"latency ({rep['backend']} backend)")
+    ax2.legend(fontsize=7)
+    ax2.grid(alpha=0.3, which="both")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+def write_report(rep: dict[str, Any], raw_times: dict[str, list[float]], out_dir: Path) -> list[Path]:
+    """Write ``compare.json``, ``compare.md`` and ``compare.png`` into ``out_dir``; return the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "compare.json", out_dir / "compare.md"]
+    _write_text(written[0], json.dumps(rep, indent=2) + "\n")
+    _write_text(written[1], markdown(rep))
+    if plot({**rep, "_raw_times": raw_times}, out_dir / "compare.png"):
+        written.append(out_dir / "compare.png")
+    return written

@@ -1,0 +1,123 @@
+"""Reading a design folder's ``accel.json`` and ``weights.npz`` (format version 1), with checks.
+
+The host refuses, in one sentence: another format version, a ``weights.npz`` or bitstream
+whose hash is not the one ``accel.json`` names, a layer it does not know, and an environment
+whose observations do not fit the accelerator's input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from host.errors import HostError
+
+ACCEL_FORMAT_VERSION = 1
+ACCEL_FILE = "accel.json"
+WEIGHTS_FILE = "weights.npz"
+BITFILE = "finn-accel.bit"
+HWHFILE = "finn-accel.hwh"
+TEACHER_FILE = "teacher.npz"
+KNOWN_LAYERS = ("Thresholding", "MVAU", "LabelSelect")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class AccelSpec:
+    """A design as the host sees it: the parsed ``accel.json`` and the arrays of ``weights.npz``."""
+
+    folder: Path
+    data: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def env_id(self) -> str:
+        """The environment the design's policy was trained on."""
+        return self.data["env_id"]
+
+    @property
+    def discrete(self) -> bool:
+        """True when the accelerator returns an action index (LabelSelect)."""
+        return self.data["action"]["kind"] == "discrete"
+
+    @property
+    def obs_dim(self) -> int:
+        """Observation size the accelerator takes."""
+        return int(self.data["input"]["normal_shape"][-1])
+
+    @property
+    def bitfile(self) -> Path:
+        """Where the design's bitstream is (it may not exist)."""
+        return self.folder / BITFILE
+
+    def action_from_output(self, values: np.ndarray) -> np.ndarray:
+        """Turn the accelerator's unpacked output rows into actions (see ``accel.json``'s action)."""
+        action = self.data["action"]
+        if self.discrete:
+            return values.reshape(len(values), -1)[:, 0].astype(np.int64)
+        out = values.reshape(len(values), -1).astype(np.float64) * action["output_scale"]
+        return np.clip(out, action["low"], action["high"]).astype(np.float32)
+
+
+def load_spec(folder: str | Path, *, require_bitstream: bool = False) -> AccelSpec:
+    """Load and check a design folder (raises :class:`HostError` with one sentence)."""
+    folder = Path(folder)
+    path = folder / ACCEL_FILE
+    if not path.is_file():
+        raise HostError(f"{folder} is not a design folder: it has no {ACCEL_FILE} (make estimate DESIGN=... writes it)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise HostError(f"{path} is not valid JSON: {exc}") from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != ACCEL_FORMAT_VERSION:
+        raise HostError(f"{path} has format_version {version}; this host reads version {ACCEL_FORMAT_VERSION} "
+                        "(rebuild the design with this version of the flow)")
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise HostError(f"design {folder.name} has no {WEIGHTS_FILE}")
+    if sha256_file(weights) != data["hashes"]["weights_npz_sha256"]:
+        raise HostError(f"{weights} does not match {path} (its hash differs): the two come from different builds")
+    bit = folder / BITFILE
+    if bit.exists():
+        if data["hashes"].get("bitstream_sha256") != sha256_file(bit):
+            raise HostError(f"{bit} does not match {path} (its hash differs): rerun make bitstream or copy the matching pair")
+    elif require_bitstream:
+        raise HostError(f"design {folder.name} has no {BITFILE}: build it with make bitstream where Vivado is installed")
+    unknown = [layer["op"] for layer in data["layers"] if layer["op"] not in KNOWN_LAYERS]
+    if unknown:
+        raise HostError(f"{path} names layers this host cannot emulate: {', '.join(unknown)}")
+    try:
+        with np.load(weights) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise HostError(f"{weights} is corrupt: {exc}") from None
+    return AccelSpec(folder, data, arrays)
+
+
+def check_env_fits(spec: AccelSpec, observation_space, action_space) -> None:
+    """Refuse an environment whose spaces differ from the design's."""
+    shape = tuple(getattr(observation_space, "shape", ()) or ())
+    if shape != (spec.obs_dim,):
+        raise HostError(f"the environment's observations have shape {shape}, but design {spec.folder.name} "
+                        f"takes ({spec.obs_dim},) (it was built for {spec.env_id})")
+    n = getattr(action_space, "n", None)
+    if spec.discrete and (n is None or int(n) != int(spec.data["action"]["n"])):
+        raise HostError(f"the environment's action space {action_space} does not fit design {spec.folder.name}, "
+                        f"which chooses among {spec.data['action']['n']} actions")
+    if not spec.discrete and tuple(getattr(action_space, "shape", ()) or ()) != (int(spec.data["action"]["n"]),):
+        raise HostError(f"the environment's action space {action_space} does not fit design {spec.folder.name}")

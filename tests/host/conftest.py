@@ -1,0 +1,21 @@
+"""Fixtures of the host tests: the reference designs in tests/host/data/ (see make_reference.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(params=["discrete", "continuous"])
+def reference(request) -> Path:
+    """A reference design folder (CartPole-v1 2x32 w2a2, or Pendulum-v1 2x32 w4a4)."""
+    return DATA / request.param
+
+
+@pytest.fixture
+def discrete_design() -> Path:
+    """The CartPole-v1 reference design."""
+    return DATA / "discrete"

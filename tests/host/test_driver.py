@@ -1,0 +1,69 @@
+"""The driver's IODMA protocol against the emulated board: actions, registers, timeouts, NaN."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from host.driver import AP_DONE, REG_ADDR, REG_COUNT, REG_CTRL, FinnZynqDriver
+from host.emulated_board import EmulatedBackend
+from host.emulator import EmulatedAccelerator
+from host.errors import AcceleratorTimeout, HostError
+from host.spec import load_spec
+
+
+@pytest.mark.parametrize("batch", [1, 4, 16])
+def test_driver_actions_equal_the_emulator(reference, batch):
+    spec = load_spec(reference)
+    states = np.load(reference / "states.npy")[:64]
+    driver = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=batch)
+    actions = np.concatenate([driver(states[i:i + batch]) for i in range(0, len(states), batch)])
+    np.testing.assert_array_equal(actions, spec.action_from_output(EmulatedAccelerator(spec)(states)))
+
+
+def test_register_protocol(discrete_design):
+    spec = load_spec(discrete_design)
+    board = EmulatedBackend(spec)
+    driver = FinnZynqDriver(spec, board, max_batch=8)
+    driver(np.load(discrete_design / "states.npy")[:5])
+    odma, idma = board.ip("odma0"), board.ip("idma0")
+    assert odma.read(REG_ADDR) == driver.obuf.physical_address and idma.read(REG_ADDR) == driver.ibuf.physical_address
+    assert odma.read(REG_COUNT) == 5 == idma.read(REG_COUNT)
+    assert odma.read(REG_CTRL) & AP_DONE and board.frames_run == 5
+    assert board.clock_mhz == pytest.approx(1000 / spec.data["clock_ns"])
+
+
+def test_buffers_are_allocated_once(discrete_design):
+    spec = load_spec(discrete_design)
+    board = EmulatedBackend(spec)
+    driver = FinnZynqDriver(spec, board, max_batch=2)
+    for state in np.load(discrete_design / "states.npy")[:10]:
+        driver(state[None])
+    assert len(board.memory) == 2
+
+
+def test_a_silent_accelerator_times_out_instead_of_hanging(discrete_design):
+    spec = load_spec(discrete_design)
+    driver = FinnZynqDriver(spec, EmulatedBackend(spec, hang=True), timeout_s=0.05)
+    start = time.perf_counter()
+    with pytest.raises(AcceleratorTimeout, match="did not answer within 0.05 s"):
+        driver(np.zeros((1, 4), dtype=np.float32))
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_observations_never_reach_the_fabric(discrete_design, bad):
+    spec = load_spec(discrete_design)
+    board = EmulatedBackend(spec)
+    driver = FinnZynqDriver(spec, board)
+    with pytest.raises(HostError, match="NaN or infinity"):
+        driver(np.array([[0.0, bad, 0.0, 0.0]], dtype=np.float32))
+    assert board.frames_run == 0
+
+
+def test_more_observations_than_the_buffers_hold(discrete_design):
+    spec = load_spec(discrete_design)
+    with pytest.raises(HostError, match="buffers hold 2"):
+        FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=2)(np.zeros((3, 4), dtype=np.float32))
