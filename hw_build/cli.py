@@ -7,6 +7,7 @@ bitstream build without Vivado exits with 3 after saying what it produced.
 from __future__ import annotations
 
 import argparse
+import warnings
 import sys
 from typing import Sequence
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the process exit code."""
     args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
     try:
         if args.verb == "export":
             from hw_build.export import export_design

@@ -13,12 +13,12 @@ A design folder holds everything one accelerator is made of (DESIGN.md §3)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
 from pathlib import Path
 
+from host.spec import sha256_file  # noqa: F401  (the one implementation, shared with the board)
 from training.errors import FlowError
 
 QONNX_FILE = "policy.qonnx.onnx"
@@ -75,11 +75,3 @@ def existing_design_dir(name: str, needs: str = QONNX_FILE) -> Path:
         raise FlowError(f"the design folder {path} is not writable")
     return path
 
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

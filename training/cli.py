@@ -7,6 +7,7 @@ one sentence on stderr and exit code 2; Ctrl-C exits with 130 after saying what 
 from __future__ import annotations
 
 import argparse
+import warnings
 import json
 import sys
 from pathlib import Path
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the process exit code."""
     args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         if (getattr(args, "episodes", 1) or 1) <= 0:

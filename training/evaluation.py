@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from gymnasium.wrappers import RecordEpisodeStatistics
 from tqdm.auto import tqdm
 
 from training.envs import make_env
@@ -83,35 +82,21 @@ def evaluate(
 ) -> EvalResult:
     """Run one deterministic episode per seed and record its return and length.
 
-    All episodes run side by side, one environment per seed, and ``policy`` gets the
-    observations of the episodes still running as one float32 batch ``(n, obs_dim)`` and
-    returns their actions. Each episode is independent of the others, so the returns are
-    the same as one episode at a time; nothing but the seeds is random, so the same policy
-    and seeds give the same returns.
+    All episodes run side by side, one environment per seed (the host's environment loop,
+    :func:`host.episodes.run_episodes`, the same loop the hardware comparison uses), and
+    ``policy`` gets the observations of the episodes still running as one float32 batch
+    ``(n, obs_dim)``. Each episode is independent of the others, so the returns are the same
+    as one episode at a time; nothing but the seeds is random, so the same policy and seeds
+    give the same returns.
     """
+    from host.episodes import run_episodes
+
     result = EvalResult(env_id=env_id, seeds=[int(s) for s in seeds])
-    envs = [RecordEpisodeStatistics(make_env(env_id)) for _ in result.seeds]
-    returns: list[float | None] = [None] * len(envs)
-    lengths: list[int | None] = [None] * len(envs)
     start = time.perf_counter()
-    bar = tqdm(total=len(envs), desc=desc, unit="ep", disable=not progress, leave=False)
-    try:
-        obs = {i: env.reset(seed=seed)[0] for i, (env, seed) in enumerate(zip(envs, result.seeds))}
-        while obs:
-            running = list(obs)
-            actions = policy(np.stack([obs[i] for i in running]).astype(np.float32))
-            for i, action in zip(running, actions):
-                ob, _, terminated, truncated, info = envs[i].step(action)
-                if terminated or truncated:
-                    returns[i], lengths[i] = float(info["episode"]["r"]), int(info["episode"]["l"])
-                    del obs[i]
-                    bar.update(1)
-                else:
-                    obs[i] = ob
-    finally:
-        bar.close()
-        for env in envs:
-            env.close()
-    result.returns, result.lengths = [float(r) for r in returns], [int(n) for n in lengths]
+    with tqdm(total=len(result.seeds), desc=desc, unit="ep", disable=not progress, leave=False) as bar:
+        loop = run_episodes(policy, lambda: make_env(env_id), result.seeds, num_envs=len(result.seeds),
+                            progress=bar.update)
+    result.returns = [float(e.ret) for e in loop.episodes]
+    result.lengths = [int(e.length) for e in loop.episodes]
     result.wall_s = time.perf_counter() - start
     return result
