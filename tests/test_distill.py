@@ -61,6 +61,7 @@ def test_resume_loads_finished_stages(short_qpd_student, cartpole_teacher, tmp_p
         again = distill(cfg, cartpole_teacher, copy, quiet=True)
     assert "stage 0 (2x16-w4a4) loaded" in caplog.text
     assert (copy / "student-stage1-2x16-w2a2.pt").exists() and again["updates"] == results["updates"]
+    assert [s["label"] for s in again["stages"]] == ["2x16-w4a4", "2x16-w2a2"]  # the loaded stage is kept
 
 
 def test_another_config_in_the_same_folder_is_refused(short_qpd_student, cartpole_teacher):

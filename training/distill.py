@@ -173,6 +173,7 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     total, done = sum(counts), 0
     curve: list[dict[str, Any]] = []
     stage_log: list[dict[str, Any]] = []
+    earlier_wall = 0.0  # seconds spent on stages trained by an earlier, interrupted invocation
     prev: QuantStudent | None = None
     extra = {"value_mean": value_mean, "value_std": value_std, "env_id": cfg.env_id}
     bar = tqdm(total=total, desc=f"{cfg.method} {base_spec.label()}", unit="upd", disable=quiet or None, dynamic_ncols=True)
@@ -180,12 +181,16 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
         spec = base_spec.with_bits(wbits, abits)
         path = run_dir / stage_file(index, spec)
         if path.exists():
-            student, _ = load_student(path)
+            student, state = load_student(path)
             log.info("stage %d (%s) loaded from %s", index, spec.label(), path.name)
+            if "stage" in state:
+                stage_log.append(state["stage"])
+                earlier_wall += float(state["stage"].get("wall_s", 0.0))
             done += n_updates
             bar.update(n_updates)
             prev = student
             continue
+        t_stage = time.perf_counter()
         student = QuantStudent(spec)
         if prev is not None:
             transfer_float_weights(prev, student)
@@ -219,7 +224,8 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
         quick = evaluate(StudentPolicy(student, low, high), cfg.env_id, eval_seeds(cfg.stage_eval_episodes))
         entry = {"stage": index, "label": spec.label(), "weight_bits": wbits, "act_bits": abits, "updates": n_updates,
                  "mean_return": quick.mean, "std_return": quick.std, "episodes": cfg.stage_eval_episodes,
-                 "agreement": agreement(student, teacher, agreement_states), "checkpoint": path.name}
+                 "agreement": agreement(student, teacher, agreement_states), "checkpoint": path.name,
+                 "wall_s": round(time.perf_counter() - t_stage, 1)}
         stage_log.append(entry)
         log.info("stage %d %s: return %.2f, agreement %.3f", index, spec.label(), quick.mean, entry["agreement"])
         save_student(path, student, {**extra, "stage": entry})
@@ -228,7 +234,7 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     student_collector.close()
     assert prev is not None
     student = prev
-    wall = time.perf_counter() - t_start
+    wall = time.perf_counter() - t_start + earlier_wall
 
     # 3. Final evaluation and the record.
     final_path = run_dir / stage_file(len(stages) - 1, student.spec)
@@ -247,23 +253,17 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
         "agreement_with_teacher": agreement(student, teacher, agreement_states),
         "teacher": {"run": str(teacher_dir), "mean_return": teacher_results.get("mean_return"),
                     "std_return": teacher_results.get("std_return")},
-        "stages": stage_log if stage_log else _stored_stages(run_dir),
+        "stages": stage_log,
         "distill_wall_s": round(wall, 1), "updates": total,
         **result.to_dict(),
     }
     atomic.write_json(run_dir / RESULTS_FILE, results)
-    if stage_log:
-        atomic.write_json(run_dir / STAGES_FILE, stage_log)
+    atomic.write_json(run_dir / STAGES_FILE, stage_log)
     if curve:
         _write_curves(run_dir, curve, cfg)
     if not quiet:
         print(summary_line(results, run_dir))
     return results
-
-
-def _stored_stages(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / STAGES_FILE
-    return json.loads(path.read_text()) if path.exists() else []
 
 
 def summary_line(results: dict[str, Any], run_dir: Path) -> str:
