@@ -21,7 +21,7 @@ _FLOAT32_EXACT_BITS = 24
 
 def _threshold(values: np.ndarray, thresholds: np.ndarray, act_val: int, bipolar_out: bool) -> np.ndarray:
     """``count(values >= thresholds)`` per channel, then scale/bias as FINN's MultiThreshold."""
-    counts = np.count_nonzero(values[..., None] >= thresholds[None, :, :], axis=-1)
+    counts = (values[..., None] >= thresholds[None, :, :]).sum(axis=-1, dtype=np.int64)
     if bipolar_out:
         return 2 * counts - 1
     return counts + act_val
@@ -48,8 +48,11 @@ class EmulatedAccelerator:
         self._weights = {
             layer["name"]: spec.arrays[layer["weights"]].astype(np.int64) for layer in self.layers if layer["op"] == "MVAU"
         }
+        # Converted once: the input Thresholding compares float32 observations with float32
+        # thresholds, as FINN does; MVAU thresholds compare with exact integer accumulators.
         self._thresholds = {
-            layer["name"]: spec.arrays[layer["thresholds"]] for layer in self.layers if layer.get("thresholds")
+            layer["name"]: spec.arrays[layer["thresholds"]].astype(np.float32 if layer["op"] == "Thresholding" else np.float64)
+            for layer in self.layers if layer.get("thresholds")
         }
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -57,8 +60,7 @@ class EmulatedAccelerator:
         for layer in self.layers:
             name, op = layer["name"], layer["op"]
             if op == "Thresholding":
-                thr = self._thresholds[name].astype(np.float32)
-                x = _threshold(x, thr, layer["act_val"], layer["output_dtype"] == "BIPOLAR").astype(np.int64)
+                x = _threshold(x, self._thresholds[name], layer["act_val"], layer["output_dtype"] == "BIPOLAR")
             elif op == "MVAU":
                 x = self._mvau(layer, x)
             elif op == "LabelSelect":
@@ -79,8 +81,7 @@ class EmulatedAccelerator:
             acc = x.astype(np.int64) @ w
         if layer["no_activation"]:
             return acc
-        thr = self._thresholds[layer["name"]].astype(np.float64)
-        return _threshold(acc.astype(np.float64), thr, layer["act_val"], layer["output_dtype"] == "BIPOLAR").astype(np.int64)
+        return _threshold(acc, self._thresholds[layer["name"]], layer["act_val"], layer["output_dtype"] == "BIPOLAR")
 
 
 def check_exactness(layer: dict) -> None:
