@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from host.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, HostError
 
 
@@ -29,7 +31,7 @@ def resolve_design(name: str) -> Path:
     raise HostError(f"design '{name}' not found (looked for {path} and {candidate})")
 
 
-def _brevitas_policy(design: Path):
+def _brevitas_policy(design: Path, spec):
     """The Brevitas student of the design's run, where torch and the training code are installed."""
     export = design / "export.json"
     if not export.exists():
@@ -42,7 +44,10 @@ def _brevitas_policy(design: Path):
     if not (run / STUDENT_FILE).exists():
         return None, f"the student checkpoint {run / STUDENT_FILE} is not here"
     student, _ = load_student(run / STUDENT_FILE)
-    return StudentPolicy(student), None
+    action = spec.data["action"]
+    if spec.discrete:
+        return StudentPolicy(student), None
+    return StudentPolicy(student, np.asarray(action["low"]), np.asarray(action["high"])), None
 
 
 def compare(args: argparse.Namespace) -> dict:
@@ -80,7 +85,7 @@ def compare(args: argparse.Namespace) -> dict:
         software["float teacher (numpy)"] = NumpyTeacher(design / TEACHER_FILE)
     else:
         notes.append(f"float teacher skipped: no {TEACHER_FILE} in the design")
-    brevitas, why = _brevitas_policy(design)
+    brevitas, why = _brevitas_policy(design, spec)
     if brevitas is not None:
         software["Brevitas student"] = brevitas
     else:
