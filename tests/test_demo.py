@@ -1,0 +1,23 @@
+"""The whole flow as `make demo` runs it (slow: about 4 minutes here; `make test-slow`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_the_hardware_matches_the_student(tmp_path):
+    env = {"QPD_RUNS": str(tmp_path / "runs"), "QPD_BITSTREAMS": str(tmp_path / "bitstreams")}
+    proc = run_cli("training", "demo", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "== demo done" in proc.stdout
+    rep = json.loads((tmp_path / "bitstreams" / "demo-CartPole-v1" / "compare-emulated" / "compare.json").read_text())
+    brevitas = rep["software"]["Brevitas student"]
+    assert rep["episodes"] == 100 and brevitas["step_agreement"] == 1.0 and brevitas["identical_returns"] == 100
+    assert rep["hardware"]["mean_return"] >= 475
+    verify = json.loads((tmp_path / "bitstreams" / "demo-CartPole-v1" / "verify.json").read_text())
+    assert verify["passed"] and verify["n_states"] >= 10_000
