@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from host.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, HostError
+from host.errors import HostError, run_command
 
 
 def resolve_design(name: str) -> Path:
@@ -137,12 +137,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the exit code."""
     args = build_parser().parse_args(argv)
-    try:
-        compare(args)
-    except HostError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0
+    return run_command(lambda: compare(args) and None)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import warnings
-import sys
 from typing import Sequence
 
-from training.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, FlowError
+from host.errors import run_command
+from training.errors import FlowError
 
 
 def _design_name(args: argparse.Namespace) -> str:
@@ -48,31 +48,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the process exit code."""
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
-    try:
-        if args.verb == "export":
-            from hw_build.export import export_design
+    return run_command(lambda: _run(args))
 
-            if args.states <= 0:
-                raise FlowError(f"--states must be positive, got {args.states}")
-            export_design(args.run, args.design, force=args.force, n_states=args.states)
-        elif args.verb in ("estimate", "codegen"):
-            from hw_build.compile import estimate_design
 
-            estimate_design(_design_name(args), target_fps=args.target_fps, clock_ns=args.clock_ns, kind=args.verb)
-        elif args.verb == "bitstream":
-            from hw_build.compile import bitstream_design
+def _run(args: argparse.Namespace) -> int | None:
+    if getattr(args, "states", 1) <= 0:
+        raise FlowError(f"--states must be positive, got {args.states}")
+    if args.verb == "export":
+        from hw_build.export import export_design
 
-            return bitstream_design(_design_name(args), target_fps=args.target_fps, clock_ns=args.clock_ns)
-        elif args.verb == "verify":
-            from hw_build.verify import verify_design
+        export_design(args.run, args.design, force=args.force, n_states=args.states)
+    elif args.verb in ("estimate", "codegen"):
+        from hw_build.compile import estimate_design
 
-            if args.states <= 0:
-                raise FlowError(f"--states must be positive, got {args.states}")
-            verify_design(_design_name(args), n_states=args.states)
-    except FlowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0
+        estimate_design(_design_name(args), target_fps=args.target_fps, clock_ns=args.clock_ns, kind=args.verb)
+    elif args.verb == "bitstream":
+        from hw_build.compile import bitstream_design
+
+        return bitstream_design(_design_name(args), target_fps=args.target_fps, clock_ns=args.clock_ns)
+    elif args.verb == "verify":
+        from hw_build.verify import verify_design
+
+        verify_design(_design_name(args), n_states=args.states)
+    return None

@@ -7,15 +7,14 @@ one sentence on stderr and exit code 2; Ctrl-C exits with 130 after saying what 
 from __future__ import annotations
 
 import argparse
-import warnings
 import json
-import sys
+import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from training.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, FlowError
+from host.errors import run_command
+from training.errors import FlowError
 from training.evaluation import EVAL_SEED_START
-from host.errors import HostError
 
 
 def _cmd_teacher(args: argparse.Namespace) -> None:
@@ -162,7 +161,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
     verify_design(design)
     stage("6/6 environment loop against the emulated accelerator vs software, 100 episodes")
-    from host.cli import build_parser as host_parser, compare
+    from host.cli import build_parser as host_parser
+    from host.cli import compare
 
     rep = compare(host_parser().parse_args(["compare", "--design", design, "--episodes", "100"]))
     brevitas = rep["software"].get("Brevitas student", {})
@@ -261,15 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the process exit code."""
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
-    func: Callable[[argparse.Namespace], None] = args.func
-    try:
+
+    def body() -> None:
         if (getattr(args, "episodes", 1) or 1) <= 0:
             raise FlowError(f"--episodes must be positive, got {args.episodes}")
-        func(args)
-    except (FlowError, HostError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt as exc:
-        print(f"\n{exc or 'interrupted'}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0
+        args.func(args)
+
+    return run_command(body)
