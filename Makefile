@@ -95,10 +95,10 @@ JOBS ?= 2
 table_flags = $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,METHODS,--methods) \
   $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
 
-qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2] [SEEDS=0,1,2] [JOBS=2] [OUT=<dir>]
+qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [SEEDS=0,1,2] [JOBS=2] [OUT=<dir>]
 	$(PY) -m training table --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(table_flags)
 
-frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=2,...,8] [SEEDS=0] [JOBS=2]
+frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=1,...,8] [SEEDS=0] [JOBS=2]
 	$(PY) -m training frontier --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
 	  $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
 

@@ -209,3 +209,23 @@ def test_host_emulator_matches_finn_python_execution_live(estimated, short_qpd_s
     emulated = EmulatedAccelerator(load_spec(folder))(states)
     np.testing.assert_array_equal(emulated.reshape(finn.shape), finn)
     np.testing.assert_array_equal(emulated[:, 0], student.act(states))  # and the Brevitas student's actions
+
+
+def test_one_bit_weights_compile_and_verify(designs, cartpole_teacher, tmp_path):
+    """Bipolar (1-bit) weights with 2-bit activations go through FINN and the ladder."""
+    from hw_build.compile import estimate_design
+    from hw_build.export import export_design
+    from hw_build.verify import verify_design
+    from training.distill import distill
+    from training.qpd_config import load_qpd_config
+
+    cfg = load_qpd_config(env_id="CartPole-v1", hidden=[8, 8], weight_bits=1, schedule=[2, 1], updates=600,
+                          teacher_states=3000, dagger=False, eval_episodes=2, stage_eval_episodes=1,
+                          agreement_states=500)
+    run = tmp_path / "w1"
+    distill(cfg, cartpole_teacher, run, quiet=True)
+    export_design(run, "one-bit", n_states=300)
+    estimate_design("one-bit", quiet=True)
+    accel = json.loads((designs / "one-bit" / "accel.json").read_text())
+    assert [layer["op"] for layer in accel["layers"]] == ["Thresholding", "MVAU", "MVAU", "MVAU", "LabelSelect"]
+    assert verify_design("one-bit", n_states=1000)["passed"]

@@ -15,6 +15,11 @@ def test_default_schedule_walks_down_to_the_target():
     assert cfg.run_name() == "qpd-2x32-w2a2-s0"
 
 
+def test_one_bit_weights_keep_two_bit_activations():
+    cfg = load_qpd_config(weight_bits=1)
+    assert cfg.act_bits == 2 and cfg.stages()[-2:] == [(2, 2), (1, 2)] and cfg.run_name() == "qpd-2x32-w1a2-s0"
+
+
 def test_activation_bits_never_go_below_their_target():
     assert load_qpd_config(weight_bits=2, act_bits=4).stages()[-2:] == [(3, 4), (2, 4)]
 
@@ -48,9 +53,10 @@ def test_yaml_file_then_overrides(tmp_path):
         ({"schedule": [2, 4]}, "high to low"),
         ({"schedule": [8, 4]}, "end at the target"),
         ({"schedule": [8, "float", 2]}, "first stage"),
-        ({"schedule": [8, 17, 2]}, "integers from 2"),
-        ({"weight_bits": 9}, "from 2 to 8"),
-        ({"weight_bits": 1}, "from 2 to 8"),
+        ({"schedule": [8, 17, 2]}, "integers from 1 to 8, got 17"),
+        ({"weight_bits": 9}, "from 1 to 8"),
+        ({"weight_bits": 0}, "from 1 to 8"),
+        ({"act_bits": 1}, "act_bits must be an integer from 2 to 8"),
         ({"updates": 300}, "at least 200"),
         ({"method": "magic"}, "method must be"),
         ({"hidden": [0]}, "positive"),

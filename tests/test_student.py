@@ -27,7 +27,7 @@ def _trained(spec: StudentSpec, steps: int = 120) -> QuantStudent:
 SPEC = StudentSpec(obs_dim=4, n_out=2, discrete=True, hidden=(16, 16), weight_bits=4, act_bits=4)
 
 
-@pytest.mark.parametrize("kwargs", [{"weight_bits": 1}, {"act_bits": 9}, {"hidden": ()}, {"weight_bits": None}])
+@pytest.mark.parametrize("kwargs", [{"weight_bits": 0}, {"act_bits": 1}, {"act_bits": 9}, {"hidden": ()}, {"weight_bits": None}])
 def test_bad_specs(kwargs):
     with pytest.raises(FlowError):
         StudentSpec(**{**dict(obs_dim=4, n_out=2, discrete=True), **kwargs})
@@ -41,6 +41,14 @@ def test_weights_sit_on_the_integer_grid_and_output_scale_is_one_positive_number
     assert torch.allclose(ints, ints.round(), atol=1e-4) and ints.min() >= -8 and ints.max() <= 7
     out_scale = student.actor_out.quant_weight().scale
     assert out_scale.numel() == 1 and out_scale.item() > 0
+
+
+def test_one_bit_weights_are_bipolar():
+    student = _trained(SPEC.with_bits(1, 2))
+    for layer in (student.trunk[0], student.actor_out):
+        q = layer.quant_weight()
+        assert set((q.value / q.scale).detach().round().unique().tolist()) <= {-1.0, 1.0}
+    assert student.trunk[0].quant_weight().scale.shape == (16, 1) and student.actor_out.quant_weight().scale.numel() == 1
 
 
 def test_checkpoint_round_trip_gives_the_same_outputs():

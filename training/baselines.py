@@ -27,7 +27,9 @@ from training.envs import env_info
 from training.evaluation import eval_seeds, evaluate
 from training.replay import Collector
 from training.size import mlp_size
-from training.student import HiddenWeightQuant, InputQuant, QuantStudent, StudentSpec, calibrate
+from brevitas.quant.binary import SignedBinaryActPerTensorConst
+
+from training.student import MIN_ACT_BITS, InputQuant, QuantStudent, StudentSpec, calibrate, weight_quant
 from training.teacher import TeacherPolicy
 
 PTQ_SEED_BASE = 40_000_000
@@ -37,8 +39,9 @@ class QuantizedTeacherActor(nn.Module):
     """The teacher's actor MLP with Brevitas quantizers inserted, for post-training quantization.
 
     Input: a signed 8-bit quantizer on the (normalised) observation. Each hidden layer: a
-    QuantLinear at ``bits`` (per-channel scales), the teacher's activation, then a signed
-    ``bits``-bit quantizer on its output. Output: a QuantLinear at ``bits`` with its bias.
+    QuantLinear at ``bits`` (per-channel scales; bipolar at 1 bit), the teacher's activation,
+    then a signed ``bits``-bit quantizer on its output (its sign at 1 bit, as a BNN would).
+    Output: a QuantLinear at ``bits`` with its bias.
     """
 
     def __init__(self, teacher: TeacherPolicy, bits: int, input_bits: int = 8) -> None:
@@ -48,13 +51,15 @@ class QuantizedTeacherActor(nn.Module):
         acts = [m for m in policy.mlp_extractor.policy_net if not isinstance(m, nn.Linear)]
         layers: list[nn.Module] = [QuantIdentity(act_quant=InputQuant, bit_width=input_bits, return_quant_tensor=True)]
         for i, lin in enumerate(linears):
-            q = QuantLinear(lin.in_features, lin.out_features, bias=True, weight_quant=HiddenWeightQuant,
+            q = QuantLinear(lin.in_features, lin.out_features, bias=True, weight_quant=weight_quant(bits, False),
                             weight_bit_width=bits, return_quant_tensor=False)
             q.weight.data.copy_(lin.weight.data)
             q.bias.data.copy_(lin.bias.data)
             layers.append(q)
             if i < len(acts):
-                layers += [type(acts[i])(), QuantIdentity(act_quant=InputQuant, bit_width=bits, return_quant_tensor=True)]
+                act_quant = QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True) if bits == 1 \
+                    else QuantIdentity(act_quant=InputQuant, bit_width=bits, return_quant_tensor=True)
+                layers += [type(acts[i])(), act_quant]
         self.net = nn.Sequential(*layers)
         self.normalizer = teacher.normalizer
         self.discrete = teacher.discrete
@@ -108,7 +113,7 @@ def ptq_student(float_student: QuantStudent, teacher: TeacherPolicy, env_id: str
     t0 = time.perf_counter()
     info = env_info(env_id)
     torch.manual_seed(seed)
-    quant = QuantStudent(float_student.spec.with_bits(bits, bits))
+    quant = QuantStudent(float_student.spec.with_bits(bits, max(bits, MIN_ACT_BITS)))
     transfer_float_weights(float_student, quant)
     calibrate(quant, _teacher_states(teacher, env_id, calib_states, seed), seed=seed)
     result = evaluate(StudentPolicy(quant, info.action_low, info.action_high), env_id, eval_seeds(episodes))
@@ -189,7 +194,8 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     states = random_states.collect(lambda obs: np.stack([space.sample() for _ in obs]), 5000)
     random_states.close()
     shift, scale = input_affine(states)
-    spec = StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(hidden), bits, bits, 8, shift, scale)
+    spec = StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(hidden), bits, max(bits, MIN_ACT_BITS), 8,
+                       shift, scale)
     kwargs = ppo_kwargs(env_id, hp)
     kwargs.pop("use_sde", None)
     kwargs.pop("sde_sample_freq", None)

@@ -200,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distill", help="distil a teacher into a low-bit Brevitas student (QPD)")
     p.add_argument("--env", default=None, help="gymnasium id (default from --config, else CartPole-v1)")
-    p.add_argument("--bits", type=int, default=None, help="target weight bits, 2..8 (default 2)")
-    p.add_argument("--abits", type=int, default=None, help="target activation bits (default: --bits)")
+    p.add_argument("--bits", type=int, default=None, help="target weight bits, 1..8 (default 2; 1 = bipolar)")
+    p.add_argument("--abits", type=int, default=None, help="target activation bits, 2..8 (default: max(--bits, 2))")
     p.add_argument("--input-bits", type=int, default=None, help="input quantizer bits (default 8)")
     p.add_argument("--width", type=int, default=None, help="hidden width (default 32)")
     p.add_argument("--depth", type=int, default=2, help="hidden layers when --width is given (default 2)")
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("table", help="QPD against every baseline across bit widths and seeds (qpd_table.md/json/png)")
     p.add_argument("--env", default="CartPole-v1")
-    p.add_argument("--bits", default="8,4,3,2", help="bit widths (default 8,4,3,2)")
+    p.add_argument("--bits", default="8,4,3,2,1", help="weight bit widths (default 8,4,3,2,1; activations max(bits, 2))")
     p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
     p.add_argument("--methods", default=",".join(TABLE_METHODS), help=f"default {','.join(TABLE_METHODS)}")
     p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("frontier", help="size/return frontier of QPD and direct distillation over widths x bits")
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--widths", default="8,16,32,64", help="student hidden widths (default 8,16,32,64)")
-    p.add_argument("--bits", default="2,3,4,5,6,7,8", help="bit widths (default 2..8)")
+    p.add_argument("--bits", default="1,2,3,4,5,6,7,8", help="weight bit widths (default 1..8; activations max(bits, 2))")
     p.add_argument("--seeds", default="0", help="student seeds (default 0)")
     p.add_argument("--methods", default="qpd,direct")
     p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")

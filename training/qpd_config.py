@@ -15,11 +15,11 @@ import yaml
 
 from training.distill_loss import LossConfig
 from training.errors import FlowError
-from training.student import COLLECT_STATS_STEPS, MAX_BITS
+from training.student import COLLECT_STATS_STEPS, MAX_BITS, MIN_ACT_BITS, MIN_WEIGHT_BITS
 
 METHODS = ("qpd", "direct", "float")
 #: The precision ladder QPD walks down by default, truncated at the target.
-DEFAULT_LADDER = (8, 6, 4, 3, 2)
+DEFAULT_LADDER = (8, 6, 4, 3, 2, 1)
 
 
 @dataclass
@@ -30,7 +30,8 @@ class QPDConfig:
         method: ``qpd`` (precision schedule), ``direct`` (one stage at the target bits, the
             ablation without the transition) or ``float`` (a float student, for PTQ later).
         schedule: weight bits per stage, high to low, ending at ``weight_bits``; the first
-            entry may be ``"float"``. Default: 8, 6, 4, 3, 2 down to the target.
+            entry may be ``"float"``. Default: 8, 6, 4, 3, 2, 1 down to the target.
+        act_bits: default ``max(weight_bits, 2)`` (1-bit weights are bipolar; activations stop at 2).
         updates: Adam updates over all stages together (the same budget for every method).
         final_stage_share: share of ``updates`` spent in the last stage (the rest is split
             evenly over the earlier stages).
@@ -68,7 +69,7 @@ class QPDConfig:
         if isinstance(self.loss, dict):
             self.loss = _build(LossConfig, self.loss, "loss")
         if self.act_bits is None:
-            self.act_bits = self.weight_bits
+            self.act_bits = max(self.weight_bits, MIN_ACT_BITS) if isinstance(self.weight_bits, int) else self.weight_bits
         self.hidden = [int(h) for h in self.hidden]
         self.validate()
 
@@ -76,10 +77,10 @@ class QPDConfig:
         """Raise :class:`FlowError` for an impossible config."""
         if self.method not in METHODS:
             raise FlowError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("weight_bits", "act_bits", "input_bits"):
+        for name, low in (("weight_bits", MIN_WEIGHT_BITS), ("act_bits", MIN_ACT_BITS), ("input_bits", MIN_ACT_BITS)):
             bits = getattr(self, name)
-            if not isinstance(bits, int) or not 2 <= bits <= MAX_BITS:
-                raise FlowError(f"{name} must be an integer from 2 to {MAX_BITS}, got {bits!r}")
+            if not isinstance(bits, int) or not low <= bits <= MAX_BITS:
+                raise FlowError(f"{name} must be an integer from {low} to {MAX_BITS}, got {bits!r}")
         if not self.hidden or min(self.hidden) <= 0:
             raise FlowError(f"hidden widths must be positive, got {self.hidden}")
         for name in ("updates", "batch_size", "teacher_states", "dagger_interval", "dagger_steps",
@@ -118,8 +119,9 @@ class QPDConfig:
                     raise FlowError("schedule: 'float' can only be the first stage")
                 out.append((None, None))
                 continue
-            if not isinstance(entry, int) or not 2 <= entry <= MAX_BITS:
-                raise FlowError(f"schedule entries must be 'float' or integers from 2 to {MAX_BITS}, got {entry!r}")
+            if not isinstance(entry, int) or not MIN_WEIGHT_BITS <= entry <= MAX_BITS:
+                raise FlowError(f"schedule entries must be 'float' or integers from {MIN_WEIGHT_BITS} to {MAX_BITS}, "
+                                f"got {entry!r}")
             out.append((max(entry, self.weight_bits), max(entry, self.act_bits)))
         bits = [w for w, _ in out if w is not None]
         if any(a <= b for a, b in zip(bits, bits[1:])):

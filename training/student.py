@@ -27,7 +27,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 from brevitas.core.scaling import ScalingImplType
+from brevitas.core.stats import StatsOp
 from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant.binary import SignedBinaryWeightPerTensorConst
 from brevitas.quant.scaled_int import (
     Int8ActPerTensorFloatMSE,
     Int8WeightPerChannelFloatMSE,
@@ -38,6 +40,9 @@ from brevitas.quant.scaled_int import (
 from training.errors import FlowError
 
 MAX_BITS = 8
+#: Weights go down to 1 bit (bipolar, ±scale); activations to 2 bits: Brevitas exports a 1-bit
+#: QuantReLU as BipolarQuant (±1), which is not a ReLU's {0, 1}.
+MIN_WEIGHT_BITS, MIN_ACT_BITS = 1, 2
 #: Training steps over which activation scales are initialised (see :class:`ReluQuant`).
 COLLECT_STATS_STEPS = 100
 
@@ -58,6 +63,28 @@ class OutputWeightQuant(Int8WeightPerTensorFloatMSE):
 
     scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS
     narrow_range = False
+
+
+class BipolarHiddenWeightQuant(SignedBinaryWeightPerTensorConst):
+    """1-bit weights: ±scale per output channel, the scale learned from the mean |w|."""
+
+    scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS
+    scaling_stats_op = StatsOp.AVE
+    scaling_per_output_channel = True
+
+
+class BipolarOutputWeightQuant(SignedBinaryWeightPerTensorConst):
+    """1-bit weights with one positive, learned per-tensor scale (for the hardware argmax)."""
+
+    scaling_impl_type = ScalingImplType.PARAMETER_FROM_STATS
+    scaling_stats_op = StatsOp.AVE
+
+
+def weight_quant(bits: int, output: bool):
+    """The weight quantizer of a hidden or output layer at ``bits``."""
+    if bits == 1:
+        return BipolarOutputWeightQuant if output else BipolarHiddenWeightQuant
+    return OutputWeightQuant if output else HiddenWeightQuant
 
 
 class ReluQuant(Uint8ActPerTensorFloatMSE):
@@ -94,10 +121,10 @@ class StudentSpec:
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
-        for name in ("weight_bits", "act_bits", "input_bits"):
+        for name, low in (("weight_bits", MIN_WEIGHT_BITS), ("act_bits", MIN_ACT_BITS), ("input_bits", MIN_ACT_BITS)):
             bits = getattr(self, name)
-            if bits is not None and not (2 <= int(bits) <= MAX_BITS):
-                raise FlowError(f"{name} must be between 2 and {MAX_BITS} (or float), got {bits}")
+            if bits is not None and not (low <= int(bits) <= MAX_BITS):
+                raise FlowError(f"{name} must be between {low} and {MAX_BITS} (or float), got {bits}")
         if (self.weight_bits is None) != (self.act_bits is None):
             raise FlowError("weight_bits and act_bits must both be set or both be float (None)")
         if not self.hidden or min(self.hidden) <= 0:
@@ -146,7 +173,7 @@ class QuantStudent(nn.Module):
         width = spec.obs_dim
         for h in spec.hidden:
             if q:
-                layers.append(QuantLinear(width, h, bias=True, weight_quant=HiddenWeightQuant,
+                layers.append(QuantLinear(width, h, bias=True, weight_quant=weight_quant(spec.weight_bits, False),
                                           weight_bit_width=spec.weight_bits, return_quant_tensor=False))
                 layers.append(QuantReLU(act_quant=ReluQuant, bit_width=spec.act_bits, return_quant_tensor=True))
             else:
@@ -154,7 +181,7 @@ class QuantStudent(nn.Module):
             width = h
         self.trunk = nn.Sequential(*layers)
         if q:
-            self.actor_out = QuantLinear(width, spec.n_out, bias=False, weight_quant=OutputWeightQuant,
+            self.actor_out = QuantLinear(width, spec.n_out, bias=False, weight_quant=weight_quant(spec.weight_bits, True),
                                          weight_bit_width=spec.weight_bits, return_quant_tensor=False)
         else:
             self.actor_out = nn.Linear(width, spec.n_out, bias=False)
