@@ -23,6 +23,9 @@ from training.size import teacher_size
 from training.teacher import TeacherPolicy
 from training.trials import TABLE_METHODS, Trial, run_trials
 
+#: One colour per method, the same in every plot whatever methods a table holds.
+METHOD_COLOURS = {"ptq": "tab:blue", "qat-ppo": "tab:orange", "float-ptq": "tab:green", "direct": "tab:red",
+                  "qpd": "tab:purple"}
 METHOD_LABELS = {
     "ptq": "PTQ of the teacher",
     "qat-ppo": "QAT PPO from scratch (student arch)",
@@ -130,8 +133,8 @@ def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path:
         x = [r["bits"] for r in rs]
         y = np.array([r["mean_return"] for r in rs])
         s = np.array([r["std_over_seeds"] for r in rs])
-        line, = ax.plot(x, y, marker="o", lw=1.5, label=METHOD_LABELS[method])
-        ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15)
+        ax.plot(x, y, marker="o", lw=1.5, label=METHOD_LABELS[method], color=METHOD_COLOURS[method])
+        ax.fill_between(x, y - s, y + s, color=METHOD_COLOURS[method], alpha=0.15)
     bits = sorted({r["bits"] for r in rows})
     ax.set_xticks(bits)
     ax.set_xlabel("weight and activation bits")

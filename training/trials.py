@@ -116,7 +116,8 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
         path = cache_dir / f"{trial.key}.json"
         if path.exists():
             record = json.loads(path.read_text())
-            settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(trial).items()}
+            # Where the trial's run folders went does not change its result: not compared.
+            settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(trial).items() if k != "runs_dir"}
             stored = {k: record.get(k) for k in settings}
             if json.loads(json.dumps(stored)) != json.loads(json.dumps(settings)):
                 raise FlowError(f"{path} was run with other settings than this grid asks for; "
