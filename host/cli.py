@@ -77,9 +77,8 @@ def compare(args: argparse.Namespace) -> dict:
     driver = FinnZynqDriver(spec, backend, max_batch=args.num_envs, timeout_s=args.timeout)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
 
-    software = {"integer reference": EmulatedAccelerator(spec)}
-    integer_ref = software["integer reference"]
-    software["integer reference"] = lambda obs: spec.action_from_output(integer_ref(obs))
+    integer_ref = EmulatedAccelerator(spec)
+    software = {"integer reference": lambda obs: spec.action_from_output(integer_ref(obs))}
     notes = []
     if (design / TEACHER_FILE).exists():
         software["float teacher (numpy)"] = NumpyTeacher(design / TEACHER_FILE)

@@ -6,14 +6,14 @@ scipy guarantee) says whether the hardware's returns differ from each software p
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from host.atomic import write_bytes, write_text
 from host.episodes import LoopResult
 
 PERMUTATIONS = 20_000
@@ -41,17 +41,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
     us = np.asarray(values) * 1e6
     return {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)), "mean_us": float(us.mean()),
             "calls": len(us)}
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write atomically (temporary file and rename) with the user's usual file mode."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def build_report(meta: dict[str, Any], hw: LoopResult, software: dict[str, LoopResult]) -> dict[str, Any]:
@@ -153,11 +142,10 @@ def plot(rep: dict[str, Any], path: Path) -> bool:
     ax2.set_title(f"latency ({rep['backend']} backend)")
     ax2.legend(fontsize=7)
     ax2.grid(alpha=0.3, which="both")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
+    write_bytes(path, buf.getvalue())
     return True
 
 
@@ -165,8 +153,8 @@ def write_report(rep: dict[str, Any], raw_times: dict[str, list[float]], out_dir
     """Write ``compare.json``, ``compare.md`` and ``compare.png`` into ``out_dir``; return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "compare.json", out_dir / "compare.md"]
-    _write_text(written[0], json.dumps(rep, indent=2) + "\n")
-    _write_text(written[1], markdown(rep))
+    write_text(written[0], json.dumps(rep, indent=2) + "\n")
+    write_text(written[1], markdown(rep))
     if plot({**rep, "_raw_times": raw_times}, out_dir / "compare.png"):
         written.append(out_dir / "compare.png")
     return written

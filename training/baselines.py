@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from brevitas.nn import QuantIdentity, QuantLinear
+from brevitas.quant.binary import SignedBinaryActPerTensorConst
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from training.distill import StudentPolicy
@@ -27,8 +28,6 @@ from training.envs import env_info
 from training.evaluation import eval_seeds, evaluate
 from training.replay import Collector
 from training.size import mlp_size
-from brevitas.quant.binary import SignedBinaryActPerTensorConst
-
 from training.student import MIN_ACT_BITS, InputQuant, QuantStudent, StudentSpec, calibrate, weight_quant
 from training.teacher import TeacherPolicy
 
