@@ -68,12 +68,25 @@ def episode_states(env_id: str, policy, n: int, seed_base: int = CHECK_SEED_BASE
         collector.close()
 
 
+def integer_actions(logits: np.ndarray, output_scale: float) -> np.ndarray:
+    """Actions from another level's float logits: divide by the student's output scale, round
+    to the integer logits the hardware's LabelSelect sees, ties to the lowest index."""
+    from training.student import first_argmax
+
+    return first_argmax(np.round(logits / output_scale))
+
+
+def student_output_scale(student: QuantStudent, states: np.ndarray) -> float:
+    """The discrete student's per-tensor output scale (the step between its integer logits)."""
+    with torch.no_grad():
+        return float(student.output_scale(student.features(torch.as_tensor(np.asarray(states, dtype=np.float32)))))
+
+
 def compare_outputs(student: QuantStudent, states: np.ndarray, other: np.ndarray) -> dict:
     """Agreement between the student and another level's raw outputs on the same states.
 
-    Discrete: actions from integer logits (other level's float logits divided by the output
-    scale and rounded), ties to the lowest index. Continuous: largest absolute difference of
-    the action means.
+    Discrete: actions from integer logits (see :func:`integer_actions`). Continuous: largest
+    absolute difference of the action means.
     """
     from training.student import first_argmax
 
@@ -81,13 +94,13 @@ def compare_outputs(student: QuantStudent, states: np.ndarray, other: np.ndarray
     with torch.no_grad():
         ref = student.actor(x).numpy()
         if student.spec.discrete:
-            scale = float(student.output_scale(student.features(x)))
+            scale = student_output_scale(student, states)
             ref_int = student.integer_logits(x).numpy()
-            other_int = np.round(other / scale)
             top2 = np.sort(ref_int, axis=1)[:, -2:]
-            return {"n_states": len(states), "action_agreement": float((first_argmax(ref_int) == first_argmax(other_int)).mean()),
+            return {"n_states": len(states),
+                    "action_agreement": float((first_argmax(ref_int) == integer_actions(other, scale)).mean()),
                     "max_abs_logit_diff": float(np.abs(ref - other).max()),
-                    "integer_logits_equal": bool(np.array_equal(ref_int, other_int)),
+                    "integer_logits_equal": bool(np.array_equal(ref_int, np.round(other / scale))),
                     "exact_ties": int((top2[:, 0] == top2[:, 1]).sum())}
     return {"n_states": len(states), "max_abs_action_diff": float(np.abs(ref - other).max()),
             "action_agreement": float(np.isclose(ref, other, atol=1e-5, rtol=1e-5).all(axis=1).mean())}

@@ -32,16 +32,16 @@ LEVELS = (
 )
 
 
-def _level_actions(student, states: np.ndarray, raw: np.ndarray, kind: str, output_scale: float | None) -> np.ndarray:
-    """Actions (discrete) or action values (continuous) from one level's raw outputs."""
-    from training.student import first_argmax
+def _level_actions(discrete: bool, raw: np.ndarray, kind: str, output_scale: float | None) -> np.ndarray:
+    """Actions (discrete) or action values (continuous) from one level's raw outputs.
 
-    if student.spec.discrete:
-        if kind == "labels":
-            return raw[:, 0].astype(np.int64)
-        with torch.no_grad():
-            scale = float(student.output_scale(student.features(torch.as_tensor(states))))
-        return first_argmax(np.round(raw / scale))
+    ``output_scale``: the student's logit step (discrete) or accel.json's output scale
+    (continuous, applied to the hardware's integers).
+    """
+    from hw_build.export import integer_actions
+
+    if discrete:
+        return raw[:, 0].astype(np.int64) if kind == "labels" else integer_actions(raw, output_scale)
     return raw * output_scale if kind == "integers" else raw
 
 
@@ -49,7 +49,7 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
     """``make verify``: run the ladder and write ``verify.json``; raise if any level disagrees."""
     from hw_build.design import ACCEL_FILE, EXPORT_FILE, VERIFY_FILE, existing_design_dir
     from hw_build.execution import execute_batch
-    from hw_build.export import episode_states
+    from hw_build.export import episode_states, student_output_scale
     from hw_build.finn_env import prepare_finn
     from training.distill import STUDENT_FILE, StudentPolicy, load_student
 
@@ -66,12 +66,13 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
         else:
             reference = student.actor(torch.as_tensor(states)).numpy()
     output_scale = accel["action"].get("output_scale")
+    logit_step = student_output_scale(student, states) if student.spec.discrete else None
     step = output_scale if output_scale is not None else 0.0
     levels: list[dict[str, Any]] = [{"level": "1", "name": "Brevitas student (PyTorch)", "agreement": 1.0}]
     for label, name, rel, output in LEVELS:
         raw = execute_batch(out / rel, states)
         kind = output if output == "logits" else ("labels" if student.spec.discrete else "integers")
-        values = _level_actions(student, states, raw, kind, output_scale)
+        values = _level_actions(student.spec.discrete, raw, kind, logit_step if student.spec.discrete else output_scale)
         entry: dict[str, Any] = {"level": label, "name": name, "graph": rel}
         if student.spec.discrete:
             entry["agreement"] = float((values == reference).mean())
