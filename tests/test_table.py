@@ -61,3 +61,12 @@ def test_unknown_method_and_missing_teacher(tmp_path, cartpole_teacher):
     with pytest.raises(FlowError, match="has no results.json: train it first"):
         qpd_table("CartPole-v1", tmp_path / "none", bits=[2], seeds=[0], methods=["qpd"], hidden=[8], updates=800,
                   episodes=1, jobs=1, out_dir=tmp_path, runs_dir=tmp_path)
+
+
+def test_bits_label_shows_wider_activations_of_one_bit_students() -> None:
+    from training.table import bits_label
+
+    assert bits_label(4, "qpd") == "4"
+    assert bits_label(1, "qpd") == "1/2"
+    assert bits_label(1, "direct") == "1/2"
+    assert bits_label(1, "ptq") == "1"  # the teacher's PTQ binarises its activations too

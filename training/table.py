@@ -92,6 +92,18 @@ def validate_trials(trials: list[Trial]) -> None:
                             eval_episodes=t.episodes, **dict(t.extra))
 
 
+def bits_label(weight_bits: int, method: str) -> str:
+    """``"4"`` where weights and activations share the width, ``"1/2"`` where activations are wider.
+
+    Students keep activations at 2 bits or more (a 1-bit QuantReLU exports as a bipolar
+    quantizer); PTQ of the teacher binarises its tanh activations at 1 bit.
+    """
+    from training.student import MIN_ACT_BITS
+
+    act_bits = weight_bits if method == "ptq" else max(weight_bits, MIN_ACT_BITS)
+    return str(weight_bits) if act_bits == weight_bits else f"{weight_bits}/{act_bits}"
+
+
 def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int]) -> str:
     """The table a person reads."""
     floor = teacher["mean_return"] - teacher["std_return"]
@@ -111,7 +123,7 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
     for row in sorted(rows, key=lambda r: (-r["bits"], TABLE_METHODS.index(r["method"]))):
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
         lines.append(
-            f"| {row['bits']} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | {100 * row['ratio']:.3f} | "
+            f"| {bits_label(row['bits'], row['method'])} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | {100 * row['ratio']:.3f} | "
             f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | {row['worst_seed_mean']:.2f} | "
             f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} |")
     lines += ["", f"Made by: `{command}`", ""]
@@ -137,7 +149,7 @@ def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path:
         ax.fill_between(x, y - s, y + s, color=METHOD_COLOURS[method], alpha=0.15)
     bits = sorted({r["bits"] for r in rows})
     ax.set_xticks(bits)
-    ax.set_xlabel("weight and activation bits")
+    ax.set_xlabel("weight bits (activations alike; 1-bit students keep 2-bit activations)")
     ax.set_ylabel("mean return (band: std over seeds)")
     ax.set_title(f"{env_id}: return against precision")
     ax.grid(alpha=0.3)
