@@ -93,14 +93,16 @@ distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] 
 
 JOBS ?= 2
 table_flags = $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,METHODS,--methods) \
-  $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
+  $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) \
+  $(call opt,CONFIG,--config)
 
-qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [SEEDS=0,1,2] [JOBS=2] [OUT=<dir>]
+qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [SEEDS=0,1,2] [JOBS=2] [OUT=<dir>] [CONFIG=<yaml>]
 	$(PY) -m training table --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(table_flags)
 
-frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=1,...,8] [SEEDS=0] [JOBS=2]
+frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=1,...,8] [SEEDS=0] [JOBS=2] [CONFIG=<yaml>]
 	$(PY) -m training frontier --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
-	  $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
+	  $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) \
+	  $(call opt,CONFIG,--config)
 
 DESIGN    ?=
 TARGET_FPS ?=

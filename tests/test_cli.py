@@ -79,3 +79,11 @@ def test_help_lists_the_verbs():
     assert proc.returncode == 0
     for verb in ("teacher", "eval", "envs", "demo"):
         assert verb in proc.stdout
+
+
+@pytest.mark.parametrize("verb", ["table", "frontier"])
+def test_grid_config_missing_or_owning_grid_settings(tmp_path: Path, verb: str):
+    _assert_user_error(run_cli("training", verb, "--config", str(tmp_path / "nope.yaml")), "does not exist")
+    owning = tmp_path / "owning.yaml"
+    owning.write_text("seed: 3\n")
+    _assert_user_error(run_cli("training", verb, "--config", str(owning)), "grid sets per trial")

@@ -70,3 +70,36 @@ def test_bits_label_shows_wider_activations_of_one_bit_students() -> None:
     assert bits_label(1, "qpd") == "1/2"
     assert bits_label(1, "direct") == "1/2"
     assert bits_label(1, "ptq") == "1"  # the teacher's PTQ binarises its activations too
+
+
+def test_grid_config_reaches_distilling_trials_only(tmp_path):
+    from training.table import build_trials, grid_settings, markdown
+
+    cfg = tmp_path / "variant.yaml"
+    cfg.write_text("final_stage_share: 0.6\nlr: 0.0005\n")
+    settings = grid_settings(cfg)
+    floats, trials = build_trials("CartPole-v1", tmp_path, [2], [0], ["ptq", "qat-ppo", "float-ptq", "direct", "qpd"],
+                                  [32, 32], 8000, 10, tmp_path / "runs", settings)
+    extra = (("final_stage_share", 0.6), ("lr", 0.0005))
+    assert [t.extra for t in floats] == [extra]
+    assert {t.method: t.extra for t in trials} == {"ptq": (), "qat-ppo": (), "float-ptq": extra, "direct": extra,
+                                                  "qpd": extra}
+    rows = aggregate([_rec("qpd", 2, 0, 95.0)], TEACHER, ("method", "bits"))
+    assert "`final_stage_share: 0.6`" in markdown("CartPole-v1", {**TEACHER, "n_episodes": 10}, rows, "cmd", [32, 32],
+                                                  settings)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("schedule: [4, 2]\n", "the grid sets per trial"),
+    ("weight_bits: 3\n", "the grid sets per trial"),
+    ("no_such_setting: 1\n", "unknown distillation setting"),
+    ("final_stage_share: 1.5\n", "final_stage_share"),
+    ("- a list\n", "must be a mapping"),
+])
+def test_bad_grid_config_is_refused_before_any_trial(tmp_path, text, message):
+    from training.table import build_trials, grid_settings
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    with pytest.raises(FlowError, match=message):
+        build_trials("CartPole-v1", tmp_path, [2], [0], ["qpd"], [32, 32], 8000, 10, tmp_path / "runs", grid_settings(cfg))

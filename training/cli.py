@@ -100,13 +100,15 @@ def _int_list(text: str, name: str) -> list[int]:
 
 def _cmd_table(args: argparse.Namespace) -> None:
     from training.runs import runs_root
-    from training.table import qpd_table
+    from training.table import grid_settings, qpd_table
 
+    settings = grid_settings(args.config)
     teacher = _ensure_teacher(args.env, args.teacher)
     out = Path(args.out) if args.out else runs_root() / args.env / "qpd-table"
     data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                      methods=[m for m in args.methods.split(",") if m], hidden=[args.width] * args.depth,
-                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs")
+                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
+                     settings=settings)
     print((out / "qpd_table.md").read_text())
     print(f"written: {out}/qpd_table.md, qpd_table.json, qpd_table.png ({len(data['trials'])} trials)")
 
@@ -114,12 +116,15 @@ def _cmd_table(args: argparse.Namespace) -> None:
 def _cmd_frontier(args: argparse.Namespace) -> None:
     from training.frontier import frontier
     from training.runs import runs_root
+    from training.table import grid_settings
 
+    settings = grid_settings(args.config)
     teacher = _ensure_teacher(args.env, args.teacher)
     out = Path(args.out) if args.out else runs_root() / args.env / "frontier"
     frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
              seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=args.depth,
-             updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs")
+             updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
+             settings=settings)
     print(f"written: {out}/frontier.md, frontier.json, frontier.png")
 
 
@@ -231,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
     p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0)")
     p.add_argument("--out", default=None, help="output folder (default runs/<env>/qpd-table)")
+    p.add_argument("--config", default=None,
+                   help="YAML of distillation settings for every distilling trial, to compare a QPD variant "
+                        "(e.g. final_stage_share: 0.6); use a separate --out")
     p.set_defaults(func=_cmd_table)
 
     p = sub.add_parser("frontier", help="size/return frontier of QPD and direct distillation over widths x bits")
@@ -245,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
     p.add_argument("--teacher", default=None)
     p.add_argument("--out", default=None, help="output folder (default runs/<env>/frontier)")
+    p.add_argument("--config", default=None,
+                   help="YAML of distillation settings for every distilling trial, to compare a QPD variant "
+                        "(e.g. final_stage_share: 0.6); use a separate --out")
     p.set_defaults(func=_cmd_frontier)
 
     p = sub.add_parser("envs", help="list the supported environments")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from training import atomic
-from training.table import aggregate, teacher_record, validate_trials
+from training.table import aggregate, settings_note, teacher_record, validate_trials
 from training.trials import Trial, run_trials
 
 FRONTIER_METHODS = ("qpd", "direct")
@@ -27,13 +27,16 @@ def smallest_keeping_teacher(rows: list[dict[str, Any]], method: str) -> dict[st
 
 def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[int], seeds: list[int],
              methods: list[str], depth: int, updates: int, episodes: int, jobs: int, out_dir: Path,
-             runs_dir: Path) -> dict[str, Any]:
-    """Run (or read) the grid and write the frontier's files into ``out_dir``."""
+             runs_dir: Path, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run (or read) the grid and write the frontier's files into ``out_dir``.
+
+    ``settings``: distillation settings for every trial (see :func:`training.table.grid_settings`).
+    """
     from training.plots import plt, save_figure
 
     teacher = teacher_record(teacher_dir, env_id)
     trials = [Trial(env_id=env_id, method=m, bits=b, seed=s, hidden=(w,) * depth, updates=updates, episodes=episodes,
-                    teacher_dir=str(teacher_dir), runs_dir=str(runs_dir))
+                    teacher_dir=str(teacher_dir), runs_dir=str(runs_dir), extra=tuple(sorted((settings or {}).items())))
               for w in widths for b in bits for m in methods for s in seeds]
     validate_trials(trials)
     records = run_trials(trials, out_dir / "trials", jobs, desc=f"{env_id} frontier")
@@ -71,7 +74,7 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
     lines = [f"# Size/return frontier: {env_id}", "",
              f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f}, {teacher['size_bits']:,} bits. "
              f"Students {depth} hidden layers; a configuration *keeps the teacher's return* when every seed's mean is "
-             f"≥ {lo:.2f}.", ""]
+             f"≥ {lo:.2f}.", "", *settings_note(settings)]
     for method in methods:
         b = best[method]
         lines.append(f"- smallest {method} student keeping the teacher's return: " + (
@@ -86,7 +89,8 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
     atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
     data = {"env_id": env_id, "teacher": teacher, "rows": rows, "smallest_keeping_teacher": best, "trials": records,
             "settings": {"widths": widths, "bits": bits, "seeds": seeds, "methods": methods, "depth": depth,
-                         "updates": updates, "episodes": episodes}, "command": command}
+                         "updates": updates, "episodes": episodes, "distill_settings": settings or {}},
+            "command": command}
     atomic.write_json(out_dir / "frontier.json", data)
     print("\n".join(lines[4:4 + len(methods)]))
     return data

@@ -162,18 +162,21 @@ def _build(cls, data: dict[str, Any], where: str):
         raise FlowError(f"bad {where} settings: {exc}") from None
 
 
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The mapping of distillation settings in a YAML file (not yet checked against QPDConfig)."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise FlowError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise FlowError(f"config file {path} is not valid YAML: {exc}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise FlowError(f"config file {path} must be a mapping of settings")
+    return dict(loaded or {})
+
+
 def load_qpd_config(path: str | Path | None = None, **overrides: Any) -> QPDConfig:
     """Defaults, then the YAML file's settings, then ``overrides`` (ignoring ``None`` values)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise FlowError(f"config file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise FlowError(f"config file {path} is not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise FlowError(f"config file {path} must be a mapping of settings")
-        data.update(loaded or {})
+    data: dict[str, Any] = read_settings(path) if path is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
     return _build(QPDConfig, data, "distillation")

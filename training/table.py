@@ -70,13 +70,42 @@ def aggregate(records: list[dict[str, Any]], teacher: dict[str, Any], key_fields
     return rows
 
 
+#: Settings a grid sets for each trial itself; a grid config may not set them.
+GRID_OWNED_SETTINGS = ("env_id", "seed", "method", "hidden", "weight_bits", "act_bits", "updates", "eval_episodes",
+                       "schedule")
+#: Methods whose trials distil, and so take a grid's distillation settings.
+DISTILLING_METHODS = ("qpd", "direct", "float", "float-ptq")
+
+
+def grid_settings(path: str | Path | None) -> dict[str, Any]:
+    """Distillation settings for every distilling trial of a grid, from a YAML file (``CONFIG=``).
+
+    For comparing a variant of QPD across a whole grid, e.g. ``final_stage_share: 0.6``. The
+    settings a grid varies per trial are refused; a bad value is refused before anything runs.
+    """
+    from training.qpd_config import read_settings
+
+    if path is None:
+        return {}
+    settings = read_settings(path)
+    owned = sorted(set(settings) & set(GRID_OWNED_SETTINGS))
+    if owned:
+        raise FlowError(f"{path} sets {', '.join(owned)}, which the grid sets per trial: use the grid's own options "
+                        "(--bits, --seeds, --width, --updates, --episodes)")
+    return settings
+
+
 def build_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[int], methods: list[str],
-                 hidden: list[int], updates: int, episodes: int, runs_dir: Path) -> tuple[list[Trial], list[Trial]]:
+                 hidden: list[int], updates: int, episodes: int, runs_dir: Path,
+                 settings: dict[str, Any] | None = None) -> tuple[list[Trial], list[Trial]]:
     """The float-student trials (phase 1) and the table's trials (phase 2)."""
     common = dict(env_id=env_id, hidden=tuple(hidden), updates=updates, episodes=episodes,
                   teacher_dir=str(teacher_dir), runs_dir=str(runs_dir))
-    floats = [Trial(method="float", bits=None, seed=s, **common) for s in seeds] if "float-ptq" in methods else []
-    table = [Trial(method=m, bits=b, seed=s, **common) for b in bits for m in methods for s in seeds]
+    extra = tuple(sorted((settings or {}).items()))
+    floats = [Trial(method="float", bits=None, seed=s, extra=extra, **common)
+              for s in seeds] if "float-ptq" in methods else []
+    table = [Trial(method=m, bits=b, seed=s, extra=extra if m in DISTILLING_METHODS else (), **common)
+             for b in bits for m in methods for s in seeds]
     validate_trials(floats + table)
     return floats, table
 
@@ -104,7 +133,16 @@ def bits_label(weight_bits: int, method: str) -> str:
     return str(weight_bits) if act_bits == weight_bits else f"{weight_bits}/{act_bits}"
 
 
-def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int]) -> str:
+def settings_note(settings: dict[str, Any] | None) -> list[str]:
+    """Markdown lines naming a grid's non-default distillation settings (none: no lines)."""
+    if not settings:
+        return []
+    return ["Distillation settings changed from the defaults for this grid: "
+            + ", ".join(f"`{k}: {v}`" for k, v in sorted(settings.items())) + ".", ""]
+
+
+def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int],
+             settings: dict[str, Any] | None = None) -> str:
     """The table a person reads."""
     floor = teacher["mean_return"] - teacher["std_return"]
     lines = [
@@ -117,6 +155,7 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         "",
         "Return: mean ± std over seeds of each seed's mean return over the evaluation episodes (seeds 1000..).",
         "",
+        *settings_note(settings),
         "| bits (w/a) | method | size (bits) | % of teacher | return | worst seed | seeds keeping teacher | agreement with teacher |",
         "| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
@@ -158,13 +197,18 @@ def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path:
 
 
 def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], methods: list[str],
-              hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path) -> dict[str, Any]:
-    """Run (or read) every trial and write the table's files into ``out_dir``."""
+              hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path,
+              settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run (or read) every trial and write the table's files into ``out_dir``.
+
+    ``settings``: distillation settings for the distilling methods (see :func:`grid_settings`).
+    """
     unknown = set(methods) - set(TABLE_METHODS)
     if unknown:
         raise FlowError(f"unknown method(s) {', '.join(sorted(unknown))}; known: {', '.join(TABLE_METHODS)}")
     teacher = teacher_record(teacher_dir, env_id)
-    floats, trials = build_trials(env_id, teacher_dir, bits, seeds, methods, hidden, updates, episodes, runs_dir)
+    floats, trials = build_trials(env_id, teacher_dir, bits, seeds, methods, hidden, updates, episodes, runs_dir,
+                                  settings)
     cache = out_dir / "trials"
     if floats:
         run_trials(floats, cache, jobs, desc="float students")
@@ -173,9 +217,9 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
     command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["table"] else \
         f"make qpd-table ENV={env_id}"
     data = {"env_id": env_id, "teacher": teacher, "settings": {"bits": bits, "seeds": seeds, "methods": methods,
-            "hidden": hidden, "updates": updates, "episodes": episodes}, "rows": rows, "trials": records,
+            "hidden": hidden, "updates": updates, "episodes": episodes, "distill_settings": settings or {}}, "rows": rows, "trials": records,
             "command": command}
     atomic.write_json(out_dir / "qpd_table.json", data)
-    atomic.write_text(out_dir / "qpd_table.md", markdown(env_id, teacher, rows, command, hidden))
+    atomic.write_text(out_dir / "qpd_table.md", markdown(env_id, teacher, rows, command, hidden, settings))
     plot(env_id, teacher, rows, out_dir / "qpd_table.png")
     return data
