@@ -52,6 +52,18 @@ def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
     assert json.loads(json.dumps(again["rows"])) == json.loads(json.dumps(data["rows"]))
     with pytest.raises(FlowError, match="other settings"):
         qpd_table("CartPole-v1", cartpole_teacher, **{**kwargs, "updates": 1200})
+    # Distilling trials record their full config; a stale one (a default changed since) is refused.
+    record_path = out / "trials" / "qpd-2x8-w3-s0.json"
+    record = json.loads(record_path.read_text())
+    from training.qpd_config import QPDConfig
+
+    assert record["distill_config"]["final_stage_share"] == QPDConfig().final_stage_share
+    assert record["distill_config"]["weight_bits"] == 3
+    assert all("distill_config" in r for r in data["trials"] if r["method"] != "ptq")
+    record["distill_config"]["final_stage_share"] /= 2
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(FlowError, match="current distillation config"):
+        qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
 
 
 def test_unknown_method_and_missing_teacher(tmp_path, cartpole_teacher):

@@ -21,7 +21,7 @@ from training.errors import FlowError
 from training.runs import RESULTS_FILE
 from training.size import teacher_size
 from training.teacher import TeacherPolicy
-from training.trials import TABLE_METHODS, Trial, run_trials
+from training.trials import TABLE_METHODS, Trial, distill_method, run_trials, trial_qpd_config
 
 #: One colour per method, the same in every plot whatever methods a table holds.
 METHOD_COLOURS = {"ptq": "tab:blue", "qat-ppo": "tab:orange", "float-ptq": "tab:green", "direct": "tab:red",
@@ -112,13 +112,9 @@ def build_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[in
 
 def validate_trials(trials: list[Trial]) -> None:
     """Refuse a grid with an impossible distillation config before running any of it."""
-    from training.qpd_config import load_qpd_config
-
     for t in trials:
-        if t.method in ("qpd", "direct", "float"):
-            load_qpd_config(env_id=t.env_id, seed=t.seed, method=t.method, hidden=list(t.hidden),
-                            weight_bits=t.bits if t.bits is not None else 8, updates=t.updates,
-                            eval_episodes=t.episodes, **dict(t.extra))
+        if distill_method(t) is not None:
+            trial_qpd_config(t)
 
 
 def bits_label(weight_bits: int, method: str) -> str:

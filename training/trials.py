@@ -14,12 +14,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from tqdm.auto import tqdm
 
 from training import atomic
 from training.errors import FlowError
+
+if TYPE_CHECKING:
+    from training.qpd_config import QPDConfig
 
 #: Methods of the QPD table, in the order the table lists them.
 TABLE_METHODS = ("ptq", "qat-ppo", "float-ptq", "direct", "qpd")
@@ -49,18 +52,34 @@ class Trial:
         return f"{self.method}-{arch}-{bits}-s{self.seed}"
 
 
-def _distill_trial(trial: Trial, method: str, bits: int | None) -> dict[str, Any]:
-    from training.distill import distill
+def distill_method(trial: Trial) -> str | None:
+    """The distillation a trial runs (``float`` for ``float-ptq``'s float student), or None."""
+    return {"qpd": "qpd", "direct": "direct", "float": "float", "float-ptq": "float"}.get(trial.method)
+
+
+def trial_qpd_config(trial: Trial) -> QPDConfig:
+    """The full distillation config a distilling trial runs with (defaults, then the grid's settings)."""
     from training.qpd_config import load_qpd_config
 
-    settings = dict(trial.extra)
-    cfg = load_qpd_config(env_id=trial.env_id, seed=trial.seed, method=method, hidden=list(trial.hidden),
-                          weight_bits=bits if bits is not None else 8, updates=trial.updates,
-                          eval_episodes=trial.episodes, **settings)
+    method = distill_method(trial)
+    bits = trial.bits if method != "float" and trial.bits is not None else 8
+    return load_qpd_config(env_id=trial.env_id, seed=trial.seed, method=method, hidden=list(trial.hidden),
+                           weight_bits=bits, updates=trial.updates, eval_episodes=trial.episodes, **dict(trial.extra))
+
+
+def _plain(data: Any) -> Any:
+    return json.loads(json.dumps(data))
+
+
+def _distill_trial(trial: Trial) -> dict[str, Any]:
+    from training.distill import distill
+
+    cfg = trial_qpd_config(trial)
     run_dir = Path(trial.runs_dir) / trial.env_id / cfg.run_name()
     results = distill(cfg, trial.teacher_dir, run_dir, quiet=True)
     return {"run": str(run_dir), "size_bits": results["size"]["student"]["total_bits"],
             "agreement": results["agreement_with_teacher"], "wall_s": results["distill_wall_s"],
+            "distill_config": _plain(cfg.to_dict()),
             **{k: results[k] for k in ("mean_return", "std_return", "returns", "seeds")}}
 
 
@@ -69,20 +88,20 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    if trial.method in ("qpd", "direct"):
-        out = _distill_trial(trial, trial.method, trial.bits)
-    elif trial.method == "float":
-        out = _distill_trial(trial, "float", None)
+    if trial.method in ("qpd", "direct", "float"):
+        out = _distill_trial(trial)
     elif trial.method == "float-ptq":
         from training.baselines import ptq_student
         from training.distill import STUDENT_FILE, load_student
         from training.teacher import TeacherPolicy
 
-        float_run = _distill_trial(trial, "float", None)["run"]
+        float_trial = _distill_trial(trial)
+        float_run = float_trial["run"]
         student, _ = load_student(Path(float_run) / STUDENT_FILE)
         _, out = ptq_student(student, TeacherPolicy.load(trial.teacher_dir, trial.env_id), trial.env_id,
                              trial.bits, trial.seed, trial.episodes)
         out["float_run"] = float_run
+        out["distill_config"] = float_trial["distill_config"]
     elif trial.method == "ptq":
         from training.baselines import ptq_teacher
         from training.teacher import TeacherPolicy
@@ -96,7 +115,7 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     else:
         raise FlowError(f"unknown method {trial.method!r}")
     keep = ("mean_return", "std_return", "returns", "seeds", "size_bits", "agreement", "wall_s", "run", "float_run",
-            "train_timesteps")
+            "train_timesteps", "distill_config")
     return {**asdict(trial), "key": trial.key, **{k: out[k] for k in keep if k in out}}
 
 
@@ -119,9 +138,14 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
             # Where the trial's run folders went does not change its result: not compared.
             settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(trial).items() if k != "runs_dir"}
             stored = {k: record.get(k) for k in settings}
-            if json.loads(json.dumps(stored)) != json.loads(json.dumps(settings)):
+            if _plain(stored) != _plain(settings):
                 raise FlowError(f"{path} was run with other settings than this grid asks for; "
                                 "delete it or write the grid to another folder")
+            # Records store the full distillation config they ran with, so a changed default
+            # (training/qpd_config.py) cannot pass a stale result off as current.
+            if "distill_config" in record and record["distill_config"] != _plain(trial_qpd_config(trial).to_dict()):
+                raise FlowError(f"{path} was distilled with other settings than the current distillation config "
+                                "(a default changed?); delete it to run it again")
             records[trial.key] = record
         else:
             todo.append(trial)
