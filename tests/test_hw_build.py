@@ -219,7 +219,7 @@ def test_one_bit_weights_compile_and_verify(designs, cartpole_teacher, tmp_path)
     from training.distill import distill
     from training.qpd_config import load_qpd_config
 
-    cfg = load_qpd_config(env_id="CartPole-v1", hidden=[8, 8], weight_bits=1, schedule=[2, 1], updates=600,
+    cfg = load_qpd_config(env_id="CartPole-v1", hidden=[8, 8], weight_bits=1, schedule=[2, 1], updates=600, final_stage_share=0.5,
                           teacher_states=3000, dagger=False, eval_episodes=2, stage_eval_episodes=1,
                           agreement_states=500)
     run = tmp_path / "w1"

@@ -37,7 +37,20 @@ def test_every_method_gets_the_same_budget():
     for kwargs in ({}, {"method": "direct"}, {"schedule": [4, 2]}, {"weight_bits": 8}):
         counts = load_qpd_config(updates=6000, **kwargs).stage_updates()
         assert sum(counts) == 6000
-    assert load_qpd_config(updates=6000, schedule=[4, 2]).stage_updates() == [3600, 2400]
+    assert load_qpd_config(updates=6000, schedule=[4, 2], final_stage_share=0.4).stage_updates() == [3600, 2400]
+    assert load_qpd_config(updates=6000, schedule=[8, 6, 4, 2], final_stage_share=0.7).stage_updates() == [600] * 3 + [4200]
+
+
+def test_same_computation_ignores_unused_settings_only():
+    from training.qpd_config import same_computation
+
+    direct = load_qpd_config(method="direct")
+    assert same_computation({**direct.to_dict(), "final_stage_share": 0.123}, direct)  # one stage: unused
+    qpd = load_qpd_config()
+    assert same_computation(qpd.to_dict(), qpd)
+    assert not same_computation({**qpd.to_dict(), "final_stage_share": 0.123}, qpd)
+    assert not same_computation({**qpd.to_dict(), "lr": 0.5}, qpd)
+    assert not same_computation(None, qpd)
 
 
 def test_yaml_file_then_overrides(tmp_path):

@@ -39,26 +39,26 @@ def test_smallest_student_keeping_the_teacher():
 
 def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
     out = tmp_path / "table"
-    kwargs = dict(bits=[3], seeds=[0], methods=["ptq", "float-ptq", "direct", "qpd"], hidden=[8, 8], updates=1000,
+    kwargs = dict(bits=[4], seeds=[0], methods=["ptq", "float-ptq", "direct", "qpd"], hidden=[8, 8], updates=1400,
                   episodes=3, jobs=1, out_dir=out, runs_dir=tmp_path / "runs")
     data = qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
     assert {p.name for p in out.iterdir()} >= {"qpd_table.md", "qpd_table.json", "qpd_table.png", "trials"}
     assert {r["method"] for r in data["rows"]} == {"ptq", "float-ptq", "direct", "qpd"}
     md = (out / "qpd_table.md").read_text()
-    assert "| 3 | QPD |" in md and "Made by:" in md
+    assert "| 4 | QPD |" in md and "Made by:" in md
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()}
     again = qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()} == stamps  # nothing re-run
     assert json.loads(json.dumps(again["rows"])) == json.loads(json.dumps(data["rows"]))
     with pytest.raises(FlowError, match="other settings"):
-        qpd_table("CartPole-v1", cartpole_teacher, **{**kwargs, "updates": 1200})
+        qpd_table("CartPole-v1", cartpole_teacher, **{**kwargs, "updates": 1600})
     # Distilling trials record their full config; a stale one (a default changed since) is refused.
-    record_path = out / "trials" / "qpd-2x8-w3-s0.json"
+    record_path = out / "trials" / "qpd-2x8-w4-s0.json"
     record = json.loads(record_path.read_text())
     from training.qpd_config import QPDConfig
 
     assert record["distill_config"]["final_stage_share"] == QPDConfig().final_stage_share
-    assert record["distill_config"]["weight_bits"] == 3
+    assert record["distill_config"]["weight_bits"] == 4
     assert all("distill_config" in r for r in data["trials"] if r["method"] != "ptq")
     record["distill_config"]["final_stage_share"] /= 2
     record_path.write_text(json.dumps(record))

@@ -36,7 +36,7 @@ from training.distill_loss import distillation_loss
 from training.envs import env_info
 from training.errors import FlowError
 from training.evaluation import eval_seeds, evaluate
-from training.qpd_config import QPDConfig
+from training.qpd_config import QPDConfig, same_computation
 from training.replay import Collector, ObservationMemory, mix_fraction
 from training.runs import CONFIG_FILE, RESULTS_FILE, RUN_FORMAT_VERSION, read_run_config, runs_root
 from training.size import student_size, teacher_size
@@ -136,7 +136,7 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
         shutil.rmtree(run_dir)
     if (run_dir / CONFIG_FILE).exists():
         old = read_run_config(run_dir)
-        if old.get("qpd") != config["qpd"] or old.get("kind") != "student":
+        if old.get("kind") != "student" or not same_computation(old.get("qpd"), cfg):
             raise FlowError(f"{run_dir} holds a run with another config; pass FORCE=1 (--force) to replace it")
         if (run_dir / RESULTS_FILE).exists() and (run_dir / STUDENT_FILE).exists():
             results = json.loads((run_dir / RESULTS_FILE).read_text())

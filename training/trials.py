@@ -79,7 +79,7 @@ def _distill_trial(trial: Trial) -> dict[str, Any]:
     results = distill(cfg, trial.teacher_dir, run_dir, quiet=True)
     return {"run": str(run_dir), "size_bits": results["size"]["student"]["total_bits"],
             "agreement": results["agreement_with_teacher"], "wall_s": results["distill_wall_s"],
-            "distill_config": _plain(cfg.to_dict()),
+            "distill_config": _plain(cfg.effective_dict()),
             **{k: results[k] for k in ("mean_return", "std_return", "returns", "seeds")}}
 
 
@@ -128,6 +128,8 @@ def _run_and_save(trial: Trial, path: str) -> dict[str, Any]:
 def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = "trials",
                on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run the trials not yet in ``cache_dir`` (``jobs`` at a time); return every trial's record."""
+    from training.qpd_config import same_computation
+
     cache_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
     todo = []
@@ -143,7 +145,7 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
                                 "delete it or write the grid to another folder")
             # Records store the full distillation config they ran with, so a changed default
             # (training/qpd_config.py) cannot pass a stale result off as current.
-            if "distill_config" in record and record["distill_config"] != _plain(trial_qpd_config(trial).to_dict()):
+            if "distill_config" in record and not same_computation(record["distill_config"], trial_qpd_config(trial)):
                 raise FlowError(f"{path} was distilled with other settings than the current distillation config "
                                 "(a default changed?); delete it to run it again")
             records[trial.key] = record
