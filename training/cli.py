@@ -155,9 +155,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     stage("2/6 QPD: 2x32 student, 8 -> 6 -> 4 -> 3 -> 2 bits")
     cfg = load_qpd_config(env_id=env, seed=args.seed)
     from training.distill import student_run_dir
-    from training.runs import teacher_run_dir
+    from training.qpd_config import same_computation
+    from training.runs import CONFIG_FILE, read_run_config, teacher_run_dir
 
-    student = distill(cfg, teacher_run_dir(env, 0))
+    run_dir = student_run_dir(cfg)
+    stale = (run_dir / CONFIG_FILE).exists() and not same_computation(read_run_config(run_dir).get("qpd"), cfg)
+    if stale:
+        print(f"{run_dir} holds a student distilled with other settings (an older default?): distilling it again")
+    student = distill(cfg, teacher_run_dir(env, 0), force=stale)
     design = f"demo-{env}"
     stage(f"3/6 export to QONNX (design {design})")
     export_design(student_run_dir(cfg), design, force=True)
