@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from training.baselines import QuantizedTeacherActor, QuantStudentPolicy, ptq_teacher, qat_ppo
@@ -33,16 +34,22 @@ def test_qat_ppo_trains_the_quantized_student_in_sb3():
     assert torch.allclose(ints, ints.round(), atol=1e-4)
 
 
-def test_quant_student_policy_gives_sb3_what_it_needs():
+@pytest.mark.parametrize("critic_arch", [None, [16, 16]])
+def test_quant_student_policy_gives_sb3_what_it_needs(critic_arch):
     import gymnasium as gym
     from stable_baselines3.common.utils import ConstantSchedule
 
     env = gym.make("CartPole-v1")
     spec = {"obs_dim": 4, "n_out": 2, "discrete": True, "hidden": [8], "weight_bits": 3, "act_bits": 3}
-    policy = QuantStudentPolicy(env.observation_space, env.action_space, ConstantSchedule(1e-3), student_spec=spec)
+    policy = QuantStudentPolicy(env.observation_space, env.action_space, ConstantSchedule(1e-3), student_spec=spec,
+                                critic_arch=critic_arch)
     obs = torch.zeros(5, 4)
     actions, values, logp = policy(obs)
     assert actions.shape == (5,) and values.shape == (5, 1) and logp.shape == (5,)
     v, lp, ent = policy.evaluate_actions(obs, actions)
     assert v.shape == (5, 1) and lp.shape == (5,) and ent.shape == (5,)
     assert {id(p) for p in policy.optimizer.param_groups[0]["params"]} == {id(p) for p in policy.parameters()}
+    if critic_arch is not None:  # the value comes from the separate float critic, not the student's head
+        (v * 0 + v).sum().backward()
+        assert all(p.grad is None for p in policy.student.parameters())
+        assert all(p.grad is not None for p in policy.critic.parameters())

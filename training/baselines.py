@@ -126,12 +126,21 @@ class QuantStudentPolicy(ActorCriticPolicy):
     student, so PPO trains the quantized network directly (quantization-aware RL).
     """
 
-    def __init__(self, *args, student_spec: dict[str, Any], **kwargs) -> None:
+    def __init__(self, *args, student_spec: dict[str, Any], critic_arch: list[int] | None = None,
+                 critic_activation: type[nn.Module] = nn.Tanh, **kwargs) -> None:
         self.student_spec = student_spec
+        self.critic_arch = critic_arch
+        self.critic_activation = critic_activation
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule) -> None:
+        from stable_baselines3.common.torch_layers import create_mlp
+
         self.student = QuantStudent(StudentSpec(**self.student_spec))
+        # A separate float critic (never deployed) like the teacher's, or the student's own
+        # critic head on its quantized trunk when critic_arch is None.
+        self.critic = (nn.Sequential(*create_mlp(self.features_dim, 1, list(self.critic_arch), self.critic_activation))
+                       if self.critic_arch is not None else None)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _distribution(self, out: torch.Tensor):
@@ -140,7 +149,10 @@ class QuantStudentPolicy(ActorCriticPolicy):
         return self.action_dist.proba_distribution(out, self.student.log_std)
 
     def _run(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.student(self.extract_features(obs).float())
+        features = self.extract_features(obs).float()
+        if self.critic is None:
+            return self.student(features)
+        return self.student.actor(features), self.critic(features).squeeze(-1)
 
     def forward(self, obs, deterministic: bool = False):
         """Actions, values and log-probabilities, as SB3 expects."""
@@ -164,16 +176,23 @@ class QuantStudentPolicy(ActorCriticPolicy):
         return self._run(obs)[1].unsqueeze(-1)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "student_spec": self.student_spec}
+        return {**super()._get_constructor_parameters(), "student_spec": self.student_spec,
+                "critic_arch": self.critic_arch, "critic_activation": self.critic_activation}
 
 
 def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
-            steps: int | None = None) -> tuple[QuantStudent, dict[str, Any]]:
+            steps: int | None = None, separate_critic: bool = True) -> tuple[QuantStudent, dict[str, Any]]:
     """PPO from scratch on the quantized student architecture, with the teacher's hyperparameters and budget.
 
-    Differences from the teacher's recipe, because the network is the deployed one: no
-    observation normalisation wrapper (the student's fixed input affine, set from random-policy
-    states, does that job in the network), and no gSDE (the student has a state-independent std).
+    The actor is the quantized student; the critic is a separate float network of the teacher's
+    critic architecture, as in the teacher (only the actor is deployed). Sharing the student's
+    tiny quantized trunk with the value instead makes the baseline fail for a reason that is not
+    quantization: LunarLander-v3's unnormalised returns then drive the shared features (8 bits,
+    seed 0, 20 episodes: -140.0 shared against -88.9 separate after 300k steps; shared after the
+    full 1M steps: -159.8 over 100 episodes). Differences from the teacher's recipe,
+    because the actor is the deployed network: no observation normalisation wrapper (the
+    student's fixed input affine, set from random-policy states, does that job in the network),
+    and no gSDE (the student has a state-independent std).
     """
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -198,7 +217,11 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     kwargs = ppo_kwargs(env_id, hp)
     kwargs.pop("use_sde", None)
     kwargs.pop("sde_sample_freq", None)
-    kwargs["policy_kwargs"] = {"student_spec": spec.__dict__ | {"hidden": list(spec.hidden)}}
+    teacher_arch = kwargs["policy_kwargs"].get("net_arch") or {}
+    kwargs["policy_kwargs"] = {"student_spec": spec.__dict__ | {"hidden": list(spec.hidden)},
+                               "critic_arch": None if not separate_critic else
+                               list(teacher_arch.get("vf", [64, 64])) if isinstance(teacher_arch, dict) else list(teacher_arch),
+                               "critic_activation": kwargs["policy_kwargs"]["activation_fn"]}
     venv = make_vec_env(env_id, n_envs=int(hp.get("n_envs", 1)), seed=seed, vec_env_cls=DummyVecEnv)
     if normalize_settings(hp)["norm_reward"]:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=float(hp.get("gamma", 0.99)))
