@@ -52,7 +52,7 @@ def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
     assert json.loads(json.dumps(again["rows"])) == json.loads(json.dumps(data["rows"]))
     with pytest.raises(FlowError, match="other settings"):
         qpd_table("CartPole-v1", cartpole_teacher, **{**kwargs, "updates": 1600})
-    # Distilling trials record their full config; a stale one (a default changed since) is refused.
+    # Distilling trials record their full config; a stale one (a default changed since) runs again.
     record_path = out / "trials" / "qpd-2x8-w4-s0.json"
     record = json.loads(record_path.read_text())
     from training.qpd_config import QPDConfig
@@ -62,8 +62,11 @@ def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
     assert all("distill_config" in r for r in data["trials"] if r["method"] != "ptq")
     record["distill_config"]["final_stage_share"] /= 2
     record_path.write_text(json.dumps(record))
-    with pytest.raises(FlowError, match="current distillation config"):
-        qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()}
+    qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
+    rerun = {p.name for p in (out / "trials").iterdir() if p.stat().st_mtime_ns != stamps[p.name]}
+    assert rerun == {"qpd-2x8-w4-s0.json"}
+    assert json.loads(record_path.read_text())["distill_config"]["final_stage_share"] == QPDConfig().final_stage_share
 
 
 def test_unknown_method_and_missing_teacher(tmp_path, cartpole_teacher):

@@ -71,25 +71,28 @@ def _plain(data: Any) -> Any:
     return json.loads(json.dumps(data))
 
 
-def _distill_trial(trial: Trial) -> dict[str, Any]:
+def _distill_trial(trial: Trial, force: bool = False) -> dict[str, Any]:
     from training.distill import distill
 
     cfg = trial_qpd_config(trial)
     run_dir = Path(trial.runs_dir) / trial.env_id / cfg.run_name()
-    results = distill(cfg, trial.teacher_dir, run_dir, quiet=True)
+    results = distill(cfg, trial.teacher_dir, run_dir, force=force, quiet=True)
     return {"run": str(run_dir), "size_bits": results["size"]["student"]["total_bits"],
             "agreement": results["agreement_with_teacher"], "wall_s": results["distill_wall_s"],
             "distill_config": _plain(cfg.effective_dict()),
             **{k: results[k] for k in ("mean_return", "std_return", "returns", "seeds")}}
 
 
-def run_trial(trial: Trial) -> dict[str, Any]:
-    """Run one trial in this process and return its result record."""
+def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
+    """Run one trial in this process and return its result record.
+
+    ``rerun``: the trial's cached result is stale; its run folder is distilled again.
+    """
     import torch
 
     torch.set_num_threads(1)
     if trial.method in ("qpd", "direct", "float"):
-        out = _distill_trial(trial)
+        out = _distill_trial(trial, force=rerun)
     elif trial.method == "float-ptq":
         from training.baselines import ptq_student
         from training.distill import STUDENT_FILE, load_student
@@ -119,20 +122,26 @@ def run_trial(trial: Trial) -> dict[str, Any]:
     return {**asdict(trial), "key": trial.key, **{k: out[k] for k in keep if k in out}}
 
 
-def _run_and_save(trial: Trial, path: str) -> dict[str, Any]:
-    record = run_trial(trial)
+def _run_and_save(trial: Trial, path: str, rerun: bool = False) -> dict[str, Any]:
+    record = run_trial(trial, rerun)
     atomic.write_json(path, record)
     return record
 
 
 def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = "trials",
                on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run the trials not yet in ``cache_dir`` (``jobs`` at a time); return every trial's record."""
+    """Run the trials not yet in ``cache_dir`` (``jobs`` at a time); return every trial's record.
+
+    A cached distilling trial whose stored config is not what the current defaults would run
+    (a default changed since) is run again, its run folder replaced. Records from before
+    configs were stored carry none and are taken as they are.
+    """
     from training.qpd_config import same_computation
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
     todo = []
+    stale: set[str] = set()
     for trial in trials:
         path = cache_dir / f"{trial.key}.json"
         if path.exists():
@@ -146,20 +155,23 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
             # Records store the full distillation config they ran with, so a changed default
             # (training/qpd_config.py) cannot pass a stale result off as current.
             if "distill_config" in record and not same_computation(record["distill_config"], trial_qpd_config(trial)):
-                raise FlowError(f"{path} was distilled with other settings than the current distillation config "
-                                "(a default changed?); delete it to run it again")
+                tqdm.write(f"{trial.key}: cached result was distilled with other settings (a default changed since); "
+                           "running it again")
+                stale.add(trial.key)
+                todo.append(trial)
+                continue
             records[trial.key] = record
         else:
             todo.append(trial)
     bar = tqdm(total=len(trials), initial=len(records), desc=desc, unit="trial", dynamic_ncols=True)
     if jobs <= 1:
         for trial in todo:
-            records[trial.key] = _run_and_save(trial, str(cache_dir / f"{trial.key}.json"))
+            records[trial.key] = _run_and_save(trial, str(cache_dir / f"{trial.key}.json"), trial.key in stale)
             bar.set_postfix_str(f"{trial.key}: {records[trial.key]['mean_return']:.1f}")
             bar.update(1)
     elif todo:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_run_and_save, t, str(cache_dir / f"{t.key}.json")): t for t in todo}
+            futures = {pool.submit(_run_and_save, t, str(cache_dir / f"{t.key}.json"), t.key in stale): t for t in todo}
             for future in as_completed(futures):
                 trial = futures[future]
                 records[trial.key] = future.result()
