@@ -28,7 +28,7 @@ METHOD_COLOURS = {"ptq": "tab:blue", "qat-ppo": "tab:orange", "float-ptq": "tab:
                   "qpd": "tab:purple"}
 METHOD_LABELS = {
     "ptq": "PTQ of the teacher",
-    "qat-ppo": "QAT PPO from scratch (student arch)",
+    "qat-ppo": "QAT PPO from scratch (student actor, float critic)",
     "float-ptq": "float distillation, then PTQ",
     "direct": "distillation at target bits (no transition)",
     "qpd": "QPD",
