@@ -28,7 +28,7 @@ from training.envs import env_info
 from training.evaluation import eval_seeds, evaluate
 from training.replay import Collector
 from training.size import mlp_size
-from training.student import MIN_ACT_BITS, InputQuant, QuantStudent, StudentSpec, calibrate, weight_quant
+from training.student import InputQuant, QuantStudent, StudentSpec, calibrate, student_act_bits, weight_quant
 from training.teacher import TeacherPolicy
 
 PTQ_SEED_BASE = 40_000_000
@@ -112,7 +112,7 @@ def ptq_student(float_student: QuantStudent, teacher: TeacherPolicy, env_id: str
     t0 = time.perf_counter()
     info = env_info(env_id)
     torch.manual_seed(seed)
-    quant = QuantStudent(float_student.spec.with_bits(bits, max(bits, MIN_ACT_BITS)))
+    quant = QuantStudent(float_student.spec.with_bits(bits, student_act_bits(bits)))
     transfer_float_weights(float_student, quant)
     calibrate(quant, _teacher_states(teacher, env_id, calib_states, seed), seed=seed)
     result = evaluate(StudentPolicy(quant, info.action_low, info.action_high), env_id, eval_seeds(episodes))
@@ -212,7 +212,7 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     states = random_states.collect(lambda obs: np.stack([space.sample() for _ in obs]), 5000)
     random_states.close()
     shift, scale = input_affine(states)
-    spec = StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(hidden), bits, max(bits, MIN_ACT_BITS), 8,
+    spec = StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(hidden), bits, student_act_bits(bits), 8,
                        shift, scale)
     kwargs = ppo_kwargs(env_id, hp)
     kwargs.pop("use_sde", None)

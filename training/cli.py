@@ -154,12 +154,11 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     teacher = train_teacher(env, 0)
     stage("2/6 QPD: 2x32 student, 8 -> 6 -> 4 -> 3 -> 2 bits")
     cfg = load_qpd_config(env_id=env, seed=args.seed)
-    from training.distill import student_run_dir
-    from training.qpd_config import same_computation
-    from training.runs import CONFIG_FILE, read_run_config, teacher_run_dir
+    from training.distill import holds_other_run, student_run_dir
+    from training.runs import teacher_run_dir
 
     run_dir = student_run_dir(cfg)
-    stale = (run_dir / CONFIG_FILE).exists() and not same_computation(read_run_config(run_dir).get("qpd"), cfg)
+    stale = holds_other_run(run_dir, cfg)
     if stale:
         print(f"{run_dir} holds a student distilled with other settings (an older default?): distilling it again")
     student = distill(cfg, teacher_run_dir(env, 0), force=stale)
@@ -182,6 +181,10 @@ def _cmd_demo(args: argparse.Namespace) -> None:
           f"emulated accelerator {rep['hardware']['mean_return']:.1f} ± {rep['hardware']['std_return']:.1f}, agreeing with the "
           f"Brevitas student on {100 * brevitas.get('step_agreement', float('nan')):.2f} % of steps and "
           f"{brevitas.get('identical_returns', 0)}/{rep['episodes']} episode returns")
+
+
+GRID_CONFIG_HELP = ("YAML of distillation settings for every distilling trial, to compare a QPD variant "
+                    "(e.g. final_stage_share: 0.6); use a separate --out")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,9 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
     p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0)")
     p.add_argument("--out", default=None, help="output folder (default runs/<env>/qpd-table)")
-    p.add_argument("--config", default=None,
-                   help="YAML of distillation settings for every distilling trial, to compare a QPD variant "
-                        "(e.g. final_stage_share: 0.6); use a separate --out")
+    p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
     p.set_defaults(func=_cmd_table)
 
     p = sub.add_parser("frontier", help="size/return frontier of QPD and direct distillation over widths x bits")
@@ -258,9 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
     p.add_argument("--teacher", default=None)
     p.add_argument("--out", default=None, help="output folder (default runs/<env>/frontier)")
-    p.add_argument("--config", default=None,
-                   help="YAML of distillation settings for every distilling trial, to compare a QPD variant "
-                        "(e.g. final_stage_share: 0.6); use a separate --out")
+    p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
     p.set_defaults(func=_cmd_frontier)
 
     p = sub.add_parser("envs", help="list the supported environments")

@@ -124,6 +124,14 @@ def student_run_dir(cfg: QPDConfig) -> Path:
     return runs_root() / cfg.env_id / cfg.run_name()
 
 
+def holds_other_run(run_dir: Path, cfg: QPDConfig) -> bool:
+    """Whether ``run_dir`` holds a run that is not the distillation ``cfg`` asks for."""
+    if not (run_dir / CONFIG_FILE).exists():
+        return False
+    old = read_run_config(run_dir)
+    return old.get("kind") != "student" or not same_computation(old.get("qpd"), cfg)
+
+
 def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None = None, *, force: bool = False,
             threads: int = 1, quiet: bool = False) -> dict[str, Any]:
     """Distil the teacher of ``teacher_dir`` as ``cfg`` says; return the ``results.json`` data."""
@@ -135,8 +143,7 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     if (run_dir / CONFIG_FILE).exists():
-        old = read_run_config(run_dir)
-        if old.get("kind") != "student" or not same_computation(old.get("qpd"), cfg):
+        if holds_other_run(run_dir, cfg):
             raise FlowError(f"{run_dir} holds a run with another config; pass FORCE=1 (--force) to replace it")
         if (run_dir / RESULTS_FILE).exists() and (run_dir / STUDENT_FILE).exists():
             results = json.loads((run_dir / RESULTS_FILE).read_text())

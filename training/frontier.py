@@ -14,7 +14,7 @@ from typing import Any
 
 from training import atomic
 from training.table import aggregate, settings_note, teacher_record, validate_trials
-from training.trials import Trial, run_trials
+from training.trials import Trial, run_trials, trial_extra
 
 FRONTIER_METHODS = ("qpd", "direct")
 
@@ -36,7 +36,7 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
 
     teacher = teacher_record(teacher_dir, env_id)
     trials = [Trial(env_id=env_id, method=m, bits=b, seed=s, hidden=(w,) * depth, updates=updates, episodes=episodes,
-                    teacher_dir=str(teacher_dir), runs_dir=str(runs_dir), extra=tuple(sorted((settings or {}).items())))
+                    teacher_dir=str(teacher_dir), runs_dir=str(runs_dir), extra=trial_extra(settings))
               for w in widths for b in bits for m in methods for s in seeds]
     validate_trials(trials)
     records = run_trials(trials, out_dir / "trials", jobs, desc=f"{env_id} frontier")

@@ -16,7 +16,7 @@ import yaml
 
 from training.distill_loss import LossConfig
 from training.errors import FlowError
-from training.student import COLLECT_STATS_STEPS, MAX_BITS, MIN_ACT_BITS, MIN_WEIGHT_BITS
+from training.student import COLLECT_STATS_STEPS, MAX_BITS, MIN_ACT_BITS, MIN_WEIGHT_BITS, student_act_bits
 
 METHODS = ("qpd", "direct", "float")
 #: The precision ladder QPD walks down by default, truncated at the target.
@@ -72,7 +72,7 @@ class QPDConfig:
         if isinstance(self.loss, dict):
             self.loss = _build(LossConfig, self.loss, "loss")
         if self.act_bits is None:
-            self.act_bits = max(self.weight_bits, MIN_ACT_BITS) if isinstance(self.weight_bits, int) else self.weight_bits
+            self.act_bits = student_act_bits(self.weight_bits) if isinstance(self.weight_bits, int) else self.weight_bits
         self.hidden = [int(h) for h in self.hidden]
         self.validate()
 

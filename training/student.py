@@ -43,6 +43,14 @@ MAX_BITS = 8
 #: Weights go down to 1 bit (bipolar, ±scale); activations to 2 bits: Brevitas exports a 1-bit
 #: QuantReLU as BipolarQuant (±1), which is not a ReLU's {0, 1}.
 MIN_WEIGHT_BITS, MIN_ACT_BITS = 1, 2
+
+
+def student_act_bits(weight_bits: int) -> int:
+    """A student's default activation width for ``weight_bits``: the same, but at least
+    :data:`MIN_ACT_BITS`."""
+    return max(weight_bits, MIN_ACT_BITS)
+
+
 #: Training steps over which activation scales are initialised (see :class:`ReluQuant`).
 COLLECT_STATS_STEPS = 100
 

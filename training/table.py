@@ -21,7 +21,7 @@ from training.errors import FlowError
 from training.runs import RESULTS_FILE
 from training.size import teacher_size
 from training.teacher import TeacherPolicy
-from training.trials import TABLE_METHODS, Trial, distill_method, run_trials, trial_qpd_config
+from training.trials import DISTILLED_AS, TABLE_METHODS, Trial, distill_method, run_trials, trial_extra, trial_qpd_config
 
 #: One colour per method, the same in every plot whatever methods a table holds.
 METHOD_COLOURS = {"ptq": "tab:blue", "qat-ppo": "tab:orange", "float-ptq": "tab:green", "direct": "tab:red",
@@ -73,8 +73,6 @@ def aggregate(records: list[dict[str, Any]], teacher: dict[str, Any], key_fields
 #: Settings a grid sets for each trial itself; a grid config may not set them.
 GRID_OWNED_SETTINGS = ("env_id", "seed", "method", "hidden", "weight_bits", "act_bits", "updates", "eval_episodes",
                        "schedule")
-#: Methods whose trials distil, and so take a grid's distillation settings.
-DISTILLING_METHODS = ("qpd", "direct", "float", "float-ptq")
 
 
 def grid_settings(path: str | Path | None) -> dict[str, Any]:
@@ -101,10 +99,10 @@ def build_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[in
     """The float-student trials (phase 1) and the table's trials (phase 2)."""
     common = dict(env_id=env_id, hidden=tuple(hidden), updates=updates, episodes=episodes,
                   teacher_dir=str(teacher_dir), runs_dir=str(runs_dir))
-    extra = tuple(sorted((settings or {}).items()))
+    extra = trial_extra(settings)
     floats = [Trial(method="float", bits=None, seed=s, extra=extra, **common)
               for s in seeds] if "float-ptq" in methods else []
-    table = [Trial(method=m, bits=b, seed=s, extra=extra if m in DISTILLING_METHODS else (), **common)
+    table = [Trial(method=m, bits=b, seed=s, extra=extra if m in DISTILLED_AS else (), **common)
              for b in bits for m in methods for s in seeds]
     validate_trials(floats + table)
     return floats, table
@@ -123,9 +121,9 @@ def bits_label(weight_bits: int, method: str) -> str:
     Students keep activations at 2 bits or more (a 1-bit QuantReLU exports as a bipolar
     quantizer); PTQ of the teacher binarises its tanh activations at 1 bit.
     """
-    from training.student import MIN_ACT_BITS
+    from training.student import student_act_bits
 
-    act_bits = weight_bits if method == "ptq" else max(weight_bits, MIN_ACT_BITS)
+    act_bits = weight_bits if method == "ptq" else student_act_bits(weight_bits)
     return str(weight_bits) if act_bits == weight_bits else f"{weight_bits}/{act_bits}"
 
 

@@ -52,9 +52,18 @@ class Trial:
         return f"{self.method}-{arch}-{bits}-s{self.seed}"
 
 
+#: The distillation each distilling method runs (``float-ptq`` quantizes a float student).
+DISTILLED_AS = {"qpd": "qpd", "direct": "direct", "float": "float", "float-ptq": "float"}
+
+
 def distill_method(trial: Trial) -> str | None:
-    """The distillation a trial runs (``float`` for ``float-ptq``'s float student), or None."""
-    return {"qpd": "qpd", "direct": "direct", "float": "float", "float-ptq": "float"}.get(trial.method)
+    """The distillation a trial runs, or None for a method that does not distil."""
+    return DISTILLED_AS.get(trial.method)
+
+
+def trial_extra(settings: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    """A grid's distillation settings as a :attr:`Trial.extra` (sorted, so equal settings give equal trials)."""
+    return tuple(sorted((settings or {}).items()))
 
 
 def trial_qpd_config(trial: Trial) -> QPDConfig:
