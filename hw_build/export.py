@@ -68,12 +68,18 @@ def episode_states(env_id: str, policy, n: int, seed_base: int = CHECK_SEED_BASE
         collector.close()
 
 
+def integer_logits(logits: np.ndarray, output_scale: float) -> np.ndarray:
+    """Another level's float logits as the integer logits the hardware's LabelSelect sees
+    (divided by the student's output scale and rounded)."""
+    return np.round(logits / output_scale)
+
+
 def integer_actions(logits: np.ndarray, output_scale: float) -> np.ndarray:
-    """Actions from another level's float logits: divide by the student's output scale, round
-    to the integer logits the hardware's LabelSelect sees, ties to the lowest index."""
+    """Actions from another level's float logits: argmax of :func:`integer_logits`, ties to the
+    lowest index like the hardware."""
     from training.student import first_argmax
 
-    return first_argmax(np.round(logits / output_scale))
+    return first_argmax(integer_logits(logits, output_scale))
 
 
 def student_output_scale(student: QuantStudent, states: np.ndarray) -> float:
@@ -96,11 +102,12 @@ def compare_outputs(student: QuantStudent, states: np.ndarray, other: np.ndarray
         if student.spec.discrete:
             scale = student_output_scale(student, states)
             ref_int = student.integer_logits(x).numpy()
+            other_int = integer_logits(other, scale)
             top2 = np.sort(ref_int, axis=1)[:, -2:]
             return {"n_states": len(states),
-                    "action_agreement": float((first_argmax(ref_int) == integer_actions(other, scale)).mean()),
+                    "action_agreement": float((first_argmax(ref_int) == first_argmax(other_int)).mean()),
                     "max_abs_logit_diff": float(np.abs(ref - other).max()),
-                    "integer_logits_equal": bool(np.array_equal(ref_int, np.round(other / scale))),
+                    "integer_logits_equal": bool(np.array_equal(ref_int, other_int)),
                     "exact_ties": int((top2[:, 0] == top2[:, 1]).sum())}
     return {"n_states": len(states), "max_abs_action_diff": float(np.abs(ref - other).max()),
             "action_agreement": float(np.isclose(ref, other, atol=1e-5, rtol=1e-5).all(axis=1).mean())}

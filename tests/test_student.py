@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -27,10 +28,15 @@ def _trained(spec: StudentSpec, steps: int = 120) -> QuantStudent:
 SPEC = StudentSpec(obs_dim=4, n_out=2, discrete=True, hidden=(16, 16), weight_bits=4, act_bits=4)
 
 
-@pytest.mark.parametrize("kwargs", [{"weight_bits": 0}, {"act_bits": 1}, {"act_bits": 9}, {"hidden": ()}, {"weight_bits": None}])
+@pytest.mark.parametrize("kwargs", [{"weight_bits": 0}, {"act_bits": 1}, {"act_bits": 9}, {"hidden": ()}, {"weight_bits": None},
+                                    {"weight_bits": 2.5}, {"input_bits": True}])
 def test_bad_specs(kwargs):
     with pytest.raises(FlowError):
         StudentSpec(**{**dict(obs_dim=4, n_out=2, discrete=True), **kwargs})
+
+
+def test_numpy_integer_bit_widths_are_accepted():
+    assert StudentSpec(obs_dim=4, n_out=2, discrete=True, weight_bits=np.int64(3), act_bits=3).weight_bits == 3
 
 
 def test_weights_sit_on_the_integer_grid_and_output_scale_is_one_positive_number():

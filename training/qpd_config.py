@@ -16,7 +16,7 @@ import yaml
 
 from training.distill_loss import LossConfig
 from training.errors import FlowError
-from training.student import COLLECT_STATS_STEPS, MAX_BITS, MIN_ACT_BITS, MIN_WEIGHT_BITS, student_act_bits
+from training.student import COLLECT_STATS_STEPS, MAX_BITS, MIN_WEIGHT_BITS, check_bit_width, student_act_bits
 
 METHODS = ("qpd", "direct", "float")
 #: The precision ladder QPD walks down by default, truncated at the target.
@@ -80,10 +80,8 @@ class QPDConfig:
         """Raise :class:`FlowError` for an impossible config."""
         if self.method not in METHODS:
             raise FlowError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name, low in (("weight_bits", MIN_WEIGHT_BITS), ("act_bits", MIN_ACT_BITS), ("input_bits", MIN_ACT_BITS)):
-            bits = getattr(self, name)
-            if not isinstance(bits, int) or not low <= bits <= MAX_BITS:
-                raise FlowError(f"{name} must be an integer from {low} to {MAX_BITS}, got {bits!r}")
+        for name in ("weight_bits", "act_bits", "input_bits"):
+            check_bit_width(name, getattr(self, name))
         if not self.hidden or min(self.hidden) <= 0:
             raise FlowError(f"hidden widths must be positive, got {self.hidden}")
         for name in ("updates", "batch_size", "teacher_states", "dagger_interval", "dagger_steps",

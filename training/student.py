@@ -20,6 +20,7 @@ Built for FINN by construction (see ../shared/STACK.md):
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,6 +50,14 @@ def student_act_bits(weight_bits: int) -> int:
     """A student's default activation width for ``weight_bits``: the same, but at least
     :data:`MIN_ACT_BITS`."""
     return max(weight_bits, MIN_ACT_BITS)
+
+
+def check_bit_width(name: str, bits: object) -> None:
+    """Raise :class:`FlowError` unless ``bits`` is a bit width a student supports for ``name``
+    (``weight_bits``: 1 to 8; ``act_bits`` and ``input_bits``: 2 to 8)."""
+    low = MIN_WEIGHT_BITS if name == "weight_bits" else MIN_ACT_BITS
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not low <= bits <= MAX_BITS:
+        raise FlowError(f"{name} must be an integer from {low} to {MAX_BITS}, got {bits!r}")
 
 
 #: Training steps over which activation scales are initialised (see :class:`ReluQuant`).
@@ -129,10 +138,9 @@ class StudentSpec:
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
-        for name, low in (("weight_bits", MIN_WEIGHT_BITS), ("act_bits", MIN_ACT_BITS), ("input_bits", MIN_ACT_BITS)):
-            bits = getattr(self, name)
-            if bits is not None and not (low <= int(bits) <= MAX_BITS):
-                raise FlowError(f"{name} must be between {low} and {MAX_BITS} (or float), got {bits}")
+        for name in ("weight_bits", "act_bits", "input_bits"):
+            if getattr(self, name) is not None:  # None: a float layer
+                check_bit_width(name, getattr(self, name))
         if (self.weight_bits is None) != (self.act_bits is None):
             raise FlowError("weight_bits and act_bits must both be set or both be float (None)")
         if not self.hidden or min(self.hidden) <= 0:
