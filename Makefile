@@ -34,7 +34,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table frontier export estimate codegen bitstream verify compare deploy board-eval bench clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier export estimate codegen bitstream verify compare deploy board-eval bench clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -98,6 +98,11 @@ table_flags = $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,METHO
 
 qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [SEEDS=0,1,2] [JOBS=2] [OUT=<dir>] [CONFIG=<yaml>]
 	$(PY) -m training table --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(table_flags)
+
+ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] [VARIANTS=qpd,no-transition,...] [JOBS=2] [OUT=<dir>]
+	$(PY) -m training ablation --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,BITS,--bits) \
+	  $(call opt,SEEDS,--seeds) $(call opt,VARIANTS,--variants) $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) \
+	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
 
 frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=1,...,8] [SEEDS=0] [JOBS=2] [CONFIG=<yaml>]
 	$(PY) -m training frontier --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \

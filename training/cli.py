@@ -128,6 +128,20 @@ def _cmd_frontier(args: argparse.Namespace) -> None:
     print(f"written: {out}/frontier.md, frontier.json, frontier.png")
 
 
+def _cmd_ablation(args: argparse.Namespace) -> None:
+    from training.ablation import ablation, check_variants
+    from training.runs import runs_root
+
+    variants = check_variants([v for v in args.variants.split(",") if v])
+    teacher = _ensure_teacher(args.env, args.teacher)
+    out = Path(args.out) if args.out else runs_root() / args.env / "ablation"
+    data = ablation(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
+                    variants=variants, hidden=[args.width] * args.depth,
+                    updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs")
+    print((out / "ablation.md").read_text())
+    print(f"written: {out}/ablation.md, ablation.json, ablation.png ({len(data['trials'])} trials)")
+
+
 def _cmd_envs(args: argparse.Namespace) -> None:  # noqa: ARG001
     from training.config import supported_envs
 
@@ -261,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default runs/<env>/frontier)")
     p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
     p.set_defaults(func=_cmd_frontier)
+
+    from training.ablation import VARIANTS
+
+    p = sub.add_parser("ablation", help="what each idea of QPD buys: QPD with one idea off at a time (ablation.md/json/png)")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--bits", default="3,2", help="weight bit widths (default 3,2; activations max(bits, 2))")
+    p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"default {','.join(VARIANTS)}")
+    p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
+    p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
+    p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
+    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
+    p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
+    p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0)")
+    p.add_argument("--out", default=None, help="output folder (default runs/<env>/ablation)")
+    p.set_defaults(func=_cmd_ablation)
 
     p = sub.add_parser("envs", help="list the supported environments")
     p.set_defaults(func=_cmd_envs)

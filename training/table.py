@@ -163,31 +163,37 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
     return "\n".join(lines)
 
 
-def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> None:
-    """Return against bits, one line and band per method, the teacher as a band."""
+def plot_return_against_bits(title: str, teacher: dict[str, Any], series: list[tuple[str, str, list[dict[str, Any]]]],
+                             path: Path) -> None:
+    """Return against bits, one line and band (std over seeds) per ``(label, colour, rows)``, the teacher as a band."""
     from training.plots import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(7.0, 4.4))
     lo, hi = teacher["mean_return"] - teacher["std_return"], teacher["mean_return"] + teacher["std_return"]
     ax.axhspan(lo, hi, color="grey", alpha=0.2, label="teacher ± std")
     ax.axhline(teacher["mean_return"], color="grey", lw=1)
-    for method in TABLE_METHODS:
-        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["bits"])
+    for label, colour, rows in series:
+        rs = sorted(rows, key=lambda r: r["bits"])
         if not rs:
             continue
         x = [r["bits"] for r in rs]
         y = np.array([r["mean_return"] for r in rs])
         s = np.array([r["std_over_seeds"] for r in rs])
-        ax.plot(x, y, marker="o", lw=1.5, label=METHOD_LABELS[method], color=METHOD_COLOURS[method])
-        ax.fill_between(x, y - s, y + s, color=METHOD_COLOURS[method], alpha=0.15)
-    bits = sorted({r["bits"] for r in rows})
-    ax.set_xticks(bits)
+        ax.plot(x, y, marker="o", lw=1.5, label=label, color=colour)
+        ax.fill_between(x, y - s, y + s, color=colour, alpha=0.15)
+    ax.set_xticks(sorted({r["bits"] for _, _, rows in series for r in rows}))
     ax.set_xlabel("weight bits (activations alike; 1-bit students keep 2-bit activations)")
     ax.set_ylabel("mean return (band: std over seeds)")
-    ax.set_title(f"{env_id}: return against precision")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     save_figure(fig, path)
+
+
+def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> None:
+    """The table's plot: return against bits, one line and band per method."""
+    series = [(METHOD_LABELS[m], METHOD_COLOURS[m], [r for r in rows if r["method"] == m]) for m in TABLE_METHODS]
+    plot_return_against_bits(f"{env_id}: return against precision", teacher, series, path)
 
 
 def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], methods: list[str],

@@ -1,0 +1,122 @@
+"""The QPD ablation: what each of QPD's ideas buys, on the same student, budget and seeds.
+
+DESIGN.md §4 makes each named idea of QPD switchable so that a table can show what it buys.
+``make ablation ENV=<id>`` runs QPD and QPD with one idea switched off at a time:
+
+- ``qpd``: everything on (the defaults);
+- ``no-transition``: one stage straight at the target bits (the ``direct`` method);
+- ``no-value-term``: the policy KL alone (``loss.value_coef: 0``), so the critic head no longer
+  shapes the shared quantized trunk;
+- ``no-student-states``: teacher-visited states only (``dagger: false``), no DAgger mix.
+
+It writes ``ablation.md`` (with each variant's return minus QPD's at the same bits),
+``ablation.json`` and ``ablation.png`` (return against bits, a band per variant). Each variant's
+trial records and run folders live in a sub-folder of their own: a variant changes what a trial
+computes, not its name.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training import atomic
+from training.errors import FlowError
+from training.table import aggregate, bits_label, plot_return_against_bits, teacher_record, validate_trials
+from training.trials import Trial, run_trials, trial_extra
+
+
+@dataclass(frozen=True)
+class Variant:
+    """QPD with (at most) one idea switched off."""
+
+    label: str
+    method: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    colour: str = "tab:grey"
+
+
+VARIANTS: dict[str, Variant] = {
+    "qpd": Variant("QPD (all on)", "qpd", colour="tab:purple"),
+    "no-transition": Variant("no precision transition (direct)", "direct", colour="tab:red"),
+    "no-value-term": Variant("no value term (policy KL only)", "qpd", {"loss": {"value_coef": 0.0}}, "tab:cyan"),
+    "no-student-states": Variant("no student-visited states (no DAgger)", "qpd", {"dagger": False}, "tab:olive"),
+}
+
+
+def check_variants(names: list[str]) -> list[str]:
+    """``names`` if every one is a known variant, else :class:`FlowError` naming the known ones."""
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown or not names:
+        raise FlowError(f"unknown ablation variant(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(VARIANTS)}")
+    return names
+
+
+def build_ablation_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[int], variants: list[str],
+                          hidden: list[int], updates: int, episodes: int, runs_dir: Path) -> dict[str, list[Trial]]:
+    """Every variant's trials (bits × seeds), checked before any runs."""
+    check_variants(variants)
+    trials = {name: [Trial(env_id=env_id, method=VARIANTS[name].method, bits=b, seed=s, hidden=tuple(hidden),
+                           updates=updates, episodes=episodes, teacher_dir=str(teacher_dir),
+                           runs_dir=str(runs_dir / name), extra=trial_extra(VARIANTS[name].settings))
+                     for b in bits for s in seeds]
+              for name in variants}
+    validate_trials([t for ts in trials.values() for t in ts])
+    return trials
+
+
+def with_gain_over_qpd(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add ``vs_qpd``: a row's mean return minus the full QPD row's at the same bits (None without one)."""
+    qpd = {r["bits"]: r["mean_return"] for r in rows if r["variant"] == "qpd"}
+    return [{**r, "vs_qpd": r["mean_return"] - qpd[r["bits"]] if r["bits"] in qpd else None} for r in rows]
+
+
+def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int]) -> str:
+    """The ablation table a person reads."""
+    floor = teacher["mean_return"] - teacher["std_return"]
+    order = list(VARIANTS)
+    lines = [
+        f"# QPD ablation: {env_id}",
+        "",
+        f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} episodes. "
+        f"Students {len(hidden)}×{hidden[0]} (8-bit input), same updates and seeds for every variant; each variant "
+        f"switches off one idea of QPD. A seed keeps the teacher's return when its mean is ≥ {floor:.2f}. "
+        "*vs QPD*: the variant's mean return minus full QPD's at the same bits (negative: the idea switched off helps).",
+        "",
+        "| bits (w/a) | variant | return | worst seed | seeds keeping teacher | agreement with teacher | vs QPD |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in sorted(rows, key=lambda r: (-r["bits"], order.index(r["variant"]))):
+        delta = "–" if row["variant"] == "qpd" or row["vs_qpd"] is None else f"{row['vs_qpd']:+.2f}"
+        agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
+        lines.append(f"| {bits_label(row['bits'], 'qpd')} | {VARIANTS[row['variant']].label} | "
+                     f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | {row['worst_seed_mean']:.2f} | "
+                     f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} | {delta} |")
+    lines += ["", f"Made by: `{command}`", ""]
+    return "\n".join(lines)
+
+
+def ablation(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], variants: list[str],
+             hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path) -> dict[str, Any]:
+    """Run (or read) every variant's trials and write the ablation's files into ``out_dir``."""
+    teacher = teacher_record(teacher_dir, env_id)
+    trials = build_ablation_trials(env_id, teacher_dir, bits, seeds, variants, hidden, updates, episodes, runs_dir)
+    records = []
+    for name, variant_trials in trials.items():
+        for rec in run_trials(variant_trials, out_dir / "trials" / name, jobs, desc=f"{env_id} {name}"):
+            records.append({**rec, "variant": name})
+    rows = with_gain_over_qpd(aggregate(records, teacher, ("variant", "bits")))
+    command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["ablation"] \
+        else f"make ablation ENV={env_id}"
+    data = {"env_id": env_id, "teacher": teacher, "variants": {n: {"method": VARIANTS[n].method,
+            "settings": VARIANTS[n].settings} for n in variants},
+            "settings": {"bits": bits, "seeds": seeds, "hidden": hidden, "updates": updates, "episodes": episodes},
+            "rows": rows, "trials": records, "command": command}
+    atomic.write_json(out_dir / "ablation.json", data)
+    atomic.write_text(out_dir / "ablation.md", markdown(env_id, teacher, rows, command, hidden))
+    series = [(VARIANTS[n].label, VARIANTS[n].colour, [r for r in rows if r["variant"] == n]) for n in variants]
+    plot_return_against_bits(f"{env_id}: QPD ablation", teacher, series, out_dir / "ablation.png")
+    return data
