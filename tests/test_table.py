@@ -118,3 +118,17 @@ def test_bad_grid_config_is_refused_before_any_trial(tmp_path, text, message):
     cfg.write_text(text)
     with pytest.raises(FlowError, match=message):
         build_trials("CartPole-v1", tmp_path, [2], [0], ["qpd"], [32, 32], 8000, 10, tmp_path / "runs", grid_settings(cfg))
+
+
+def test_tiny_frontier_end_to_end_labels_one_bit_students(cartpole_teacher, tmp_path):
+    from training.frontier import frontier
+
+    out = tmp_path / "frontier"
+    data = frontier("CartPole-v1", cartpole_teacher, widths=[8], bits=[1], seeds=[0], methods=["direct"], depth=2,
+                    updates=400, episodes=2, jobs=1, out_dir=out, runs_dir=tmp_path / "runs")
+    assert {p.name for p in out.iterdir()} >= {"frontier.md", "frontier.json", "frontier.png", "trials"}
+    (row,) = data["rows"]
+    md = (out / "frontier.md").read_text()
+    assert f"| 8 | 1/2 | direct | {row['size_bits']:,} |" in md  # 1-bit weights keep 2-bit activations
+    best = data["smallest_keeping_teacher"]["direct"]
+    assert ("at w1a2" in md) == (best is not None) and "at w1a1" not in md

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from training import atomic
-from training.table import aggregate, settings_note, teacher_record, validate_trials
+from training.student import student_act_bits
+from training.table import aggregate, bits_label, settings_note, teacher_record, validate_trials
 from training.trials import Trial, run_trials, trial_extra
 
 FRONTIER_METHODS = ("qpd", "direct")
@@ -78,12 +79,12 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
     for method in methods:
         b = best[method]
         lines.append(f"- smallest {method} student keeping the teacher's return: " + (
-            f"{depth}×{b['width']} at w{b['bits']}a{b['bits']}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
+            f"{depth}×{b['width']} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
             f"return {b['mean_return']:.2f}" if b else "none in this grid"))
-    lines += ["", "| width | bits | method | size (bits) | % of teacher | return (mean ± std over seeds) | keeps teacher |",
+    lines += ["", "| width | bits (w/a) | method | size (bits) | % of teacher | return (mean ± std over seeds) | keeps teacher |",
               "| ---: | ---: | --- | ---: | ---: | --- | ---: |"]
     for r in sorted(rows, key=lambda r: (r["width"], r["bits"], r["method"])):
-        lines.append(f"| {r['width']} | {r['bits']} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
+        lines.append(f"| {r['width']} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
                      f"{r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} | {r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
     lines += ["", f"Made by: `{command}`", ""]
     atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
