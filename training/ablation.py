@@ -84,7 +84,7 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} episodes. "
         f"Students {len(hidden)}×{hidden[0]} (8-bit input), same updates and seeds for every variant; each variant "
         f"switches off one idea of QPD. A seed keeps the teacher's return when its mean is ≥ {floor:.2f}. "
-        "*vs QPD*: the variant's mean return minus full QPD's at the same bits (negative: the idea switched off helps).",
+        "*vs QPD*: the variant's mean return minus full QPD's at the same bits (negative: switching the idea off costs return).",
         "",
         "| bits (w/a) | variant | return | worst seed | seeds keeping teacher | agreement with teacher | vs QPD |",
         "| ---: | --- | --- | ---: | ---: | ---: | ---: |",
