@@ -99,7 +99,7 @@ table_flags = $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,METHO
 qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [SEEDS=0,1,2] [JOBS=2] [OUT=<dir>] [CONFIG=<yaml>]
 	$(PY) -m training table --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(table_flags)
 
-ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] [VARIANTS=qpd,no-transition,...] [JOBS=2] [OUT=<dir>]
+ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] [VARIANTS=qpd,no-transition,...] [WIDTH=32] [JOBS=2] [OUT=<dir>]
 	$(PY) -m training ablation --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,BITS,--bits) \
 	  $(call opt,SEEDS,--seeds) $(call opt,VARIANTS,--variants) $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) \
 	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
