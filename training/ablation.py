@@ -17,15 +17,13 @@ computes, not its name.
 
 from __future__ import annotations
 
-import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from training import atomic
 from training.errors import FlowError
-from training.table import aggregate, bits_label, plot_return_against_bits, teacher_record, validate_trials
+from training.table import aggregate, bits_label, made_by, plot_return_against_bits, teacher_record, validate_trials
 from training.trials import Trial, run_trials, trial_extra
 
 
@@ -109,8 +107,7 @@ def ablation(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int
         for rec in run_trials(variant_trials, out_dir / "trials" / name, jobs, desc=f"{env_id} {name}"):
             records.append({**rec, "variant": name})
     rows = with_gain_over_qpd(aggregate(records, teacher, ("variant", "bits")))
-    command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["ablation"] \
-        else f"make ablation ENV={env_id}"
+    command = made_by("ablation", "ablation", env_id)
     data = {"env_id": env_id, "teacher": teacher, "variants": {n: {"method": VARIANTS[n].method,
             "settings": VARIANTS[n].settings} for n in variants},
             "settings": {"bits": bits, "seeds": seeds, "hidden": hidden, "updates": updates, "episodes": episodes},

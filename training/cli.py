@@ -99,12 +99,11 @@ def _int_list(text: str, name: str) -> list[int]:
 
 
 def _cmd_table(args: argparse.Namespace) -> None:
-    from training.runs import runs_root
     from training.table import grid_settings, qpd_table
 
     settings = grid_settings(args.config)
     teacher = _ensure_teacher(args.env, args.teacher)
-    out = Path(args.out) if args.out else runs_root() / args.env / "qpd-table"
+    out = _grid_out(args, "qpd-table")
     data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                      methods=[m for m in args.methods.split(",") if m], hidden=[args.width] * args.depth,
                      updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
@@ -115,12 +114,11 @@ def _cmd_table(args: argparse.Namespace) -> None:
 
 def _cmd_frontier(args: argparse.Namespace) -> None:
     from training.frontier import frontier
-    from training.runs import runs_root
     from training.table import grid_settings
 
     settings = grid_settings(args.config)
     teacher = _ensure_teacher(args.env, args.teacher)
-    out = Path(args.out) if args.out else runs_root() / args.env / "frontier"
+    out = _grid_out(args, "frontier")
     frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
              seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=args.depth,
              updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
@@ -130,11 +128,10 @@ def _cmd_frontier(args: argparse.Namespace) -> None:
 
 def _cmd_ablation(args: argparse.Namespace) -> None:
     from training.ablation import ablation, check_variants
-    from training.runs import runs_root
 
     variants = check_variants([v for v in args.variants.split(",") if v])
     teacher = _ensure_teacher(args.env, args.teacher)
-    out = Path(args.out) if args.out else runs_root() / args.env / "ablation"
+    out = _grid_out(args, "ablation")
     data = ablation(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                     variants=variants, hidden=[args.width] * args.depth,
                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs")
@@ -197,6 +194,25 @@ def _cmd_demo(args: argparse.Namespace) -> None:
           f"{brevitas.get('identical_returns', 0)}/{rep['episodes']} episode returns")
 
 
+def _add_grid_options(p: argparse.ArgumentParser, out_name: str) -> None:
+    """The options every grid of trials (table, frontier, ablation) takes alike."""
+    from training.trials import default_jobs
+
+    p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
+    p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
+    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
+    p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
+    p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0)")
+    p.add_argument("--out", default=None, help=f"output folder (default runs/<env>/{out_name})")
+
+
+def _grid_out(args: argparse.Namespace, out_name: str) -> Path:
+    """A grid verb's output folder: ``--out``, else ``runs/<env>/<out_name>``."""
+    from training.runs import runs_root
+
+    return Path(args.out) if args.out else runs_root() / args.env / out_name
+
+
 GRID_CONFIG_HELP = ("YAML of distillation settings for every distilling trial, to compare a QPD variant "
                     "(e.g. final_stage_share: 0.6); use a separate --out")
 
@@ -244,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="delete an existing run folder and distil again")
     p.set_defaults(func=_cmd_distill)
 
-    from training.trials import TABLE_METHODS, default_jobs
+    from training.trials import TABLE_METHODS
 
     p = sub.add_parser("table", help="QPD against every baseline across bit widths and seeds (qpd_table.md/json/png)")
     p.add_argument("--env", default="CartPole-v1")
@@ -252,12 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
     p.add_argument("--methods", default=",".join(TABLE_METHODS), help=f"default {','.join(TABLE_METHODS)}")
     p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
-    p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
-    p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
-    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
-    p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
-    p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0)")
-    p.add_argument("--out", default=None, help="output folder (default runs/<env>/qpd-table)")
+    _add_grid_options(p, "qpd-table")
     p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
     p.set_defaults(func=_cmd_table)
 
@@ -267,12 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", default="1,2,3,4,5,6,7,8", help="weight bit widths (default 1..8; activations max(bits, 2))")
     p.add_argument("--seeds", default="0", help="student seeds (default 0)")
     p.add_argument("--methods", default="qpd,direct")
-    p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
-    p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
-    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
-    p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
-    p.add_argument("--teacher", default=None)
-    p.add_argument("--out", default=None, help="output folder (default runs/<env>/frontier)")
+    _add_grid_options(p, "frontier")
     p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
     p.set_defaults(func=_cmd_frontier)
 
@@ -284,12 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"default {','.join(VARIANTS)}")
     p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
-    p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
-    p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
-    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
-    p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
-    p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0)")
-    p.add_argument("--out", default=None, help="output folder (default runs/<env>/ablation)")
+    _add_grid_options(p, "ablation")
     p.set_defaults(func=_cmd_ablation)
 
     p = sub.add_parser("envs", help="list the supported environments")

@@ -7,14 +7,12 @@ the teacher's return marked for each method).
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 from training import atomic
 from training.student import student_act_bits
-from training.table import aggregate, bits_label, settings_note, teacher_record, validate_trials
+from training.table import aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
 from training.trials import Trial, run_trials, trial_extra
 
 FRONTIER_METHODS = ("qpd", "direct")
@@ -70,8 +68,7 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
     ax.legend(fontsize=7, loc="lower right")
     save_figure(fig, out_dir / "frontier.png")
 
-    command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["frontier"] else \
-        f"make frontier ENV={env_id}"
+    command = made_by("frontier", "frontier", env_id)
     lines = [f"# Size/return frontier: {env_id}", "",
              f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f}, {teacher['size_bits']:,} bits. "
              f"Students {depth} hidden layers; a configuration *keeps the teacher's return* when every seed's mean is "

@@ -35,6 +35,14 @@ METHOD_LABELS = {
 }
 
 
+def made_by(verb: str, make_target: str, env_id: str) -> str:
+    """The command that made a grid's files: this process's ``python -m training <verb> ...``
+    line when it was called that way, else ``make <make_target> ENV=<env_id>``."""
+    if sys.argv[1:2] == [verb]:
+        return "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return f"make {make_target} ENV={env_id}"
+
+
 def teacher_record(teacher_dir: Path, env_id: str) -> dict[str, Any]:
     """The teacher's evaluated return and actor size."""
     path = teacher_dir / RESULTS_FILE
@@ -214,8 +222,7 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
         run_trials(floats, cache, jobs, desc="float students")
     records = run_trials(trials, cache, jobs, desc=f"{env_id} table")
     rows = aggregate(records, teacher, ("method", "bits"))
-    command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["table"] else \
-        f"make qpd-table ENV={env_id}"
+    command = made_by("table", "qpd-table", env_id)
     data = {"env_id": env_id, "teacher": teacher, "settings": {"bits": bits, "seeds": seeds, "methods": methods,
             "hidden": hidden, "updates": updates, "episodes": episodes, "distill_settings": settings or {}}, "rows": rows, "trials": records,
             "command": command}
