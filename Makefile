@@ -112,14 +112,18 @@ frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=1,
 DESIGN    ?=
 TARGET_FPS ?=
 CLOCK_NS  ?= 10
+INPUT     ?= integer
+OBJECTIVE ?= smallest
+LATENCY_US ?= 2
 design_flag = $(if $(DESIGN),--design $(DESIGN),)
-hw_flags = $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS)
+hw_flags = $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS) --input $(INPUT) \
+  --objective $(OBJECTIVE) --latency-us $(LATENCY_US)
 
 export: install ## export a student to QONNX with the parity check: RUN=<run folder> [DESIGN=<name>] [FORCE=1]
 	@test -n "$(RUN)" || { echo "make export needs RUN=<run folder of a distilled student>"; exit 2; }
 	$(PY) -m hw_build export $(RUN) $(design_flag) $(force_flag)
 
-estimate: install ## FINN build to estimate reports + accel.json: DESIGN=<name> [TARGET_FPS=] [CLOCK_NS=10]
+estimate: install ## FINN estimate + folding choice + accel.json: DESIGN=<name> [LATENCY_US=2] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=]
 	$(PY) -m hw_build estimate $(hw_flags)
 
 codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name>

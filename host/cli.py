@@ -50,13 +50,41 @@ def _brevitas_policy(design: Path, spec):
     return StudentPolicy(student, np.asarray(action["low"]), np.asarray(action["high"])), None
 
 
+FINN_GRAPH = "intermediate_models/step_convert_to_hw.onnx"
+
+
+def independent_reference(design: Path, spec):
+    """A software reference of the accelerator that does not share the emulator's code.
+
+    On a workstation (finn installed, the design's FINN graphs present): FINN's own Python
+    execution of the hardware-layer graph, fed by the host's input transform. On the board,
+    where finn cannot be installed: the numpy integer reference, which is independent of the
+    fabric it is compared with there. Returns ``(name, policy, note or None)``.
+    """
+    from host.emulator import EmulatedAccelerator
+
+    graph = design / FINN_GRAPH
+    try:
+        from hw_build.execution import execute_batch  # workstation only
+    except ImportError:
+        why = "finn is not installed here (as on the board)"
+    else:
+        if graph.exists():
+            return ("FINN hardware-layer graph", lambda obs: spec.action_from_output(execute_batch(graph, spec.preprocess(obs))),
+                    None)
+        why = f"{graph} is not here"
+    emulator = EmulatedAccelerator(spec)
+    return ("integer reference (numpy)", lambda obs: spec.action_from_output(emulator(spec.preprocess(obs))),
+            f"FINN's Python execution skipped ({why}): the numpy integer reference stands in, which off a board "
+            "shares its code with the emulated fabric")
+
+
 def compare(args: argparse.Namespace) -> dict:
     """``make compare`` / ``make board-eval``."""
     import gymnasium as gym
 
     from host.driver import FinnZynqDriver, PynqBackend
     from host.emulated_board import EmulatedBackend
-    from host.emulator import EmulatedAccelerator
     from host.episodes import run_episodes
     from host.report import build_report, headline, write_report
     from host.spec import TEACHER_FILE, check_env_fits, load_spec
@@ -77,9 +105,9 @@ def compare(args: argparse.Namespace) -> dict:
     driver = FinnZynqDriver(spec, backend, max_batch=args.num_envs, timeout_s=args.timeout)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
 
-    integer_ref = EmulatedAccelerator(spec)
-    software = {"integer reference": lambda obs: spec.action_from_output(integer_ref(obs))}
-    notes = []
+    ref_name, reference, note = independent_reference(design, spec)
+    software = {ref_name: reference}
+    notes = [note] if note else []
     if (design / TEACHER_FILE).exists():
         software["float teacher (numpy)"] = NumpyTeacher(design / TEACHER_FILE)
     else:
@@ -102,7 +130,8 @@ def compare(args: argparse.Namespace) -> dict:
     # their latency is measured at batch 1 in the shadow calls above, the size a control loop sends.
     results = {name: run_episodes(policy, make_env, seeds, num_envs=len(seeds)) for name, policy in software.items()}
     meta = {"format_version": 1, "design": design.name, "env_id": env_id, "backend": args.backend,
-            "num_envs": args.num_envs, "notes": notes,
+            "num_envs": args.num_envs, "notes": notes, "deployed": spec.data.get("deployed"),
+            "accelerator_resets": driver.resets,
             "command": "python -m host " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"]
             else f"make compare DESIGN={design.name} BACKEND={args.backend}",
             "frames_through_emulated_fabric": getattr(backend, "frames_run", None)}

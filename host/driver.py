@@ -41,6 +41,7 @@ class Backend(Protocol):
     def ip(self, name: str) -> Registers: ...
     def allocate(self, shape: tuple[int, ...], dtype) -> np.ndarray: ...
     def set_clock_mhz(self, mhz: float) -> None: ...
+    def reset(self) -> None: ...
 
 
 class PynqBackend:
@@ -57,6 +58,15 @@ class PynqBackend:
             self.overlay = pynq.Overlay(str(bitfile))
         except RuntimeError as exc:  # pynq says "No Devices Found" off a board
             raise HostError(f"cannot load {bitfile} with pynq ({exc}): is this a PYNQ board?") from None
+
+    def reset(self) -> None:
+        """Bring a hung accelerator back: reprogram the fabric with the same bitstream.
+
+        FINN's IODMAs are HLS blocks with ``ap_ctrl_hs`` control, which has no soft reset: a
+        DMA that never raises ``ap_done`` stays busy until the programmable logic is reset,
+        which reloading the bitstream does (the ARM-side buffers survive it).
+        """
+        self.overlay.download()
 
     def ip(self, name: str) -> Registers:
         """The IP block ``name`` of the overlay."""
@@ -115,9 +125,19 @@ class FinnZynqDriver:
         self.out_packed = tuple(io_out["packed_shape"][1:])
         self.ibuf = self.backend.allocate((self.max_batch, *self.in_packed), np.uint8)
         self.obuf = self.backend.allocate((self.max_batch, *self.out_packed), np.uint8)
+        self.resets = 0
+        self._connect()
+
+    def _connect(self) -> None:
         self.idma = self.backend.ip(self.spec.data["dma"]["input"])
         self.odma = self.backend.ip(self.spec.data["dma"]["output"])
         self.backend.set_clock_mhz(1000.0 / float(self.spec.data["clock_ns"]))
+
+    def recover(self) -> None:
+        """Reset a hung accelerator (see the backend's ``reset``) so that the next call works."""
+        self.backend.reset()
+        self._connect()
+        self.resets += 1
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Actions for a batch of observations ``(n, obs_dim)``, ``n <= max_batch``."""
@@ -130,11 +150,10 @@ class FinnZynqDriver:
         n = len(obs)
         if n > self.max_batch:
             raise HostError(f"{n} observations in one call, but the driver's buffers hold {self.max_batch}")
-        if not np.isfinite(obs).all():
-            raise HostError("an observation holds NaN or infinity; it is not sent to the accelerator")
         t1 = time.perf_counter()
+        x = self.spec.preprocess(obs)  # refuses NaN/inf; integer designs: the host's input quantizer
         ibuf = self.ibuf[:n]
-        packing.pack(obs.reshape(n, *self.in_folded), self.in_dtype, out=ibuf, check=False)
+        packing.pack(x.reshape(n, *self.in_folded), self.in_dtype, out=ibuf, check=False)
         _sync(ibuf, "flush")
         t2 = time.perf_counter()
         self._run(n)
@@ -157,8 +176,16 @@ class FinnZynqDriver:
         deadline = time.perf_counter() + self.timeout_s
         while not self.odma.read(REG_CTRL) & AP_DONE:
             if time.perf_counter() > deadline:
-                raise AcceleratorTimeout(f"the accelerator did not answer within {self.timeout_s:g} s "
-                                         "(output DMA never reported done)")
+                self._timed_out()
+
+    def _timed_out(self) -> None:
+        what = f"the accelerator did not answer within {self.timeout_s:g} s (output DMA never reported done)"
+        try:
+            self.recover()
+        except Exception as exc:  # noqa: BLE001  (any failure to reset is reported the same way)
+            raise AcceleratorTimeout(f"{what}, and resetting it failed ({exc}): reload the overlay "
+                                     "(restart the command) before the next call") from None
+        raise AcceleratorTimeout(f"{what}; it was reset and takes the next call")
 
 
 def _address(buf) -> int:

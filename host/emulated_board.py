@@ -7,7 +7,9 @@ accelerator's input stream would carry them, runs :class:`~host.emulator.Emulate
 packs the outputs into the buffer at the output DMA's address, and raises ``ap_done``. The
 driver above it is the board's driver, unchanged.
 
-``hang=True`` makes the fabric never finish (to test the driver's timeout).
+``hang=True`` makes the fabric never finish, ``hang_calls=k`` makes only the next ``k`` calls
+hang (to test the driver's timeout and its recovery); ``reset()`` is what reprogramming the
+fabric does on a board: every DMA idle again, nothing in flight.
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ class EmulatedIP:
 class EmulatedBackend:
     """IPs, buffers and the emulated fabric for one design."""
 
-    def __init__(self, spec: AccelSpec, hang: bool = False) -> None:
-        self.spec, self.hang = spec, hang
+    def __init__(self, spec: AccelSpec, hang: bool = False, hang_calls: int = 0) -> None:
+        self.spec, self.hang, self.hang_calls = spec, hang, hang_calls
+        self.resets = 0
         self.fabric = EmulatedAccelerator(spec)
         self.ips = {name: EmulatedIP(name, self) for name in (spec.data["dma"]["input"], spec.data["dma"]["output"])}
         self.memory: dict[int, EmulatedBuffer] = {}
@@ -83,6 +86,12 @@ class EmulatedBackend:
         """Record the clock (the emulation has no time base)."""
         self.clock_mhz = mhz
 
+    def reset(self) -> None:
+        """Return every DMA to idle, as reprogramming the fabric does on a board."""
+        for ip in self.ips.values():
+            ip.regs = {REG_CTRL: AP_IDLE}
+        self.resets += 1
+
     def _buffer_at(self, address: int) -> EmulatedBuffer:
         if address not in self.memory:
             raise HostError(f"DMA address {address:#x} is not an allocated buffer")
@@ -92,6 +101,9 @@ class EmulatedBackend:
         """A DMA was started; the input DMA's start runs the frames through the fabric."""
         data = self.spec.data
         if name != data["dma"]["input"] or self.hang:
+            return
+        if self.hang_calls > 0:
+            self.hang_calls -= 1
             return
         idma, odma = self.ips[data["dma"]["input"]], self.ips[data["dma"]["output"]]
         count = idma.read(REG_COUNT)

@@ -5,7 +5,10 @@ same seeds: episode ``i`` is reset with ``seeds[i]`` whatever policy plays it. S
 are asked for their action on every observation the driving policy saw (without acting),
 which is how per-step action agreement is measured; they are asked after the episodes, all
 observations in a few large batches, and timed separately at batch 1 on a sample of them. Observations holding NaN or infinity stop
-their episode (it is recorded as stopped) and are never passed to the policy.
+their episode (it is recorded as stopped) and are never passed to the policy. A policy call that
+times out (:class:`~host.errors.AcceleratorTimeout`: the driver has reset the accelerator
+by then) stops the episodes it was playing, recorded as stopped, and the loop goes on with
+the next seeds: one hung call does not fail the episodes after it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+
+from host.errors import AcceleratorTimeout
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -104,7 +109,14 @@ def run_episodes(
             order = list(slots)
             obs = np.stack([slots[s][1] for s in order])
             t0 = time.perf_counter()
-            actions = policy(obs)
+            try:
+                actions = policy(obs)
+            except AcceleratorTimeout as exc:
+                for slot in order:
+                    ep = slots[slot][0]
+                    records[ep].stopped = f"accelerator timeout at step {records[ep].length}: {exc}"
+                    finish(slot)
+                continue
             times["policy"].append(time.perf_counter() - t0)
             if call_times is not None:
                 split = call_times()

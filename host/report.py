@@ -34,6 +34,14 @@ def paired_permutation_test(a: list[float], b: list[float], seed: int = 0) -> di
             "permutations": PERMUTATIONS}
 
 
+def format_p(test: dict[str, Any]) -> str:
+    """A p-value as text; at the permutation test's floor, ``p < 1/(N+1)`` rather than a number."""
+    floor = 1 / (test.get("permutations", PERMUTATIONS) + 1)
+    if test["p_value"] <= floor:
+        return f"p < 1/{test.get('permutations', PERMUTATIONS) + 1:,}"
+    return f"p = {test['p_value']:.3g}"
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     """p50 / p99 / mean in microseconds."""
     if not values:
@@ -78,7 +86,7 @@ def headline(rep: dict[str, Any]) -> str:
     for name, sw in rep["software"].items():
         test = sw["paired_test"]
         verdict = "identical returns on every episode" if test["identical"] else \
-            f"mean difference {test['mean_difference']:+.2f}, p = {test['p_value']:.3g}"
+            f"mean difference {test['mean_difference']:+.2f}, {format_p(test)}"
         lines.append(f"  vs {name}: {sw['mean_return']:.2f} ± {sw['std_return']:.2f}; action agreement "
                      f"{100 * sw['step_agreement']:.2f} % of steps; {verdict}")
     accel = rep["latency"].get("policy", {})
@@ -98,7 +106,7 @@ def markdown(rep: dict[str, Any]) -> str:
                f"{rep['latency'].get('policy', {}).get('p50_us', float('nan')):.1f} |")
     for name, sw in rep["software"].items():
         test = sw["paired_test"]
-        p_value = "identical" if test["identical"] else f"{test['p_value']:.3g}"
+        p_value = "identical" if test["identical"] else format_p(test)
         out.append(f"| {name} | {sw['mean_return']:.2f} ± {sw['std_return']:.2f} | {sw['identical_returns']}/{rep['episodes']} "
                    f"| {100 * sw['step_agreement']:.2f} % | {p_value} | {sw['latency'].get('p50_us', float('nan')):.1f} |")
     out += ["", "Hardware call split (per call, µs):", "", "| part | p50 | p99 |", "| --- | ---: | ---: |"]

@@ -1,6 +1,9 @@
-"""Reading a design folder's ``accel.json`` and ``weights.npz`` (format version 1), with checks.
+"""Reading a design folder's ``accel.json`` and ``weights.npz`` (format version 2), with checks.
 
-The host refuses, in one sentence: another format version, a ``weights.npz`` or bitstream
+Version 2 (this one) describes how a float observation becomes the accelerator's input
+(``input.transform``: the student's input quantizer run on the host, or ``none`` for a
+float-input design) and the bits the accelerator stores (``deployed``). The host refuses, in
+one sentence: another format version, a ``weights.npz`` or bitstream
 whose hash is not the one ``accel.json`` names, a layer it does not know, and an environment
 whose observations do not fit the accelerator's input.
 """
@@ -17,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from host.errors import HostError
+from host.quantizer import InputQuantizer
 
-ACCEL_FORMAT_VERSION = 1
+ACCEL_FORMAT_VERSION = 2
 ACCEL_FILE = "accel.json"
 WEIGHTS_FILE = "weights.npz"
 BITFILE = "finn-accel.bit"
@@ -64,6 +68,30 @@ class AccelSpec:
         """Where the design's bitstream is (it may not exist)."""
         return self.folder / BITFILE
 
+    @property
+    def input_transform(self) -> dict[str, Any]:
+        """accel.json's ``input.transform``: how a float observation becomes the accelerator's input."""
+        return self.data["input"]["transform"]
+
+    def preprocess(self, obs: np.ndarray) -> np.ndarray:
+        """The accelerator's input for a batch of float observations ``(n, obs_dim)``.
+
+        Integer-input designs: the student's input quantizer, run here (:mod:`host.quantizer`);
+        float-input designs: the observations as float32. NaN and infinity are refused.
+        """
+        if self._quantizer is not None:
+            return self._quantizer(obs)
+        x = np.asarray(obs, dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise HostError("an observation holds NaN or infinity; it is not sent to the accelerator")
+        return x
+
+    def __post_init__(self) -> None:
+        kind = self.input_transform.get("kind")
+        if kind not in ("quantize", "none"):
+            raise HostError(f"{self.folder / ACCEL_FILE} names an input transform '{kind}' this host does not know")
+        self._quantizer = InputQuantizer.from_transform(self.input_transform) if kind == "quantize" else None
+
     def action_from_output(self, values: np.ndarray) -> np.ndarray:
         """Turn the accelerator's unpacked output rows into actions (see ``accel.json``'s action)."""
         action = self.data["action"]
@@ -85,8 +113,8 @@ def load_spec(folder: str | Path, *, require_bitstream: bool = False) -> AccelSp
         raise HostError(f"{path} is not valid JSON: {exc}") from None
     version = data.get("format_version") if isinstance(data, dict) else None
     if version != ACCEL_FORMAT_VERSION:
-        raise HostError(f"{path} has format_version {version}; this host reads version {ACCEL_FORMAT_VERSION} "
-                        "(rebuild the design with this version of the flow)")
+        raise HostError(f"{path} has format_version {version}; this host reads version {ACCEL_FORMAT_VERSION}: "
+                        f"re-run make estimate DESIGN={folder.name} with this version of the flow")
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise HostError(f"design {folder.name} has no {WEIGHTS_FILE}")

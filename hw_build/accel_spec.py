@@ -1,8 +1,9 @@
 """``accel.json`` and ``weights.npz``: everything the host needs to drive and to emulate a design.
 
 Both are taken from the compiled FINN graph (the hardware layers after folding), so the host's
-emulator computes exactly what the fabric computes. Format version 1 is documented in the
-README ("Accelerator spec"); the host refuses any other version.
+emulator computes exactly what the fabric computes. Format version 2 is documented in the
+README ("Accelerator spec"): it adds the input transform the host runs (the student's input
+quantizer, for integer-input designs) and the deployed bits; the host refuses any other version.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from training import atomic
 from training.errors import FlowError
 
-ACCEL_FORMAT_VERSION = 1
+ACCEL_FORMAT_VERSION = 2
 FINAL_MODEL = "step_generate_estimate_reports.onnx"
 HEAD_MODEL = "step_qpd_output_head.onnx"
 #: Instance names FINN's InsertIODMA gives the Zynq shell's input and output DMAs.
@@ -71,8 +72,24 @@ def _io(model, tensor: str, node, first: bool) -> dict[str, Any]:
             "folded_shape": list(folded), "packed_shape": list(packed)}
 
 
-def build_accel_spec(design_dir: Path, clock_ns: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def input_transform(export: dict[str, Any], input_mode: str) -> dict[str, Any]:
+    """accel.json's ``input.transform``: the host's input quantizer, or none for a float-input design."""
+    if input_mode == "float":
+        return {"kind": "none", "what": "float32 observations go to the accelerator, whose first Thresholding "
+                                        "layer quantizes them (the student's input affine and quantizer, folded)"}
+    quant = export.get("input_quantizer")
+    if quant is None:
+        raise FlowError(f"design {export['design']}: export.json has no input quantizer; re-export it with make export")
+    from host.quantizer import ROUNDING
+
+    return {"kind": "quantize", **quant, "rounding": ROUNDING,
+            "formula": "q = clip(round(((obs - shift) * scale) / quant_scale + zero_point), min_int, max_int), "
+                       "float32 arithmetic"}
+
+
+def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integer") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The accel spec and weight arrays of a compiled design folder."""
+    from hw_build.deployed import deployed_bits
     from qonnx.core.modelwrapper import ModelWrapper
 
     from hw_build.design import BITFILE, EXPORT_FILE, QONNX_FILE, sha256_file
@@ -105,12 +122,15 @@ def build_accel_spec(design_dir: Path, clock_ns: float) -> tuple[dict[str, Any],
         "board": "Pynq-Z2",
         "clock_ns": float(clock_ns),
         "input": {**_io(model, model.graph.input[0].name, model.graph.node[0], True),
-                  "preprocessing": "none: float32 observations go to the accelerator, whose first Thresholding "
-                                   "layer quantizes them (the student's input affine and quantizer, folded)"},
+                  "transform": input_transform(export, input_mode)},
         "output": _io(model, model.graph.output[0].name, model.graph.node[-1], False),
         "action": action,
         "dma": {"input": IDMA_NAME, "output": ODMA_NAME, "protocol": "FINN Zynq IODMA"},
         "layers": layers,
+        "deployed": {**deployed_bits(model, host_input_dim=info.obs_dim if input_mode == "integer" else None,
+                                     host_output_scale=not discrete),
+                     "counts": "every weight and threshold at the width the hardware stores it, the input stage "
+                               "included (host constants at float32)"},
         "hashes": {"student_checkpoint_sha256": export["student_checkpoint_sha256"],
                    "qonnx_sha256": sha256_file(design_dir / QONNX_FILE), "weights_npz_sha256": None,
                    "bitstream_sha256": sha256_file(bit) if bit.exists() else None},
@@ -119,11 +139,11 @@ def build_accel_spec(design_dir: Path, clock_ns: float) -> tuple[dict[str, Any],
     return spec, arrays
 
 
-def write_accel_spec(design_dir: Path, clock_ns: float) -> dict[str, Any]:
+def write_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integer") -> dict[str, Any]:
     """Write ``weights.npz`` then ``accel.json`` (which holds the former's hash) atomically."""
     from hw_build.design import ACCEL_FILE, WEIGHTS_FILE, sha256_file
 
-    spec, arrays = build_accel_spec(design_dir, clock_ns)
+    spec, arrays = build_accel_spec(design_dir, clock_ns, input_mode)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic.write_bytes(design_dir / WEIGHTS_FILE, buf.getvalue())

@@ -11,6 +11,8 @@ import warnings
 from typing import Sequence
 
 from host.errors import run_command
+from hw_build.compile import INPUT_MODES
+from hw_build.folding import DEFAULT_LATENCY_US, OBJECTIVES
 from training.errors import FlowError
 
 
@@ -35,8 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
                        ("bitstream", "the full build with Vivado (stops with exit code 3 where Vivado is missing)")):
         p = sub.add_parser(verb, help=text)
         p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
+        p.add_argument("--input", choices=INPUT_MODES, default="integer",
+                       help="integer (default): the host quantizes observations and the fabric takes integer codes; "
+                            "float: the fabric takes float32 and quantizes them in a Thresholding layer")
+        p.add_argument("--objective", choices=OBJECTIVES, default="smallest",
+                       help="smallest (default): fewest resources (LUT, BRAM, DSP) within --latency-us; "
+                            "fastest: the fastest folding that fits comfortably")
+        p.add_argument("--latency-us", type=float, default=DEFAULT_LATENCY_US,
+                       help=f"fabric latency budget of the smallest objective, est. (default {DEFAULT_LATENCY_US:g} µs)")
         p.add_argument("--target-fps", type=int, default=None,
-                       help="throughput target for folding (default: the fastest folding that fits comfortably)")
+                       help="a fixed throughput target for FINN's folding instead of the objective")
         p.add_argument("--clock-ns", type=float, default=10.0, help="clock period in ns (default 10 = 100 MHz)")
     p = sub.add_parser("verify", help="the verification ladder (Brevitas, QONNX, FINN graphs) on real states")
     p.add_argument("--design", default=None)
@@ -58,14 +68,14 @@ def _run(args: argparse.Namespace) -> int | None:
         from hw_build.export import export_design
 
         export_design(args.run, args.design, force=args.force, n_states=args.states)
-    elif args.verb in ("estimate", "codegen"):
-        from hw_build.compile import estimate_design
+    elif args.verb in ("estimate", "codegen", "bitstream"):
+        from hw_build.compile import BuildChoice, bitstream_design, estimate_design
 
-        estimate_design(_design_name(args), target_fps=args.target_fps, clock_ns=args.clock_ns, kind=args.verb)
-    elif args.verb == "bitstream":
-        from hw_build.compile import bitstream_design
-
-        return bitstream_design(_design_name(args), target_fps=args.target_fps, clock_ns=args.clock_ns)
+        choice = BuildChoice(input_mode=args.input, objective=args.objective, latency_us=args.latency_us,
+                             target_fps=args.target_fps, clock_ns=args.clock_ns)
+        if args.verb == "bitstream":
+            return bitstream_design(_design_name(args), choice=choice)
+        estimate_design(_design_name(args), choice=choice, kind=args.verb)
     elif args.verb == "verify":
         from hw_build.verify import verify_design
 

@@ -1,13 +1,15 @@
 """Compiling a design with finn-plus for the PYNQ-Z2: estimate, code generation, bitstream.
 
-One FINN dataflow build per command, through finn-plus's Python API (``build_dataflow_cfg``),
-board ``Pynq-Z2`` with the Zynq shell. The flow's own step, :func:`step_qpd_output_head`, runs
-right after streamlining: discrete policies get their argmax as a LabelSelect layer inside
-the accelerator; continuous ones hand their output scale to the host.
+FINN dataflow builds through finn-plus's Python API (``build_dataflow_cfg``), board
+``Pynq-Z2`` with the Zynq shell. The flow's own steps run right after streamlining:
+:func:`step_qpd_host_input` (integer-input designs, the default) moves the student's input
+quantizer to the host, so the fabric takes integer codes and does no float arithmetic;
+:func:`step_qpd_output_head` gives discrete policies their argmax as a LabelSelect layer inside
+the accelerator, and continuous ones hand their output scale to the host.
 
-Folding: the default is the fastest one that fits comfortably (every resource at most
-:data:`COMFORT` of the xc7z020): we ask FINN's folding for ever lower throughput, from "as
-parallel as it gets", until the estimate fits.
+Folding: chosen for the control loop (:mod:`hw_build.folding`): by default the fewest
+resources whose estimated latency is within ``LATENCY_US``. The fit check counts the Zynq
+shell around the dataflow partition (:mod:`hw_build.shell`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hw_build.folding import (DEFAULT_LATENCY_US, FOLDING_FILES, OBJECTIVES, FoldingPoint, choose, explore,
+                              folding_table, write_folding_report)
 from training import atomic
 from training.errors import FlowError
 
@@ -28,9 +32,22 @@ PART = "xc7z020clg400-1"
 XC7Z020 = {"LUT": 53_200, "FF": 106_400, "BRAM_18K": 280, "DSP": 220}
 #: A design fits comfortably when no resource estimate exceeds this share of the part.
 COMFORT = 0.7
-#: Throughput targets tried by the default folding, fastest first (inferences per second).
-FPS_LADDER = (100_000_000, 10_000_000, 3_000_000, 1_000_000, 300_000, 100_000, 30_000, 10_000, 1_000)
 EXIT_NO_VIVADO = 3
+INPUT_MODES = ("integer", "float")
+
+
+def step_qpd_host_input(model, cfg):
+    """FINN build step: the input quantizer goes to the host (see the module docstring)."""
+    from hw_build.transforms import StripInputQuantizer
+
+    return model.transform(StripInputQuantizer())
+
+
+def step_qpd_worst_case_widths(model, cfg):
+    """FINN build step for architecture probes: accumulators and thresholds at their worst-case width."""
+    from hw_build.deployed import worst_case_widths
+
+    return worst_case_widths(model)
 
 
 def step_qpd_output_head(model, cfg):
@@ -45,26 +62,35 @@ def step_qpd_output_head(model, cfg):
     raise FlowError("the QONNX model has no qpd_action metadata: export it with make export")
 
 
-def _steps(kind: str) -> list:
+def _steps(kind: str, input_mode: str, worst_case: bool = False) -> list:
     import finn.builder.build_dataflow_config as bc
 
     base = {"estimate": bc.estimate_only_dataflow_steps, "codegen": bc.hw_codegen_dataflow_steps,
             "bitstream": bc.default_build_dataflow_steps}[kind]
     steps: list = list(base)
-    steps.insert(steps.index("step_streamline") + 1, step_qpd_output_head)
+    at = steps.index("step_streamline") + 1
+    steps.insert(at, step_qpd_output_head)
+    if input_mode == "integer":
+        steps.insert(at, step_qpd_host_input)
+    if worst_case:
+        steps.insert(steps.index("step_minimize_bit_width") + 1, step_qpd_worst_case_widths)
     return steps
 
 
-def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, save_models: bool = True):
+def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, save_models: bool = True,
+                 input_mode: str = "integer", worst_case: bool = False):
     """The ``DataflowBuildConfig`` of an estimate, codegen or bitstream build."""
     import finn.builder.build_dataflow_config as bc
+
+    if input_mode not in INPUT_MODES:
+        raise FlowError(f"INPUT must be one of {', '.join(INPUT_MODES)}, got {input_mode!r}")
 
     outputs = [bc.DataflowOutputType.ESTIMATE_REPORTS]
     if kind == "bitstream":
         outputs += [bc.DataflowOutputType.STITCHED_IP, bc.DataflowOutputType.BITFILE,
                     bc.DataflowOutputType.PYNQ_DRIVER, bc.DataflowOutputType.DEPLOYMENT_PACKAGE]
     return bc.DataflowBuildConfig(
-        output_dir=str(out_dir), steps=_steps(kind), generate_outputs=outputs, target_fps=int(target_fps),
+        output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case), generate_outputs=outputs, target_fps=int(target_fps),
         synth_clk_period_ns=float(clock_ns), board=BOARD, shell_flow_type=bc.ShellFlowType.VIVADO_ZYNQ,
         save_intermediate_models=save_models, verbose=False, console_log_level=bc.LogLevel.NONE)
 
@@ -117,43 +143,58 @@ def _failure_reason(log: Path) -> str:
 
 @dataclass
 class Estimate:
-    """FINN's estimates of one build, against the xc7z020."""
+    """FINN's estimates of one build, and the fit against the xc7z020 with the Zynq shell counted."""
 
     resources: dict[str, float]
     fps: float
     latency_ns: float
     target_fps: int
     clock_ns: float
+    shell: dict[str, Any] | None = None
+
+    @property
+    def with_shell(self) -> dict[str, float]:
+        """What the bitstream would use: dataflow partition, FIFOs/width converters and the shell allowance."""
+        return self.shell["total"] if self.shell else {k: float(self.resources.get(k, 0)) for k in ("LUT", "BRAM_18K", "DSP")}
 
     @property
     def utilisation(self) -> dict[str, float]:
-        """Share of the part used by each estimated resource."""
-        return {k: self.resources.get(k, 0.0) / XC7Z020[k] for k in ("LUT", "BRAM_18K", "DSP")}
+        """Share of the part used by each resource, the shell included."""
+        return {k: self.with_shell.get(k, 0.0) / XC7Z020[k] for k in ("LUT", "BRAM_18K", "DSP")}
 
     @property
     def fits(self) -> bool:
-        """Every estimated resource within the part."""
+        """Every resource, the shell included, within the part."""
         return all(u <= 1.0 for u in self.utilisation.values())
 
     @property
     def fits_comfortably(self) -> bool:
-        """Every estimated resource within :data:`COMFORT` of the part."""
+        """Every resource, the shell included, within :data:`COMFORT` of the part."""
         return all(u <= COMFORT for u in self.utilisation.values())
+
+    def overflow(self) -> str:
+        """Which resources exceed the part, and by how much (empty when it fits)."""
+        return ", ".join(f"{k} by {self.with_shell[k] - XC7Z020[k]:,.0f} ({self.with_shell[k]:,.0f} of {XC7Z020[k]:,})"
+                         for k, u in self.utilisation.items() if u > 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
         return {"board": BOARD, "part": PART, "clock_ns": self.clock_ns, "target_fps": self.target_fps,
-                "resources": self.resources, "part_resources": XC7Z020, "utilisation": self.utilisation,
-                "estimated_fps": self.fps, "estimated_latency_ns": self.latency_ns, "fits": self.fits,
-                "fits_comfortably": self.fits_comfortably, "comfort_limit": COMFORT}
+                "figures": "FINN estimates (est.); the shell allowance is a stated allowance, not an estimate",
+                "resources": self.resources, "with_shell": self.shell, "part_resources": XC7Z020,
+                "utilisation": self.utilisation, "estimated_fps": self.fps, "estimated_latency_ns": self.latency_ns,
+                "fits": self.fits, "fits_comfortably": self.fits_comfortably, "comfort_limit": COMFORT}
 
     def summary(self, design: str) -> str:
         """What ``make estimate`` prints."""
-        used = "  ".join(f"{k} {self.resources.get(k, 0):,.0f} / {XC7Z020[k]:,} ({100 * u:.1f} %)"
-                         for k, u in self.utilisation.items())
-        return (f"design {design} on {BOARD} ({PART}) at {1000 / self.clock_ns:.0f} MHz:\n  {used}\n"
-                f"  estimated {self.fps:,.0f} inferences/s, latency {self.latency_ns / 1000:.2f} µs; "
-                f"fits: {'yes' if self.fits else 'NO'}{' (comfortably)' if self.fits_comfortably else ''}")
+        part = "  ".join(f"{k} {self.resources.get(k, 0):,.0f}" for k in ("LUT", "BRAM_18K", "DSP"))
+        total = "  ".join(f"{k} {self.with_shell[k]:,.0f} / {XC7Z020[k]:,} ({100 * u:.1f} %)"
+                          for k, u in self.utilisation.items())
+        fit = "yes" + (" (comfortably)" if self.fits_comfortably else "") if self.fits else f"NO: over in {self.overflow()}"
+        return (f"design {design} on {BOARD} ({PART}) at {1000 / self.clock_ns:.0f} MHz (FINN estimates):\n"
+                f"  dataflow partition: est. {part}\n"
+                f"  with FIFOs, width converters and the Zynq shell allowance: {total}\n"
+                f"  est. fabric latency {self.latency_ns / 1000:.2f} µs, est. {self.fps:,.0f} inferences/s; fits: {fit}")
 
 
 def read_estimate(out_dir: Path, target_fps: int, clock_ns: float) -> Estimate:
@@ -163,6 +204,12 @@ def read_estimate(out_dir: Path, target_fps: int, clock_ns: float) -> Estimate:
     perf = json.loads((report / "estimate_network_performance.json").read_text())
     return Estimate({k: float(v) for k, v in res.items()}, float(perf["estimated_throughput_fps"]),
                     float(perf["estimated_latency_ns"]), int(target_fps), float(clock_ns))
+
+
+def _folding_of(out_dir: Path) -> dict[str, dict[str, int]]:
+    config = json.loads((out_dir / "report" / "auto_folding_config.json").read_text())
+    return {layer: {k: v for k, v in attrs.items() if k in ("PE", "SIMD")}
+            for layer, attrs in config.items() if layer != "Defaults"}
 
 
 def _clear_build_outputs(out_dir: Path) -> None:
@@ -175,34 +222,103 @@ def _clear_build_outputs(out_dir: Path) -> None:
             path.unlink()
 
 
-def estimate_design(design: str, *, target_fps: int | None = None, clock_ns: float = 10.0, kind: str = "estimate",
+@dataclass
+class BuildChoice:
+    """How a design is built: input mode, folding objective and budget, or a fixed target."""
+
+    input_mode: str = "integer"
+    objective: str = "smallest"
+    latency_us: float = DEFAULT_LATENCY_US
+    target_fps: int | None = None
+    clock_ns: float = 10.0
+
+    def check(self) -> None:
+        """Refuse impossible settings in one sentence."""
+        if self.clock_ns <= 0:
+            raise FlowError(f"CLOCK_NS must be positive, got {self.clock_ns}")
+        if self.target_fps is not None and self.target_fps <= 0:
+            raise FlowError(f"TARGET_FPS must be positive, got {self.target_fps}")
+        if self.latency_us <= 0:
+            raise FlowError(f"LATENCY_US must be positive, got {self.latency_us}")
+        if self.objective not in OBJECTIVES:
+            raise FlowError(f"OBJECTIVE must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.input_mode not in INPUT_MODES:
+            raise FlowError(f"INPUT must be one of {', '.join(INPUT_MODES)}, got {self.input_mode!r}")
+
+
+def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str = "estimate", worst_case: bool = False,
+                     search_dir: Path | None = None) -> tuple[Estimate, str, list[FoldingPoint], FoldingPoint | None]:
+    """Choose the folding, build ``qonnx`` into ``out`` up to the estimates, and count the shell.
+
+    Returns the estimate, the folding rule in words, every folding tried and the chosen one
+    (no search when ``choice.target_fps`` is set).
+    """
+    from hw_build.accel_spec import FINAL_MODEL
+    from hw_build.shell import glue_estimate, with_shell
+
+    choice.check()
+    points: list[FoldingPoint] = []
+    chosen: FoldingPoint | None = None
+    if choice.target_fps is not None:
+        target, rule = choice.target_fps, "as asked (TARGET_FPS)"
+    else:
+        trial_dir = search_dir or Path("build") / "finn" / "folding-search" / out.name
+
+        def build(fps: int) -> FoldingPoint:
+            if trial_dir.exists():
+                shutil.rmtree(trial_dir)
+            run_build(qonnx, build_config(trial_dir, "estimate", fps, choice.clock_ns, save_models=False,
+                                          input_mode=choice.input_mode, worst_case=worst_case))
+            est = read_estimate(trial_dir, fps, choice.clock_ns)
+            return FoldingPoint(fps, est.resources, est.latency_ns, est.fps, _folding_of(trial_dir),
+                                est.fits_comfortably)
+
+        points = explore(build, choice.objective, choice.latency_us)
+        shutil.rmtree(trial_dir, ignore_errors=True)
+        chosen, rule = choose(points, choice.objective, choice.latency_us)
+        target = chosen.target_fps
+    _clear_build_outputs(out)
+    run_build(qonnx, build_config(out, kind, target, choice.clock_ns, input_mode=choice.input_mode,
+                                  worst_case=worst_case))
+    check_all_in_hardware(out)
+    est = read_estimate(out, target, choice.clock_ns)
+    est.shell = with_shell(est.resources, glue_estimate(str(out / "intermediate_models" / FINAL_MODEL), PART))
+    return est, rule, points, chosen
+
+
+def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str = "estimate",
                     quiet: bool = False) -> Estimate:
     """``make estimate`` / ``make codegen``: build up to the estimates (and HLS/RTL sources) in the design folder."""
     from hw_build.accel_spec import write_accel_spec
     from hw_build.design import ESTIMATE_FILE, QONNX_FILE, existing_design_dir
     from hw_build.finn_env import prepare_finn
 
-    if clock_ns <= 0:
-        raise FlowError(f"CLOCK_NS must be positive, got {clock_ns}")
-    if target_fps is not None and target_fps <= 0:
-        raise FlowError(f"TARGET_FPS must be positive, got {target_fps}")
+    choice = choice or BuildChoice()
+    choice.check()
     out = existing_design_dir(design)
     prepare_finn(Path("build") / "finn")
     t0 = time.perf_counter()
-    if target_fps is None:
-        target_fps, chosen = _fastest_fitting(out, clock_ns)
-    else:
-        chosen = "as asked (TARGET_FPS)"
-    _clear_build_outputs(out)
-    run_build(out / QONNX_FILE, build_config(out, kind, target_fps, clock_ns))
-    check_all_in_hardware(out)
-    est = read_estimate(out, target_fps, clock_ns)
+    est, rule, points, chosen = compile_estimate(out / QONNX_FILE, out, choice, kind=kind)
+    for name in FOLDING_FILES:
+        (out / name).unlink(missing_ok=True)
+    if chosen is not None:
+        write_folding_report(out, points, chosen, choice.objective, choice.latency_us)
     sources = copy_hw_sources(out) if kind == "codegen" else None
-    atomic.write_json(out / ESTIMATE_FILE, {**est.to_dict(), "folding": chosen, "kind": kind,
+    spec = write_accel_spec(out, choice.clock_ns, input_mode=choice.input_mode)
+    atomic.write_json(out / ESTIMATE_FILE, {**est.to_dict(), "folding": rule, "objective": choice.objective,
+                                           "latency_budget_us": choice.latency_us, "input": choice.input_mode,
+                                           "kind": kind, "deployed": spec["deployed"],
                                            "build_wall_s": round(time.perf_counter() - t0, 2)})
-    write_accel_spec(out, clock_ns)
+    if not est.fits:
+        raise FlowError(f"design {design} does not fit the {PART}: {est.overflow()} (est., the Zynq shell counted); "
+                        "choose a smaller student or a slower folding (LATENCY_US, TARGET_FPS)")
     if not quiet:
-        print(est.summary(design) + f"\n  folding: {chosen}; reports in {out / 'report'}")
+        print(est.summary(design))
+        if chosen is not None:
+            print("  foldings tried (est.):\n    " + "\n    ".join(folding_table(points, chosen)))
+        dep = spec["deployed"]
+        print(f"  folding: {rule}\n  deployed: {dep['total_bits']:,} bits ({dep['fabric_bits']:,} in the fabric, "
+              f"{dep['host_bits']:,} on the host); input {choice.input_mode}; reports in {out / 'report'}")
         if sources is not None:
             print(f"  HLS C++ and RTL sources of {sources} layers in {out / HW_SOURCES}")
     return est
@@ -243,28 +359,15 @@ def copy_hw_sources(out: Path) -> int:
     return count
 
 
-def _fastest_fitting(out: Path, clock_ns: float) -> tuple[int, str]:
-    from hw_build.design import QONNX_FILE
-
-    trial_dir = Path("build") / "finn" / "folding-search" / out.name
-    for fps in FPS_LADDER:
-        if trial_dir.exists():
-            shutil.rmtree(trial_dir)
-        run_build(out / QONNX_FILE, build_config(trial_dir, "estimate", fps, clock_ns, save_models=False))
-        est = read_estimate(trial_dir, fps, clock_ns)
-        if est.fits_comfortably:
-            shutil.rmtree(trial_dir, ignore_errors=True)
-            return fps, f"fastest that fits comfortably (target_fps {fps:,} asked, ≤ {int(100 * COMFORT)} % of every resource)"
-    raise FlowError(f"design {out.name} does not fit the {PART} comfortably even at {FPS_LADDER[-1]} inferences/s")
-
-
-def bitstream_design(design: str, *, target_fps: int | None = None, clock_ns: float = 10.0) -> int:
+def bitstream_design(design: str, *, choice: BuildChoice | None = None) -> int:
     """``make bitstream``: the full build with Vivado; without it, stop before the first step that needs it."""
+    from hw_build.accel_spec import write_accel_spec
     from hw_build.design import BITFILE, HWHFILE, QONNX_FILE, existing_design_dir
     from hw_build.finn_env import prepare_finn, vivado_available
 
+    choice = choice or BuildChoice()
     if not vivado_available():
-        est = estimate_design(design, target_fps=target_fps, clock_ns=clock_ns, kind="codegen", quiet=True)
+        est = estimate_design(design, choice=choice, kind="codegen", quiet=True)
         out = existing_design_dir(design)
         print(est.summary(design))
         print(f"Vivado is not installed (XILINX_VIVADO is unset), so the build stopped before HLS synthesis: "
@@ -272,20 +375,21 @@ def bitstream_design(design: str, *, target_fps: int | None = None, clock_ns: fl
         return EXIT_NO_VIVADO
     out = existing_design_dir(design)
     prepare_finn(Path("build") / "finn")
-    if target_fps is None:
+    if choice.target_fps is None:  # the folding make estimate chose, or choose it now
         previous = out / "estimate.json"
-        target_fps = (json.loads(previous.read_text())["target_fps"] if previous.exists()
-                      else _fastest_fitting(out, clock_ns)[0])
+        if previous.exists() and json.loads(previous.read_text()).get("input") == choice.input_mode:
+            choice.target_fps = json.loads(previous.read_text())["target_fps"]
+        else:
+            choice.target_fps = compile_estimate(out / QONNX_FILE, out, choice)[0].target_fps
     _clear_build_outputs(out)
-    run_build(out / QONNX_FILE, build_config(out, "bitstream", target_fps, clock_ns))
+    run_build(out / QONNX_FILE, build_config(out, "bitstream", choice.target_fps, choice.clock_ns,
+                                             input_mode=choice.input_mode))
     bit = next(out.rglob("*.bit"), None)
     hwh = next(out.rglob("*.hwh"), None)
     if bit is None or hwh is None:
         raise FlowError(f"the Vivado build of {design} finished without a .bit/.hwh in {out}")
     shutil.copyfile(bit, out / BITFILE)
     shutil.copyfile(hwh, out / HWHFILE)
-    from hw_build.accel_spec import write_accel_spec
-
-    write_accel_spec(out, clock_ns)
+    write_accel_spec(out, choice.clock_ns, input_mode=choice.input_mode)
     print(f"bitstream written: {out / BITFILE}")
     return 0

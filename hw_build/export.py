@@ -21,8 +21,13 @@ def export_actor_qonnx(student: QuantStudent, path: str | Path, metadata: dict[s
     """Write the student's actor (batch 1) as a cleaned-up QONNX model at ``path`` (atomically).
 
     ``metadata`` goes into the model's metadata properties (the later FINN steps read
-    ``qpd_action``: ``discrete`` or ``continuous``).
+    ``qpd_action``: ``discrete`` or ``continuous``, and ``qpd_input_quantizer``: the input
+    stage the host runs for integer-input designs).
     """
+    import json
+
+    from hw_build.transforms import INPUT_QUANT_PROP
+
     from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
@@ -36,7 +41,7 @@ def export_actor_qonnx(student: QuantStudent, path: str | Path, metadata: dict[s
         export_qonnx(ActorOnly(student), torch.zeros(1, student.spec.obs_dim), export_path=tmp, dynamo=False)
         model = cleanup_model(ModelWrapper(tmp))
         for key, value in {"qpd_action": "discrete" if student.spec.discrete else "continuous",
-                           **(metadata or {})}.items():
+                           INPUT_QUANT_PROP: json.dumps(student.input_quantizer()), **(metadata or {})}.items():
             model.set_metadata_prop(key, value)
         model.save(tmp)
         os.replace(tmp, path)
@@ -137,9 +142,10 @@ def export_design(run_dir: str | Path, design: str | None = None, *, force: bool
     states = episode_states(env_id, StudentPolicy(student), n_states)
     parity = compare_outputs(student, states, run_qonnx(qonnx_path, states))
     record = {
-        "format_version": 1, "design": name, "env_id": env_id, "run": str(run_dir), "student": student.spec.label(),
+        "format_version": 2, "design": name, "env_id": env_id, "run": str(run_dir), "student": student.spec.label(),
         "action": "discrete" if student.spec.discrete else "continuous",
         "student_checkpoint_sha256": sha256_file(run_dir / STUDENT_FILE), "qonnx_sha256": sha256_file(qonnx_path),
+        "input_quantizer": student.input_quantizer(),
         "parity": {"levels": "Brevitas vs QONNX (qonnx execute_onnx)", "states": "real episodes driven by the student",
                    **parity},
     }

@@ -54,3 +54,53 @@ class StripOutputScale(Transformation):
         model = model.transform(InferShapes())
         model = model.transform(InferDataTypes())
         return model, False
+
+
+INPUT_QUANT_PROP = "qpd_input_quantizer"
+
+
+class StripInputQuantizer(Transformation):
+    """Integer-input designs: move the student's input quantizer out of the fabric, to the host.
+
+    After streamlining, the input quantizer (the student's affine folded in) is the graph's
+    first ``MultiThreshold``: a float observation in, the signed input code out. This removes
+    it, so the accelerator's input is that integer code (datatype ``INT<bits>``) and the host
+    computes it with the student's own arithmetic (``host.quantizer``, bit-exact to Brevitas,
+    which a bank of float thresholds is not at exact rounding midpoints). The quantizer's
+    parameters travel in the model's ``qpd_input_quantizer`` metadata (written by the export);
+    the removed node must produce exactly that integer range, or the step refuses.
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        import json
+
+        from qonnx.custom_op.registry import getCustomOp
+
+        from training.errors import FlowError
+
+        raw = model.get_metadata_prop(INPUT_QUANT_PROP)
+        if not raw:
+            raise FlowError("the QONNX model carries no input quantizer (qpd_input_quantizer metadata): "
+                            "re-export it with make export")
+        quant = json.loads(raw)
+        graph_in = model.graph.input[0].name
+        first = model.find_consumer(graph_in)
+        if first is None or first.op_type != "MultiThreshold" or len(model.find_consumers(graph_in)) != 1:
+            raise FlowError("the streamlined graph does not start with the input quantizer's thresholds, so the "
+                            "input cannot be quantized on the host (build with INPUT=float)")
+        op = getCustomOp(first)
+        dtype = DataType[op.get_nodeattr("out_dtype")]
+        if (op.get_nodeattr("out_scale") != 1.0 or int(op.get_nodeattr("out_bias")) != quant["min_int"]
+                or dtype.min() > quant["min_int"] or dtype.max() < quant["max_int"]):
+            raise FlowError(f"the input thresholds ({dtype.name}, bias {op.get_nodeattr('out_bias')}) do not produce "
+                            f"the input quantizer's codes {quant['min_int']}..{quant['max_int']}")
+        successor = first.output[0]
+        for consumer in model.find_consumers(successor):
+            for i, name in enumerate(consumer.input):
+                if name == successor:
+                    consumer.input[i] = graph_in
+        model.graph.node.remove(first)
+        model.set_tensor_datatype(graph_in, dtype)
+        model = model.transform(InferShapes())
+        model = model.transform(InferDataTypes())
+        return model, False

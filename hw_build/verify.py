@@ -3,7 +3,10 @@
 1. the Brevitas student (PyTorch, fake-quant): the reference;
 2. the QONNX graph (qonnx execution);
 3. the FINN graph after streamlining, and after conversion to hardware layers (FINN's Python
-   execution of Thresholding / MVAU / LabelSelect, before ``SpecializeLayers``).
+   execution of Thresholding / MVAU / LabelSelect, before ``SpecializeLayers``). For an
+   integer-input design the hardware-layer graph is fed by the host's input quantizer (from
+   accel.json), which is itself checked first against Brevitas's integer codes on the same
+   states (level "1q").
 
 All levels run on the same states, visited in real episodes driven by the student. Discrete
 actions are compared exactly, ties broken towards the lowest index at every level (the rule
@@ -53,10 +56,13 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
     from hw_build.finn_env import prepare_finn
     from training.distill import STUDENT_FILE, StudentPolicy, load_student
 
+    from host.spec import load_spec
+
     out = existing_design_dir(design, needs=ACCEL_FILE)
     prepare_finn(Path("build") / "finn")
     export = json.loads((out / EXPORT_FILE).read_text())
-    accel = json.loads((out / ACCEL_FILE).read_text())
+    spec = load_spec(out)
+    accel = spec.data
     student, _ = load_student(Path(export["run"]) / STUDENT_FILE)
     t0 = time.perf_counter()
     states = episode_states(export["env_id"], StudentPolicy(student), n_states)
@@ -69,8 +75,16 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
     logit_step = student_output_scale(student, states) if student.spec.discrete else None
     step = output_scale if output_scale is not None else 0.0
     levels: list[dict[str, Any]] = [{"level": "1", "name": "Brevitas student (PyTorch)", "agreement": 1.0}]
+    integer_input = spec.input_transform["kind"] == "quantize"
+    if integer_input:
+        codes = spec.preprocess(states)
+        with torch.no_grad():
+            brevitas_codes = student.input_codes(torch.as_tensor(states)).numpy()
+        levels.append({"level": "1q", "name": "host input quantizer vs Brevitas codes",
+                       "agreement": float((codes == brevitas_codes).all(axis=1).mean())})
     for label, name, rel, output in LEVELS:
-        raw = execute_batch(out / rel, states)
+        fed = codes if integer_input and output == "hardware" else states
+        raw = execute_batch(out / rel, fed)
         kind = output if output == "logits" else ("labels" if student.spec.discrete else "integers")
         values = _level_actions(student.spec.discrete, raw, kind, logit_step if student.spec.discrete else output_scale)
         entry: dict[str, Any] = {"level": label, "name": name, "graph": rel}
@@ -82,7 +96,7 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
             entry["agreement"] = float((diff <= max(step, 1e-5) * 1.001).mean())
         levels.append(entry)
     ok = all(level["agreement"] == 1.0 for level in levels)
-    record = {"format_version": 1, "design": design, "env_id": export["env_id"], "n_states": len(states),
+    record = {"format_version": 2, "design": design, "env_id": export["env_id"], "n_states": len(states),
               "states": "real episodes driven by the student (seeds 50,000,000..)",
               "comparison": "exact actions, ties to the lowest index" if student.spec.discrete else
                             f"action values within one output step ({step:.3g})",

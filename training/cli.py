@@ -176,8 +176,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     design = f"demo-{env}"
     stage(f"3/6 export to QONNX (design {design})")
     export_design(student_run_dir(cfg), design, force=True)
-    stage("4/6 FINN estimate for the PYNQ-Z2 (accel.json, weights.npz)")
-    estimate_design(design)
+    stage("4/6 FINN estimate for the PYNQ-Z2: the smallest folding within 2 µs, input quantized on the host")
+    est = estimate_design(design)
     stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
     verify_design(design)
     stage("6/6 environment loop against the emulated accelerator vs software, 100 episodes")
@@ -186,9 +186,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
     rep = compare(host_parser().parse_args(["compare", "--design", design, "--episodes", "100"]))
     brevitas = rep["software"].get("Brevitas student", {})
+    deployed = rep["deployed"]
+    teacher_bits = student["size"]["teacher"]["total_bits"]
     print(f"\n== demo done in {time.perf_counter() - t0:.0f} s ==\n"
           f"teacher {teacher['mean_return']:.1f} ± {teacher['std_return']:.1f}; QPD student {student['student']} "
-          f"({100 * student['size']['ratio']:.2f} % of the teacher's size) {student['mean_return']:.1f} ± {student['std_return']:.1f}; "
+          f"{student['mean_return']:.1f} ± {student['std_return']:.1f}, deployed in {deployed['total_bits']:,} bits "
+          f"({100 * deployed['total_bits'] / teacher_bits:.2f} % of the teacher's {teacher_bits:,}; every weight and "
+          f"threshold, the host's input quantizer included); est. {est.resources['LUT']:,.0f} LUT, "
+          f"{est.resources['BRAM_18K']:,.0f} BRAM_18K, {est.resources['DSP']:,.0f} DSP, {est.latency_ns / 1000:.2f} µs; "
           f"emulated accelerator {rep['hardware']['mean_return']:.1f} ± {rep['hardware']['std_return']:.1f}, agreeing with the "
           f"Brevitas student on {100 * brevitas.get('step_agreement', float('nan')):.2f} % of steps and "
           f"{brevitas.get('identical_returns', 0)}/{rep['episodes']} episode returns")

@@ -228,6 +228,32 @@ class QuantStudent(nn.Module):
         return (h.scale * self.actor_out.quant_weight().scale).reshape(())
 
     @torch.no_grad()
+    def input_quantizer(self) -> dict[str, Any]:
+        """The input stage as the host runs it (``host.quantizer``): the fixed affine, then the
+        input quantizer's scale, zero point, bit width and integer range, all float32 values."""
+        if not self.spec.quantized:
+            raise FlowError("a float student has no input quantizer")
+        self.eval()
+        qt = self.input_quant(torch.zeros(1, self.spec.obs_dim))
+        int_quant = self._input_int_quant()
+        bits = qt.bit_width
+        return {"shift": self.obs_shift.tolist(), "scale": self.obs_scale.tolist(),
+                "quant_scale": float(qt.scale.reshape(())), "zero_point": float(qt.zero_point.reshape(())),
+                "bit_width": int(bits), "signed": bool(qt.signed), "narrow_range": bool(int_quant.narrow_range),
+                "min_int": int(int_quant.min_int(bits)), "max_int": int(int_quant.max_int(bits))}
+
+    @torch.no_grad()
+    def input_codes(self, obs: torch.Tensor) -> torch.Tensor:
+        """The input quantizer's integer codes of a batch of raw observations, by Brevitas's own
+        ``IntQuant.to_int`` (the reference the host's quantizer is checked against)."""
+        x = (obs - self.obs_shift) * self.obs_scale
+        qt = self.input_quant(x)
+        return self._input_int_quant().to_int(qt.scale, qt.zero_point, qt.bit_width, x)
+
+    def _input_int_quant(self):
+        return self.input_quant.act_quant.fused_activation_quant_proxy.tensor_quant.int_quant
+
+    @torch.no_grad()
     def integer_logits(self, obs: torch.Tensor) -> torch.Tensor:
         """The output layer's integer accumulators: the values the hardware compares.
 
