@@ -34,7 +34,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier export estimate codegen bitstream verify compare deploy board-eval bench clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier export estimate codegen bitstream cost verify compare deploy board-eval bench clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -132,6 +132,10 @@ codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name>
 bitstream: install ## full Vivado build (exit 3 without Vivado): DESIGN=<name>
 	$(PY) -m hw_build bitstream $(hw_flags)
 
+HIDDEN ?= 32,32
+cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32] [BITS=2]
+	$(PY) -m hw_build cost --env $(ENV) --hidden $(HIDDEN) --bits $(or $(BITS),2) --latency-us $(LATENCY_US)
+
 verify: install ## verification ladder levels 1-3 on real states: DESIGN=<name>
 	$(PY) -m hw_build verify $(design_flag)
 
@@ -163,6 +167,7 @@ bench: install ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, di
 	@test -f bitstreams/$(BENCH_DESIGN)/accel.json || { echo "make bench needs the design $(BENCH_DESIGN): run make demo first"; exit 2; }
 	$(PY) bench/bench_packing.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_host.py bitstreams/$(BENCH_DESIGN)
+	$(PY) bench/bench_codesign.py bitstreams/$(BENCH_DESIGN)
 	$(PY) bench/bench_distill.py
 
 clean-venv: ## remove the workstation environment

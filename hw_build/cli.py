@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--target-fps", type=int, default=None,
                        help="a fixed throughput target for FINN's folding instead of the objective")
         p.add_argument("--clock-ns", type=float, default=10.0, help="clock period in ns (default 10 = 100 MHz)")
+    p = sub.add_parser("cost", help="deployed bits (bound) and est. resources of a student architecture, untrained")
+    p.add_argument("--env", required=True, help="environment id (sets the input and output sizes)")
+    p.add_argument("--hidden", default="32,32", help="hidden widths, comma-separated (default 32,32)")
+    p.add_argument("--bits", type=int, default=2, help="weight bits (default 2)")
+    p.add_argument("--abits", type=int, default=None, help="activation bits (default: as the weights, at least 2)")
+    p.add_argument("--latency-us", type=float, default=DEFAULT_LATENCY_US, help="latency budget of the folding")
     p = sub.add_parser("verify", help="the verification ladder (Brevitas, QONNX, FINN graphs) on real states")
     p.add_argument("--design", default=None)
     p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
@@ -76,6 +82,16 @@ def _run(args: argparse.Namespace) -> int | None:
         if args.verb == "bitstream":
             return bitstream_design(_design_name(args), choice=choice)
         estimate_design(_design_name(args), choice=choice, kind=args.verb)
+    elif args.verb == "cost":
+        from hw_build.arch_cost import architecture_cost
+        from training.student import student_act_bits
+
+        try:
+            hidden = [int(h) for h in args.hidden.split(",")]
+        except ValueError:
+            raise FlowError(f"--hidden takes comma-separated widths, got {args.hidden!r}") from None
+        architecture_cost(args.env, hidden, args.bits, args.abits or student_act_bits(args.bits),
+                          latency_us=args.latency_us, quiet=False)
     elif args.verb == "verify":
         from hw_build.verify import verify_design
 

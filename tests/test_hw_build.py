@@ -47,21 +47,59 @@ def test_export_writes_the_qonnx_and_a_perfect_parity_record(estimated):
     assert export["action"] == "discrete" and len(export["student_checkpoint_sha256"]) == 64
 
 
-def test_estimate_fits_the_xc7z020_with_argmax_in_hardware(estimated):
+def test_estimate_fits_the_xc7z020_with_argmax_in_hardware_and_integer_input(estimated):
     folder, _, est = estimated
-    assert est.fits_comfortably and est.fps > 1e6 and est.resources["LUT"] > 0
+    assert est.fits_comfortably and est.latency_ns <= 2000 and est.resources["LUT"] > 0
     summary = json.loads((folder / "estimate.json").read_text())
     assert summary["part"] == "xc7z020clg400-1" and summary["utilisation"]["LUT"] < 0.7
+    assert summary["with_shell"]["total"]["LUT"] > est.resources["LUT"] + 4000  # FIFOs/DWCs and the shell allowance
     accel = json.loads((folder / "accel.json").read_text())
-    assert [layer["op"] for layer in accel["layers"]] == ["Thresholding", "MVAU", "MVAU", "MVAU", "LabelSelect"]
+    assert [layer["op"] for layer in accel["layers"]] == ["MVAU", "MVAU", "MVAU", "LabelSelect"]
     assert accel["action"]["argmax_in_hardware"] and accel["output"]["normal_shape"] == [1, 1]
-    assert accel["input"]["finn_datatype"] == "FLOAT32" and accel["input"]["normal_shape"] == [1, 4]
+    assert accel["input"]["finn_datatype"] == "INT8" and accel["input"]["normal_shape"] == [1, 4]
+    assert accel["input"]["transform"]["kind"] == "quantize" and accel["input"]["transform"]["min_int"] == -128
+    folding = json.loads((folder / "folding.json").read_text())
+    chosen = [p for p in folding["points"] if p["target_fps"] == folding["chosen_target_fps"]][0]
+    assert chosen["latency_ns"] <= 2000 and (folder / "folding.png").exists() and (folder / "folding.md").exists()
+    assert all(p["resources"]["LUT"] >= chosen["resources"]["LUT"] for p in folding["points"] if p["latency_ns"] <= 2000)
+
+
+def test_deployed_bits_count_every_weight_and_threshold(estimated):
+    folder, _, _ = estimated
+    accel = json.loads((folder / "accel.json").read_text())
+    dep = accel["deployed"]
+    with np.load(folder / "weights.npz") as weights:
+        stored = {key: weights[key].size for key in weights.files}
+    mvaus = [layer for layer in accel["layers"] if layer["op"] == "MVAU"]
+    assert sum(stored[layer["weights"]] for layer in mvaus) == 4 * 16 + 16 * 16 + 16 * 2
+    weight_bits = sum(stored[layer["weights"]] * 2 for layer in mvaus)  # w2
+    assert sum(layer["weight_bits"] for layer in dep["layers"]) == weight_bits
+    assert sum(layer["threshold_bits"] for layer in dep["layers"]) >= 2 * 16 * 3 * 2  # 3 thresholds/channel, >= 2 bits
+    assert dep["host_bits"] == (2 * 4 + 2) * 32 and dep["total_bits"] == dep["fabric_bits"] + dep["host_bits"]
+
+
+def test_float_input_keeps_the_thresholding_layer_and_counts_its_float_bank(estimated, designs):
+    import shutil as sh
+
+    from hw_build.compile import BuildChoice, estimate_design
+
+    folder, _, _ = estimated
+    float_dir = designs / "tiny-float"
+    float_dir.mkdir(exist_ok=True)
+    for name in ("policy.qonnx.onnx", "export.json"):
+        sh.copy(folder / name, float_dir / name)
+    estimate_design("tiny-float", choice=BuildChoice(input_mode="float", target_fps=1_000_000), quiet=True)
+    accel = json.loads((float_dir / "accel.json").read_text())
+    assert accel["layers"][0]["op"] == "Thresholding" and accel["input"]["finn_datatype"] == "FLOAT32"
+    assert accel["input"]["transform"]["kind"] == "none" and accel["deployed"]["host_bits"] == 0
+    assert accel["deployed"]["layers"][0]["threshold_bits"] == 4 * 255 * 32
+    integer = json.loads((folder / "accel.json").read_text())["deployed"]["total_bits"]
+    assert accel["deployed"]["total_bits"] > integer + 4 * 255 * 32 - 400
 
 
 def test_codegen_keeps_the_hls_and_rtl_sources(estimated):
     folder, _, _ = estimated
     sources = folder / "hw_sources"
-    assert (sources / "Thresholding_rtl_0" / "Thresholding_rtl_0.v").exists()
     assert list((sources / "MVAU_hls_0").glob("top_MVAU_hls_0.cpp"))
 
 
@@ -70,7 +108,7 @@ def test_accel_spec_round_trip_matches_weights_and_files(estimated):
 
     folder, _, _ = estimated
     accel = json.loads((folder / "accel.json").read_text())
-    assert accel["format_version"] == 1
+    assert accel["format_version"] == 2
     assert accel["hashes"]["weights_npz_sha256"] == sha256_file(folder / "weights.npz")
     assert accel["hashes"]["qonnx_sha256"] == sha256_file(folder / "policy.qonnx.onnx")
     assert accel["hashes"]["bitstream_sha256"] is None
@@ -91,7 +129,7 @@ def test_verify_ladder_agrees_on_every_state(estimated):
 
     folder, _, _ = estimated
     record = verify_design(DESIGN, n_states=2000)
-    assert record["passed"] and [lv["level"] for lv in record["levels"]] == ["1", "2", "3a", "3b"]
+    assert record["passed"] and [lv["level"] for lv in record["levels"]] == ["1", "1q", "2", "3a", "3b"]
     assert all(lv["agreement"] == 1.0 for lv in record["levels"])
     assert json.loads((folder / "verify.json").read_text())["n_states"] == 2000
 
@@ -114,7 +152,8 @@ def test_bitstream_config_is_the_full_zynq_build(tmp_path):
     prepare_finn(tmp_path)
     cfg = build_config(tmp_path, "bitstream", 1_000_000, 5.0)
     names = [s if isinstance(s, str) else s.__name__ for s in cfg.steps]
-    assert names[names.index("step_streamline") + 1] == "step_qpd_output_head" and step_qpd_output_head in cfg.steps
+    after = names[names.index("step_streamline") + 1:names.index("step_streamline") + 3]
+    assert after == ["step_qpd_host_input", "step_qpd_output_head"] and step_qpd_output_head in cfg.steps
     for step in ("step_hw_codegen", "step_create_stitched_ip", "step_synthesize_bitfile", "step_make_driver",
                  "step_deployment_package"):
         assert step in names or step == "step_hw_codegen"
@@ -206,7 +245,8 @@ def test_host_emulator_matches_finn_python_execution_live(estimated, short_qpd_s
     student, _ = load_student(short_qpd_student[0] / STUDENT_FILE)
     states = episode_states("CartPole-v1", StudentPolicy(student), 3000, seed_base=70_000_000)
     finn = execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", states)
-    emulated = EmulatedAccelerator(load_spec(folder))(states)
+    spec = load_spec(folder)
+    emulated = EmulatedAccelerator(spec)(spec.preprocess(states))
     np.testing.assert_array_equal(emulated.reshape(finn.shape), finn)
     np.testing.assert_array_equal(emulated[:, 0], student.act(states))  # and the Brevitas student's actions
 
@@ -227,5 +267,5 @@ def test_one_bit_weights_compile_and_verify(designs, cartpole_teacher, tmp_path)
     export_design(run, "one-bit", n_states=300)
     estimate_design("one-bit", quiet=True)
     accel = json.loads((designs / "one-bit" / "accel.json").read_text())
-    assert [layer["op"] for layer in accel["layers"]] == ["Thresholding", "MVAU", "MVAU", "MVAU", "LabelSelect"]
+    assert [layer["op"] for layer in accel["layers"]] == ["MVAU", "MVAU", "MVAU", "LabelSelect"]
     assert verify_design("one-bit", n_states=1000)["passed"]

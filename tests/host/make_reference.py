@@ -4,7 +4,7 @@
 
 Each reference keeps what the board-side tests need: accel.json, weights.npz, teacher.npz, 400
 states from real episodes (states.npy) and FINN's Python execution of the hardware-layer graph
-on them (finn_outputs.npy), so the host's emulator is checked against FINN even where FINN
+on their input codes (finn_outputs.npy), so the host's emulator is checked against FINN even where FINN
 cannot be installed.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from host.spec import load_spec
 from hw_build.execution import execute_batch
 from hw_build.export import episode_states
 from hw_build.finn_env import prepare_finn
@@ -40,7 +41,8 @@ def main(designs: list[str]) -> None:
         student, _ = load_student(Path(export["run"]) / STUDENT_FILE)
         states = episode_states(export["env_id"], StudentPolicy(student), 400, seed_base=60_000_000)
         np.save(target / "states.npy", states)
-        np.save(target / "finn_outputs.npy", execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", states))
+        codes = load_spec(folder).preprocess(states)  # integer-input designs: the host's input quantizer
+        np.save(target / "finn_outputs.npy", execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", codes))
         print(f"{folder} -> {target}")
 
 

@@ -20,7 +20,7 @@ def test_driver_actions_equal_the_emulator(reference, batch):
     states = np.load(reference / "states.npy")[:64]
     driver = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=batch)
     actions = np.concatenate([driver(states[i:i + batch]) for i in range(0, len(states), batch)])
-    np.testing.assert_array_equal(actions, spec.action_from_output(EmulatedAccelerator(spec)(states)))
+    np.testing.assert_array_equal(actions, spec.action_from_output(EmulatedAccelerator(spec)(spec.preprocess(states))))
 
 
 def test_register_protocol(discrete_design):
@@ -67,3 +67,41 @@ def test_more_observations_than_the_buffers_hold(discrete_design):
     spec = load_spec(discrete_design)
     with pytest.raises(HostError, match="buffers hold 2"):
         FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=2)(np.zeros((3, 4), dtype=np.float32))
+
+
+def test_a_hung_accelerator_is_reset_and_takes_the_next_call(discrete_design):
+    spec = load_spec(discrete_design)
+    board = EmulatedBackend(spec, hang_calls=1)
+    driver = FinnZynqDriver(spec, board, timeout_s=0.05)
+    states = np.load(discrete_design / "states.npy")[:3]
+    with pytest.raises(AcceleratorTimeout, match="it was reset and takes the next call"):
+        driver(states[:1])
+    assert board.resets == 1 and driver.resets == 1
+    np.testing.assert_array_equal(driver(states[1:2]), spec.action_from_output(EmulatedAccelerator(spec)(spec.preprocess(states[1:2]))))
+
+
+def test_a_failing_reset_says_to_reload_the_overlay(discrete_design):
+    spec = load_spec(discrete_design)
+    board = EmulatedBackend(spec, hang=True)
+
+    def broken_reset():
+        raise RuntimeError("no bitstream")
+
+    board.reset = broken_reset
+    driver = FinnZynqDriver(spec, board, timeout_s=0.02)
+    with pytest.raises(AcceleratorTimeout, match="reload the overlay"):
+        driver(np.zeros((1, 4), dtype=np.float32))
+
+
+def test_an_episode_that_hangs_does_not_fail_the_next_ones(discrete_design):
+    import gymnasium as gym
+
+    from host.episodes import run_episodes
+
+    spec = load_spec(discrete_design)
+    board = EmulatedBackend(spec, hang_calls=1)
+    driver = FinnZynqDriver(spec, board, timeout_s=0.05)
+    result = run_episodes(driver, lambda: gym.make("CartPole-v1"), [1000, 1001, 1002])
+    first, *rest = result.episodes
+    assert first.stopped and "accelerator timeout at step 0" in first.stopped and first.length == 0
+    assert all(ep.stopped is None and ep.length > 0 for ep in rest) and board.resets == 1

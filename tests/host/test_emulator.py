@@ -14,12 +14,13 @@ def test_emulator_reproduces_finn_on_every_recorded_state(reference):
     spec = load_spec(reference)
     states, expected = np.load(reference / "states.npy"), np.load(reference / "finn_outputs.npy")
     assert len(states) == 400
-    np.testing.assert_array_equal(EmulatedAccelerator(spec)(states).reshape(expected.shape), expected)
+    np.testing.assert_array_equal(EmulatedAccelerator(spec)(spec.preprocess(states)).reshape(expected.shape), expected)
 
 
 def test_batch_of_one_equals_the_batch(reference):
-    emulator = EmulatedAccelerator(load_spec(reference))
-    states = np.load(reference / "states.npy")[:50]
+    spec = load_spec(reference)
+    emulator = EmulatedAccelerator(spec)
+    states = spec.preprocess(np.load(reference / "states.npy")[:50])
     together = emulator(states)
     np.testing.assert_array_equal(np.concatenate([emulator(s[None]) for s in states]), together)
 
@@ -29,7 +30,7 @@ def test_ties_go_to_the_lowest_index(discrete_design):
     emulator = EmulatedAccelerator(spec)
     last = spec.data["layers"][-2]["name"]
     emulator._weights[last] = np.zeros_like(emulator._weights[last])  # every logit 0: an exact tie
-    assert (emulator(np.load(discrete_design / "states.npy")[:20]) == 0).all()
+    assert (emulator(spec.preprocess(np.load(discrete_design / "states.npy")[:20])) == 0).all()
 
 
 def test_accumulators_beyond_float32_exactness_are_refused():

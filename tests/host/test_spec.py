@@ -32,8 +32,8 @@ def test_reference_loads(copy):
 
 
 def test_other_format_version(copy):
-    _edit(copy, format_version=2)
-    with pytest.raises(HostError, match="format_version 2; this host reads version 1"):
+    _edit(copy, format_version=1)
+    with pytest.raises(HostError, match="format_version 1; this host reads version 2: re-run make estimate"):
         load_spec(copy)
 
 

@@ -1,0 +1,59 @@
+"""What a student architecture costs on the fabric before (or without) training it.
+
+A probe student of the architecture (random weights, calibrated on random observations) is
+exported and compiled like a real design, with FINN's accumulators and thresholds widened to
+the worst case their datatypes allow (:func:`hw_build.deployed.worst_case_widths`). The
+deployed bits and FINN's resource/latency estimates are therefore an upper bound for every
+trained student of that architecture: a real design's accel.json (exact widths from its
+weights) never reports more. ``python -m hw_build cost`` prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits: int, *, input_bits: int = 8,
+                      latency_us: float | None = None, quiet: bool = True) -> dict[str, Any]:
+    """Deployed bits (bound) and FINN's estimates of the default design for a student architecture."""
+    from hw_build.accel_spec import FINAL_MODEL
+    from hw_build.compile import BuildChoice, compile_estimate
+    from hw_build.deployed import deployed_bits
+    from hw_build.export import export_actor_qonnx
+    from hw_build.finn_env import prepare_finn
+    from hw_build.folding import DEFAULT_LATENCY_US
+    from qonnx.core.modelwrapper import ModelWrapper
+    from training.envs import env_info
+    from training.student import QuantStudent, StudentSpec, calibrate
+
+    info = env_info(env_id)
+    spec = StudentSpec(obs_dim=info.obs_dim, n_out=info.n_actions,
+                       discrete=info.discrete, hidden=tuple(hidden), weight_bits=weight_bits, act_bits=act_bits,
+                       input_bits=input_bits)
+    torch.manual_seed(0)
+    student = calibrate(QuantStudent(spec), np.random.default_rng(0).normal(size=(4096, spec.obs_dim)).astype(np.float32))
+    prepare_finn(Path("build") / "finn")
+    choice = BuildChoice(latency_us=latency_us or DEFAULT_LATENCY_US)
+    with tempfile.TemporaryDirectory(prefix="arch-cost-", dir=Path("build")) as tmp:
+        out = Path(tmp)
+        qonnx = export_actor_qonnx(student, out / "policy.qonnx.onnx")
+        est, rule, _, _ = compile_estimate(qonnx, out, choice, worst_case=True, search_dir=out / "search")
+        model = ModelWrapper(str(out / "intermediate_models" / FINAL_MODEL))
+        deployed = deployed_bits(model, host_input_dim=spec.obs_dim, host_output_scale=not spec.discrete)
+    record = {"env_id": env_id, "student": spec.label(), "basis": "architecture bound: worst-case accumulator and "
+              "threshold widths (FINN datatype-only), FINN estimates", "deployed_bits": deployed["total_bits"],
+              "deployed": deployed, "est_resources": {k: est.resources.get(k, 0.0) for k in ("LUT", "BRAM_18K", "DSP")},
+              "est_latency_us": est.latency_ns / 1000, "est_with_shell": est.with_shell, "fits": est.fits,
+              "folding": rule}
+    if not quiet:
+        r = record["est_resources"]
+        print(f"{env_id} {spec.label()}: at most {record['deployed_bits']:,} deployed bits "
+              f"({deployed['fabric_bits']:,} fabric, {deployed['host_bits']:,} host); est. {r['LUT']:,.0f} LUT, "
+              f"{r['BRAM_18K']:,.0f} BRAM_18K, {r['DSP']:,.0f} DSP, {record['est_latency_us']:.2f} µs ({rule})")
+    return json.loads(json.dumps(record))
