@@ -15,7 +15,7 @@ import pytest
 
 from host.driver import FinnZynqDriver, PynqBackend
 from host.emulated_board import EmulatedBackend
-from host.errors import HostError
+from host.errors import AcceleratorTimeout, HostError
 from host.spec import load_spec
 
 
@@ -32,8 +32,12 @@ def test_driver_through_the_pynq_backend(discrete_design, monkeypatch):
 
     class Overlay:
         def __init__(self, bitfile):
-            self.bitfile = bitfile
+            self.bitfile, self.downloads = bitfile, 0
             self.idma0, self.odma0 = board.ip("idma0"), board.ip("odma0")
+
+        def download(self):  # pynq reprograms the fabric; the emulated board returns to idle
+            self.downloads += 1
+            board.reset()
 
     stub = types.ModuleType("pynq")
     stub.Overlay, stub.Clocks = Overlay, clocks
@@ -42,8 +46,13 @@ def test_driver_through_the_pynq_backend(discrete_design, monkeypatch):
     driver = FinnZynqDriver(spec, PynqBackend("finn-accel.bit"), max_batch=4)
     states = np.load(discrete_design / "states.npy")[:8]
     actions = np.concatenate([driver(states[i:i + 4]) for i in (0, 4)])
-    np.testing.assert_array_equal(actions, spec.action_from_output(board.fabric(states)))
+    np.testing.assert_array_equal(actions, spec.action_from_output(board.fabric(spec.preprocess(states))))
     assert clocks.fclk0_mhz == pytest.approx(100.0) and board.frames_run == 8
+    board.hang_calls, driver.timeout_s = 1, 0.05  # a hung call: the driver reloads the bitstream
+    with pytest.raises(AcceleratorTimeout, match="it was reset"):
+        driver(states[:1])
+    assert driver.backend.overlay.downloads == 1
+    np.testing.assert_array_equal(driver(states[:4]), actions[:4])
 
 
 def test_off_a_board_pynq_says_so_in_one_sentence(discrete_design, monkeypatch):
