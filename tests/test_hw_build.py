@@ -244,8 +244,8 @@ def test_host_emulator_matches_finn_python_execution_live(estimated, short_qpd_s
     folder, _, _ = estimated
     student, _ = load_student(short_qpd_student[0] / STUDENT_FILE)
     states = episode_states("CartPole-v1", StudentPolicy(student), 3000, seed_base=70_000_000)
-    finn = execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", states)
     spec = load_spec(folder)
+    finn = execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", spec.preprocess(states))
     emulated = EmulatedAccelerator(spec)(spec.preprocess(states))
     np.testing.assert_array_equal(emulated.reshape(finn.shape), finn)
     np.testing.assert_array_equal(emulated[:, 0], student.act(states))  # and the Brevitas student's actions
