@@ -17,6 +17,7 @@ computes, not its name.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,22 @@ def ablation(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int
             "settings": VARIANTS[n].settings} for n in variants},
             "settings": {"bits": bits, "seeds": seeds, "hidden": hidden, "updates": updates, "episodes": episodes},
             "rows": rows, "trials": records, "command": command}
+    write_ablation(data, out_dir)
+    return data
+
+
+def write_ablation(data: dict[str, Any], out_dir: Path) -> None:
+    """Write ``ablation.json``, ``.md`` and ``.png`` from the ablation's data."""
+    env_id, teacher, rows = data["env_id"], data["teacher"], data["rows"]
     atomic.write_json(out_dir / "ablation.json", data)
-    atomic.write_text(out_dir / "ablation.md", markdown(env_id, teacher, rows, command, hidden))
-    series = [(VARIANTS[n].label, VARIANTS[n].colour, [r for r in rows if r["variant"] == n]) for n in variants]
+    atomic.write_text(out_dir / "ablation.md", markdown(env_id, teacher, rows, data["command"], data["settings"]["hidden"]))
+    series = [(VARIANTS[n].label, VARIANTS[n].colour, [r for r in rows if r["variant"] == n]) for n in data["variants"]]
     plot_return_against_bits(f"{env_id}: QPD ablation", teacher, series, out_dir / "ablation.png")
+
+
+def rerender_ablation(out_dir: Path) -> dict[str, Any]:
+    """Re-render an ablation's files from the trials and teacher record in its ``ablation.json`` (nothing is run)."""
+    data = json.loads((out_dir / "ablation.json").read_text())
+    data["rows"] = with_gain_over_qpd(aggregate(data["trials"], data["teacher"], ("variant", "bits")))
+    write_ablation(data, out_dir)
     return data

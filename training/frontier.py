@@ -7,6 +7,7 @@ the teacher's return marked for each method).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,6 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
 
     ``settings``: distillation settings for every trial (see :func:`training.table.grid_settings`).
     """
-    from training.plots import plt, save_figure
-
     teacher = teacher_record(teacher_dir, env_id)
     trials = [Trial(env_id=env_id, method=m, bits=b, seed=s, hidden=(w,) * depth, updates=updates, episodes=episodes,
                     teacher_dir=str(teacher_dir), runs_dir=str(runs_dir), extra=trial_extra(settings))
@@ -43,6 +42,23 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
         rec["width"] = rec["hidden"][0]
     rows = aggregate(records, teacher, ("method", "width", "bits"))
     best = {m: smallest_keeping_teacher(rows, m) for m in methods}
+    command = made_by("frontier", "frontier", env_id)
+    data = {"env_id": env_id, "teacher": teacher, "rows": rows, "smallest_keeping_teacher": best, "trials": records,
+            "settings": {"widths": widths, "bits": bits, "seeds": seeds, "methods": methods, "depth": depth,
+                         "updates": updates, "episodes": episodes, "distill_settings": settings or {}},
+            "command": command}
+    lines = write_frontier(data, out_dir)
+    print("\n".join(lines[4:4 + len(methods)]))
+    return data
+
+
+def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
+    """Write ``frontier.png``, ``.md`` and ``.json`` from the frontier's data; return the markdown lines."""
+    from training.plots import plt, save_figure
+
+    env_id, teacher, rows, best = data["env_id"], data["teacher"], data["rows"], data["smallest_keeping_teacher"]
+    settings = data["settings"]
+    widths, bits, methods, depth = settings["widths"], settings["bits"], settings["methods"], settings["depth"]
 
     fig, ax = plt.subplots(figsize=(7.2, 4.6))
     lo, hi = teacher["mean_return"] - teacher["std_return"], teacher["mean_return"] + teacher["std_return"]
@@ -68,11 +84,10 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
     ax.legend(fontsize=7, loc="lower right")
     save_figure(fig, out_dir / "frontier.png")
 
-    command = made_by("frontier", "frontier", env_id)
     lines = [f"# Size/return frontier: {env_id}", "",
              f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f}, {teacher['size_bits']:,} bits. "
              f"Students {depth} hidden layers; a configuration *keeps the teacher's return* when every seed's mean is "
-             f"≥ {lo:.2f}.", "", *settings_note(settings)]
+             f"≥ {lo:.2f}.", "", *settings_note(settings["distill_settings"])]
     for method in methods:
         b = best[method]
         lines.append(f"- smallest {method} student keeping the teacher's return: " + (
@@ -83,12 +98,16 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
     for r in sorted(rows, key=lambda r: (r["width"], r["bits"], r["method"])):
         lines.append(f"| {r['width']} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
                      f"{r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} | {r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
-    lines += ["", f"Made by: `{command}`", ""]
+    lines += ["", f"Made by: `{data['command']}`", ""]
     atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
-    data = {"env_id": env_id, "teacher": teacher, "rows": rows, "smallest_keeping_teacher": best, "trials": records,
-            "settings": {"widths": widths, "bits": bits, "seeds": seeds, "methods": methods, "depth": depth,
-                         "updates": updates, "episodes": episodes, "distill_settings": settings or {}},
-            "command": command}
     atomic.write_json(out_dir / "frontier.json", data)
-    print("\n".join(lines[4:4 + len(methods)]))
+    return lines
+
+
+def rerender_frontier(out_dir: Path) -> dict[str, Any]:
+    """Re-render a frontier's files from the trials and teacher record in its ``frontier.json`` (nothing is run)."""
+    data = json.loads((out_dir / "frontier.json").read_text())
+    data["rows"] = aggregate(data["trials"], data["teacher"], ("method", "width", "bits"))
+    data["smallest_keeping_teacher"] = {m: smallest_keeping_teacher(data["rows"], m) for m in data["settings"]["methods"]}
+    write_frontier(data, out_dir)
     return data

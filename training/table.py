@@ -226,7 +226,26 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
     data = {"env_id": env_id, "teacher": teacher, "settings": {"bits": bits, "seeds": seeds, "methods": methods,
             "hidden": hidden, "updates": updates, "episodes": episodes, "distill_settings": settings or {}}, "rows": rows, "trials": records,
             "command": command}
+    write_table(data, out_dir)
+    return data
+
+
+def write_table(data: dict[str, Any], out_dir: Path) -> None:
+    """Write ``qpd_table.json``, ``.md`` and ``.png`` from the table's data."""
+    settings = data["settings"]
     atomic.write_json(out_dir / "qpd_table.json", data)
-    atomic.write_text(out_dir / "qpd_table.md", markdown(env_id, teacher, rows, command, hidden, settings))
-    plot(env_id, teacher, rows, out_dir / "qpd_table.png")
+    atomic.write_text(out_dir / "qpd_table.md", markdown(data["env_id"], data["teacher"], data["rows"], data["command"],
+                                                          settings["hidden"], settings["distill_settings"]))
+    plot(data["env_id"], data["teacher"], data["rows"], out_dir / "qpd_table.png")
+
+
+def rerender_table(out_dir: Path) -> dict[str, Any]:
+    """Re-render a table's files from the trials and teacher record in its ``qpd_table.json``.
+
+    Nothing is trained or evaluated: the rows are aggregated again from the stored trials, so a
+    change of accounting or layout reaches committed tables without re-running a grid.
+    """
+    data = json.loads((out_dir / "qpd_table.json").read_text())
+    data["rows"] = aggregate(data["trials"], data["teacher"], ("method", "bits"))
+    write_table(data, out_dir)
     return data
