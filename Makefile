@@ -72,7 +72,7 @@ lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the
 	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==' ) > requirements/workstation.lock
 
 demo: install ## the whole flow on CartPole-v1: teacher, QPD, export, estimate, verify, compare (emulated)
-	$(PY) -m training demo --env $(ENV) --seed $(SEED)
+	$(PY) -m flow demo --env $(ENV) --seed $(SEED)
 
 test: install host-env ## run the test suite (fast tests; CI runs this), host tests also in the board-like env
 	$(PY) -m pytest -q
@@ -97,15 +97,15 @@ table_flags = $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,METHO
   $(call opt,CONFIG,--config)
 
 qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [SEEDS=0,1,2] [JOBS=2] [OUT=<dir>] [CONFIG=<yaml>]
-	$(PY) -m training table --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(table_flags)
+	$(PY) -m flow table --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(table_flags)
 
 ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] [VARIANTS=qpd,no-transition,...] [WIDTH=32] [JOBS=2] [OUT=<dir>]
-	$(PY) -m training ablation --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,BITS,--bits) \
+	$(PY) -m flow ablation --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,BITS,--bits) \
 	  $(call opt,SEEDS,--seeds) $(call opt,VARIANTS,--variants) $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) \
 	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
 
 frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=1,...,8] [SEEDS=0] [JOBS=2] [CONFIG=<yaml>]
-	$(PY) -m training frontier --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
+	$(PY) -m flow frontier --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
 	  $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) \
 	  $(call opt,CONFIG,--config)
 

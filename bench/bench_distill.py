@@ -19,8 +19,8 @@ import torch
 
 def updates_per_second(n_updates: int = 1000) -> float:
     """Adam updates per second on the default 2x32 w2a2 CartPole student (batch 256, teacher labels included)."""
-    from training.distill_loss import LossConfig, distillation_loss
-    from training.student import QuantStudent, StudentSpec
+    from training.qpd.loss import LossConfig, distillation_loss
+    from training.students.student import QuantStudent, StudentSpec
 
     torch.manual_seed(0)
     student = QuantStudent(StudentSpec(4, 2, True, (32, 32), 2, 2))
@@ -60,9 +60,9 @@ def main() -> None:
     print(f"| measure | value |\n| --- | ---: |\n| student updates per second (2x32 w2a2, batch 256) | {rate:.0f} |\n"
           f"| seconds per 10k updates | {10_000 / rate:.1f} |")
     if not args.skip_full:
-        from training.distill import distill
-        from training.qpd_config import load_qpd_config
-        from training.train_teacher import train_teacher
+        from training.qpd.distill import distill
+        from training.qpd.config import load_qpd_config
+        from training.teacher.train import train_teacher
 
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()

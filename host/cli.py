@@ -37,7 +37,7 @@ def _brevitas_policy(design: Path, spec):
     if not export.exists():
         return None, "no export.json beside the design"
     try:
-        from training.distill import STUDENT_FILE, StudentPolicy, load_student  # workstation only
+        from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student  # workstation only
     except ImportError:
         return None, "torch/brevitas are not installed here (as on the board)"
     run = Path(json.loads(export.read_text())["run"])

@@ -30,7 +30,7 @@ def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits
     from hw_build.folding import DEFAULT_LATENCY_US
     from qonnx.core.modelwrapper import ModelWrapper
     from training.envs import env_info
-    from training.student import QuantStudent, StudentSpec, calibrate
+    from training.students.student import QuantStudent, StudentSpec, calibrate
 
     info = env_info(env_id)
     spec = StudentSpec(obs_dim=info.obs_dim, n_out=info.n_actions,

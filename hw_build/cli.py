@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> int | None:
         estimate_design(_design_name(args), choice=choice, kind=args.verb)
     elif args.verb == "cost":
         from hw_build.arch_cost import architecture_cost
-        from training.student import student_act_bits
+        from training.students.student import student_act_bits
 
         try:
             hidden = [int(h) for h in args.hidden.split(",")]

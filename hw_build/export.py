@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.student import ActorOnly, QuantStudent
+from training.students.student import ActorOnly, QuantStudent
 
 
 def export_actor_qonnx(student: QuantStudent, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
@@ -64,7 +64,7 @@ CHECK_SEED_BASE = 50_000_000
 
 def episode_states(env_id: str, policy, n: int, seed_base: int = CHECK_SEED_BASE) -> np.ndarray:
     """``n`` observations visited by ``policy`` in real, seeded episodes (8 run side by side)."""
-    from training.replay import Collector
+    from training.qpd.replay import Collector
 
     collector = Collector(env_id, 8, seed_base)
     try:
@@ -82,7 +82,7 @@ def integer_logits(logits: np.ndarray, output_scale: float) -> np.ndarray:
 def integer_actions(logits: np.ndarray, output_scale: float) -> np.ndarray:
     """Actions from another level's float logits: argmax of :func:`integer_logits`, ties to the
     lowest index like the hardware."""
-    from training.student import first_argmax
+    from training.students.student import first_argmax
 
     return first_argmax(integer_logits(logits, output_scale))
 
@@ -99,7 +99,7 @@ def compare_outputs(student: QuantStudent, states: np.ndarray, other: np.ndarray
     Discrete: actions from integer logits (see :func:`integer_actions`). Continuous: largest
     absolute difference of the action means.
     """
-    from training.student import first_argmax
+    from training.students.student import first_argmax
 
     x = torch.as_tensor(np.asarray(states, dtype=np.float32))
     with torch.no_grad():
@@ -123,7 +123,7 @@ def export_design(run_dir: str | Path, design: str | None = None, *, force: bool
 
     from hw_build.design import EXPORT_FILE, QONNX_FILE, default_design_name, new_design_dir, sha256_file
     from training import atomic
-    from training.distill import STUDENT_FILE, StudentPolicy, load_student
+    from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
     from training.errors import FlowError
     from training.runs import read_run_config
 
@@ -175,7 +175,7 @@ def export_teacher_numpy(teacher_dir: Path, env_id: str, path: Path) -> Path:
     import torch.nn as nn
 
     from training import atomic
-    from training.teacher import TeacherPolicy
+    from training.teacher.policy import TeacherPolicy
 
     teacher = TeacherPolicy.load(teacher_dir, env_id)
     policy = teacher.model.policy

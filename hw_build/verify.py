@@ -54,7 +54,7 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
     from hw_build.execution import execute_batch
     from hw_build.export import episode_states, student_output_scale
     from hw_build.finn_env import prepare_finn
-    from training.distill import STUDENT_FILE, StudentPolicy, load_student
+    from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
 
     from host.spec import load_spec
 

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory) -> Path:
     """A CartPole-v1 teacher trained for 2,048 steps with 32-wide nets, evaluated on 3 episodes."""
-    from training.train_teacher import train_teacher
+    from training.teacher.train import train_teacher
 
     run_dir = tmp_path_factory.mktemp("runs") / "CartPole-v1" / "tiny-teacher"
     train_teacher("CartPole-v1", 0, run_dir=run_dir, steps=2048, net_arch=[32, 32], eval_episodes=3)
@@ -25,7 +25,7 @@ def tiny_teacher(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cartpole_teacher(tmp_path_factory) -> Path:
     """A CartPole-v1 teacher that balances well (64-wide nets, 40k steps: about 15 s)."""
-    from training.train_teacher import train_teacher
+    from training.teacher.train import train_teacher
 
     run_dir = tmp_path_factory.mktemp("runs") / "CartPole-v1" / "small-teacher"
     train_teacher("CartPole-v1", 0, run_dir=run_dir, steps=40_000, net_arch=[64, 64], eval_episodes=5)
@@ -35,8 +35,8 @@ def cartpole_teacher(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def short_qpd_student(cartpole_teacher, tmp_path_factory) -> tuple[Path, dict]:
     """A 2x16 w2a2 QPD student distilled briefly (schedule 4 -> 2) from the CartPole teacher."""
-    from training.distill import distill
-    from training.qpd_config import load_qpd_config
+    from training.qpd.distill import distill
+    from training.qpd.config import load_qpd_config
 
     cfg = load_qpd_config(env_id="CartPole-v1", hidden=[16, 16], schedule=[4, 2], updates=1200,
                           teacher_states=5000, dagger_interval=300, dagger_steps=800, eval_episodes=5,

@@ -9,10 +9,10 @@ import yaml
 
 from tests.conftest import run_cli
 from tests.test_cli import _assert_user_error
-from training.ablation import VARIANTS, ablation, build_ablation_trials, with_gain_over_qpd
+from flow.experiments.ablation import VARIANTS, ablation, build_ablation_trials, with_gain_over_qpd
 from training.errors import FlowError
-from training.qpd_config import QPDConfig
-from training.trials import trial_qpd_config
+from training.qpd.config import QPDConfig
+from flow.experiments.trials import trial_qpd_config
 
 
 def test_each_variant_switches_off_exactly_its_idea(tmp_path: Path):
@@ -31,7 +31,7 @@ def test_each_variant_switches_off_exactly_its_idea(tmp_path: Path):
 def test_unknown_variant_is_refused(tmp_path: Path):
     with pytest.raises(FlowError, match="known: qpd, no-transition"):
         build_ablation_trials("CartPole-v1", tmp_path, [2], [0], ["qpd", "no-kl"], [32, 32], 8000, 10, tmp_path)
-    _assert_user_error(run_cli("training", "ablation", "--variants", "no-kl"), "unknown ablation variant", "no-kl")
+    _assert_user_error(run_cli("flow", "ablation", "--variants", "no-kl"), "unknown ablation variant", "no-kl")
 
 
 def test_gain_over_qpd_by_hand():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.baselines import QuantizedTeacherActor, QuantStudentPolicy, ptq_teacher, qat_ppo
-from training.student import calibrate
-from training.teacher import TeacherPolicy
+from training.qpd.baselines import QuantizedTeacherActor, QuantStudentPolicy, ptq_teacher, qat_ppo
+from training.students.student import calibrate
+from training.teacher.policy import TeacherPolicy
 
 
 def test_quantized_teacher_at_8_bits_tracks_the_float_teacher(cartpole_teacher):

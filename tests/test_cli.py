@@ -77,13 +77,17 @@ def test_eval_reproduces_the_stored_results(tiny_teacher: Path):
 def test_help_lists_the_verbs():
     proc = run_cli("training", "--help")
     assert proc.returncode == 0
-    for verb in ("teacher", "eval", "envs", "demo"):
+    for verb in ("teacher", "eval", "distill", "envs"):
+        assert verb in proc.stdout
+    proc = run_cli("flow", "--help")
+    assert proc.returncode == 0
+    for verb in ("demo", "table", "frontier", "ablation"):
         assert verb in proc.stdout
 
 
 @pytest.mark.parametrize("verb", ["table", "frontier"])
 def test_grid_config_missing_or_owning_grid_settings(tmp_path: Path, verb: str):
-    _assert_user_error(run_cli("training", verb, "--config", str(tmp_path / "nope.yaml")), "does not exist")
+    _assert_user_error(run_cli("flow", verb, "--config", str(tmp_path / "nope.yaml")), "does not exist")
     owning = tmp_path / "owning.yaml"
     owning.write_text("seed: 3\n")
-    _assert_user_error(run_cli("training", verb, "--config", str(owning)), "grid sets per trial")
+    _assert_user_error(run_cli("flow", verb, "--config", str(owning)), "grid sets per trial")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from stable_baselines3.common.utils import LinearSchedule
 
-from training.config import load_hyperparams, parse_net_arch, ppo_kwargs, supported_envs
+from training.teacher.config import load_hyperparams, parse_net_arch, ppo_kwargs, supported_envs
 from training.errors import FlowError
 
 REQUIRED = ["CartPole-v1", "Acrobot-v1", "LunarLander-v3", "MountainCar-v0", "Pendulum-v1"]

@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 @pytest.mark.slow
 def test_demo_runs_end_to_end_and_the_hardware_matches_the_student(tmp_path):
     env = {"QPD_RUNS": str(tmp_path / "runs"), "QPD_BITSTREAMS": str(tmp_path / "bitstreams")}
-    proc = run_cli("training", "demo", env=env)
+    proc = run_cli("flow", "demo", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "== demo done" in proc.stdout
     rep = json.loads((tmp_path / "bitstreams" / "demo-CartPole-v1" / "compare-emulated" / "compare.json").read_text())

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from training.distill import STUDENT_FILE, StudentPolicy, agreement, distill, load_student
+from training.qpd.distill import STUDENT_FILE, StudentPolicy, agreement, distill, load_student
 from training.errors import FlowError
 from training.evaluation import eval_seeds, evaluate
-from training.qpd_config import load_qpd_config
-from training.replay import Collector
-from training.student import QuantStudent, StudentSpec
-from training.teacher import TeacherPolicy
+from training.qpd.config import load_qpd_config
+from training.qpd.replay import Collector
+from training.students.student import QuantStudent, StudentSpec
+from training.teacher.policy import TeacherPolicy
 
 
 def test_run_folder_has_a_checkpoint_per_stage_and_the_record(short_qpd_student):
@@ -56,7 +56,7 @@ def test_resume_loads_finished_stages(short_qpd_student, cartpole_teacher, tmp_p
         (copy / name).unlink()
     config = json.loads(json.dumps(__import__("yaml").safe_load((copy / "config.yaml").read_text())))
     cfg = load_qpd_config(**config["qpd"])
-    with caplog.at_level("INFO", logger="training.distill"):
+    with caplog.at_level("INFO", logger="training.qpd.distill"):
         again = distill(cfg, cartpole_teacher, copy, quiet=True)
     assert "stage 0 (2x16-w4a4) loaded" in caplog.text
     assert (copy / "student-stage1-2x16-w2a2.pt").exists() and again["updates"] == results["updates"]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from training.distill_loss import (
+from training.qpd.loss import (
     LossConfig,
     discrete_policy_kl,
     distillation_loss,

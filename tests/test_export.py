@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from hw_build.export import export_actor_qonnx, run_qonnx
-from training.distill import STUDENT_FILE, load_student
-from training.replay import Collector
-from training.teacher import TeacherPolicy
+from training.qpd.distill import STUDENT_FILE, load_student
+from training.qpd.replay import Collector
+from training.teacher.policy import TeacherPolicy
 
 
 def test_qonnx_graph_gives_the_students_actions_on_real_states(short_qpd_student, cartpole_teacher, tmp_path):

@@ -207,8 +207,8 @@ def test_a_student_finn_cannot_compile_is_named(estimated, designs, short_qpd_st
 
     from hw_build.compile import estimate_design
     from hw_build.export import export_actor_qonnx
-    from training.distill import STUDENT_FILE, load_student
-    from training.student import HiddenWeightQuant
+    from training.qpd.distill import STUDENT_FILE, load_student
+    from training.students.student import HiddenWeightQuant
 
     student, _ = load_student(short_qpd_student[0] / STUDENT_FILE)
     old = student.actor_out
@@ -239,7 +239,7 @@ def test_host_emulator_matches_finn_python_execution_live(estimated, short_qpd_s
     from host.spec import load_spec
     from hw_build.execution import execute_batch
     from hw_build.export import episode_states
-    from training.distill import STUDENT_FILE, StudentPolicy, load_student
+    from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
 
     folder, _, _ = estimated
     student, _ = load_student(short_qpd_student[0] / STUDENT_FILE)
@@ -256,8 +256,8 @@ def test_one_bit_weights_compile_and_verify(designs, cartpole_teacher, tmp_path)
     from hw_build.compile import estimate_design
     from hw_build.export import export_design
     from hw_build.verify import verify_design
-    from training.distill import distill
-    from training.qpd_config import load_qpd_config
+    from training.qpd.distill import distill
+    from training.qpd.config import load_qpd_config
 
     cfg = load_qpd_config(env_id="CartPole-v1", hidden=[8, 8], weight_bits=1, schedule=[2, 1], updates=600, final_stage_share=0.5,
                           teacher_states=3000, dagger=False, eval_episodes=2, stage_eval_episodes=1,

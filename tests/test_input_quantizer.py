@@ -8,7 +8,7 @@ import torch
 
 from host.errors import HostError
 from host.quantizer import InputQuantizer
-from training.student import QuantStudent, StudentSpec, calibrate
+from training.students.student import QuantStudent, StudentSpec, calibrate
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import run_cli
 from training.errors import FlowError
-from training.qpd_config import load_qpd_config
+from training.qpd.config import load_qpd_config
 
 
 def test_default_schedule_walks_down_to_the_target():
@@ -42,7 +42,7 @@ def test_every_method_gets_the_same_budget():
 
 
 def test_same_computation_ignores_unused_settings_only():
-    from training.qpd_config import same_computation
+    from training.qpd.config import same_computation
 
     direct = load_qpd_config(method="direct")
     assert same_computation({**direct.to_dict(), "final_stage_share": 0.123}, direct)  # one stage: unused

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from training.ablation import rerender_ablation
-from training.frontier import rerender_frontier
-from training.table import rerender_table
+from flow.experiments.ablation import rerender_ablation
+from flow.experiments.frontier import rerender_frontier
+from flow.experiments.table import rerender_table
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 RENDERERS = {"qpd_table": rerender_table, "frontier": rerender_frontier, "ablation": rerender_ablation}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from training.size import mlp_size, student_size, teacher_size
-from training.student import StudentSpec
-from training.teacher import TeacherPolicy
+from training.students.size import mlp_size, student_size, teacher_size
+from training.students.student import StudentSpec
+from training.teacher.policy import TeacherPolicy
 
 
 def test_student_size_by_hand():

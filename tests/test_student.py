@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from training.errors import FlowError
-from training.student import QuantStudent, StudentSpec, student_from_state, student_state, transfer_float_weights
+from training.students.student import QuantStudent, StudentSpec, student_from_state, student_state, transfer_float_weights
 
 
 def _trained(spec: StudentSpec, steps: int = 120) -> QuantStudent:

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from training.errors import FlowError
-from training.frontier import smallest_keeping_teacher
-from training.table import aggregate, qpd_table
+from flow.experiments.frontier import smallest_keeping_teacher
+from flow.experiments.table import aggregate, qpd_table
 
 TEACHER = {"mean_return": 100.0, "std_return": 10.0, "size_bits": 10_000}
 
@@ -55,7 +55,7 @@ def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
     # Distilling trials record their full config; a stale one (a default changed since) runs again.
     record_path = out / "trials" / "qpd-2x8-w4-s0.json"
     record = json.loads(record_path.read_text())
-    from training.qpd_config import QPDConfig
+    from training.qpd.config import QPDConfig
 
     assert record["distill_config"]["final_stage_share"] == QPDConfig().final_stage_share
     assert record["distill_config"]["weight_bits"] == 4
@@ -79,7 +79,7 @@ def test_unknown_method_and_missing_teacher(tmp_path, cartpole_teacher):
 
 
 def test_bits_label_shows_wider_activations_of_one_bit_students() -> None:
-    from training.table import bits_label
+    from flow.experiments.table import bits_label
 
     assert bits_label(4, "qpd") == "4"
     assert bits_label(1, "qpd") == "1/2"
@@ -88,7 +88,7 @@ def test_bits_label_shows_wider_activations_of_one_bit_students() -> None:
 
 
 def test_grid_config_reaches_distilling_trials_only(tmp_path):
-    from training.table import build_trials, grid_settings, markdown
+    from flow.experiments.table import build_trials, grid_settings, markdown
 
     cfg = tmp_path / "variant.yaml"
     cfg.write_text("final_stage_share: 0.6\nlr: 0.0005\n")
@@ -112,7 +112,7 @@ def test_grid_config_reaches_distilling_trials_only(tmp_path):
     ("- a list\n", "must be a mapping"),
 ])
 def test_bad_grid_config_is_refused_before_any_trial(tmp_path, text, message):
-    from training.table import build_trials, grid_settings
+    from flow.experiments.table import build_trials, grid_settings
 
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(text)
@@ -121,7 +121,7 @@ def test_bad_grid_config_is_refused_before_any_trial(tmp_path, text, message):
 
 
 def test_tiny_frontier_end_to_end_labels_one_bit_students(cartpole_teacher, tmp_path):
-    from training.frontier import frontier
+    from flow.experiments.frontier import frontier
 
     out = tmp_path / "frontier"
     data = frontier("CartPole-v1", cartpole_teacher, widths=[8], bits=[1], seeds=[0], methods=["direct"], depth=2,

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from training.evaluation import eval_seeds, evaluate
-from training.teacher import TeacherPolicy
-from training.train_teacher import TeacherCallback, train_teacher
+from training.teacher.policy import TeacherPolicy
+from training.teacher.train import TeacherCallback, train_teacher
 
 
 def test_run_folder_holds_everything_design_section_3_names(tiny_teacher: Path):

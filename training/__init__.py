@@ -1,1 +1,4 @@
-"""Training side of the flow: PPO teachers, Brevitas students, QPD distillation and evaluation."""
+"""Training stage: PPO teachers (``teacher/``), Brevitas students (``students/``) and QPD
+distillation with its baselines (``qpd/``); beside them the helpers every part shares
+(environments, evaluation, run folders, errors, atomic writes, plots) and the stage's command
+line (``python -m training teacher|eval|distill|envs``). Imports host/, never hw_build/ or flow/."""

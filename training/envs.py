@@ -1,7 +1,7 @@
 """The gymnasium environments the flow supports, and how to make them.
 
 An environment is supported when the PPO hyperparameter file has an entry for it; that file
-is the single list (see :mod:`training.config`).
+is the single list (see :mod:`training.teacher.config`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class EnvInfo:
 
 def check_supported(env_id: str) -> None:
     """Raise :class:`FlowError` naming the supported ids if ``env_id`` is not one of them."""
-    from training.config import supported_envs, unsupported_env_error
+    from training.teacher.config import supported_envs, unsupported_env_error
 
     supported = supported_envs()
     if env_id not in supported:

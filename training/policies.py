@@ -14,11 +14,11 @@ def load_policy(run_dir: str | Path, env_id: str | None = None) -> tuple[Callabl
     config = read_run_config(run_dir)
     check_run_env(run_dir, config, env_id)
     if config["kind"] == "teacher":
-        from training.teacher import TeacherPolicy
+        from training.teacher.policy import TeacherPolicy
 
         return TeacherPolicy.load(run_dir, env_id), config
     if config["kind"] == "student":
-        from training.distill import STUDENT_FILE, StudentPolicy, load_student
+        from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
         from training.envs import env_info
 
         student, _ = load_student(Path(run_dir) / STUDENT_FILE)

@@ -21,7 +21,7 @@ from host.spec import load_spec
 from hw_build.execution import execute_batch
 from hw_build.export import episode_states
 from hw_build.finn_env import prepare_finn
-from training.distill import STUDENT_FILE, StudentPolicy, load_student
+from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
 
 DATA = Path(__file__).parent / "data"
 

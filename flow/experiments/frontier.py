@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from training import atomic
-from training.student import student_act_bits
-from training.table import aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
-from training.trials import Trial, run_trials, trial_extra
+from training.students.student import student_act_bits
+from flow.experiments.table import aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
+from flow.experiments.trials import Trial, run_trials, trial_extra
 
 FRONTIER_METHODS = ("qpd", "direct")
 

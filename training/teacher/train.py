@@ -24,14 +24,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from training import atomic
-from training.config import load_hyperparams, normalize_settings, ppo_kwargs
+from training.teacher.config import load_hyperparams, normalize_settings, ppo_kwargs
 from training.errors import FlowError
 from training.evaluation import EVAL_SEED_START, eval_seeds, evaluate
 from training.plots import plot_learning_curve
 from training.runs import CONFIG_FILE, RESULTS_FILE, RUN_FORMAT_VERSION, teacher_run_dir
-from training.teacher import NORMALIZER_FILE, TEACHER_FILE, ObsNormalizer, TeacherPolicy, load_ppo
+from training.teacher.policy import NORMALIZER_FILE, TEACHER_FILE, ObsNormalizer, TeacherPolicy, load_ppo
 
-log = logging.getLogger("training.teacher")
+log = logging.getLogger("training.teacher.policy")
 
 CHECKPOINT_DIR = "checkpoint"
 CURVE_FILE = "learning_curve.csv"
@@ -305,3 +305,14 @@ def install_sigterm_as_interrupt() -> None:
     def handler(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, handler)
+
+
+def ensure_teacher(env_id: str, teacher: str | None) -> Path:
+    """The teacher run folder to distil from; trains the default teacher first if it is missing."""
+    if teacher is not None:
+        return Path(teacher)
+    path = teacher_run_dir(env_id, 0)
+    if not (path / RESULTS_FILE).exists():
+        print(f"no teacher in {path}: training one first")
+        train_teacher(env_id, 0, run_dir=path)
+    return path

@@ -1,6 +1,6 @@
 """The QPD results table: QPD against every baseline, across bit widths and seeds.
 
-``make qpd-table ENV=<id>`` builds the trials of :mod:`training.trials` (float students first,
+``make qpd-table ENV=<id>`` builds the trials of :mod:`flow.experiments.trials` (float students first,
 since ``float-ptq`` shares one per seed), then writes ``qpd_table.json``, ``qpd_table.md`` and
 ``qpd_table.png`` (return against bits, a band per method over seeds, the teacher's return
 ± std as a band).
@@ -19,9 +19,9 @@ import numpy as np
 from training import atomic
 from training.errors import FlowError
 from training.runs import RESULTS_FILE
-from training.size import teacher_size
-from training.teacher import TeacherPolicy
-from training.trials import DISTILLED_AS, TABLE_METHODS, Trial, distill_method, run_trials, trial_extra, trial_qpd_config
+from training.students.size import teacher_size
+from training.teacher.policy import TeacherPolicy
+from flow.experiments.trials import DISTILLED_AS, TABLE_METHODS, Trial, distill_method, run_trials, trial_extra, trial_qpd_config
 
 #: One colour per method, the same in every plot whatever methods a table holds.
 METHOD_COLOURS = {"ptq": "tab:blue", "qat-ppo": "tab:orange", "float-ptq": "tab:green", "direct": "tab:red",
@@ -36,10 +36,10 @@ METHOD_LABELS = {
 
 
 def made_by(verb: str, make_target: str, env_id: str) -> str:
-    """The command that made a grid's files: this process's ``python -m training <verb> ...``
+    """The command that made a grid's files: this process's ``python -m flow <verb> ...``
     line when it was called that way, else ``make <make_target> ENV=<env_id>``."""
     if sys.argv[1:2] == [verb]:
-        return "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        return "python -m flow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     return f"make {make_target} ENV={env_id}"
 
 
@@ -89,7 +89,7 @@ def grid_settings(path: str | Path | None) -> dict[str, Any]:
     For comparing a variant of QPD across a whole grid, e.g. ``final_stage_share: 0.6``. The
     settings a grid varies per trial are refused; a bad value is refused before anything runs.
     """
-    from training.qpd_config import read_settings
+    from training.qpd.config import read_settings
 
     if path is None:
         return {}
@@ -129,7 +129,7 @@ def bits_label(weight_bits: int, method: str) -> str:
     Students keep activations at 2 bits or more (a 1-bit QuantReLU exports as a bipolar
     quantizer); PTQ of the teacher binarises its tanh activations at 1 bit.
     """
-    from training.student import student_act_bits
+    from training.students.student import student_act_bits
 
     act_bits = weight_bits if method == "ptq" else student_act_bits(weight_bits)
     return str(weight_bits) if act_bits == weight_bits else f"{weight_bits}/{act_bits}"

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from training.distill_loss import LossConfig
+from training.qpd.loss import LossConfig
 from training.errors import FlowError
-from training.student import COLLECT_STATS_STEPS, MAX_BITS, MIN_WEIGHT_BITS, check_bit_width, student_act_bits
+from training.students.student import COLLECT_STATS_STEPS, MAX_BITS, MIN_WEIGHT_BITS, check_bit_width, student_act_bits
 
 METHODS = ("qpd", "direct", "float")
 #: The precision ladder QPD walks down by default, truncated at the target.

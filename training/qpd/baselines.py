@@ -5,7 +5,7 @@
 - ``qat-ppo``: PPO from scratch (the teacher's hyperparameters and step budget) on the
   student architecture with its quantizers in the loop: quantization-aware RL;
 - ``float-ptq``: distillation into a float student (the ``float`` method of
-  :mod:`training.distill`), then post-training quantization of that student at k bits.
+  :mod:`training.qpd.distill`), then post-training quantization of that student at k bits.
 
 The other two rows of the table, ``direct`` (distillation at the target bits from the start)
 and ``qpd``, are :func:`training.distill.distill` itself.
@@ -23,13 +23,13 @@ from brevitas.nn import QuantIdentity, QuantLinear
 from brevitas.quant.binary import SignedBinaryActPerTensorConst
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from training.distill import StudentPolicy
+from training.qpd.distill import StudentPolicy
 from training.envs import env_info
 from training.evaluation import eval_seeds, evaluate
-from training.replay import Collector
-from training.size import mlp_size
-from training.student import InputQuant, QuantStudent, StudentSpec, calibrate, student_act_bits, weight_quant
-from training.teacher import TeacherPolicy
+from training.qpd.replay import Collector
+from training.students.size import mlp_size
+from training.students.student import InputQuant, QuantStudent, StudentSpec, calibrate, student_act_bits, weight_quant
+from training.teacher.policy import TeacherPolicy
 
 PTQ_SEED_BASE = 40_000_000
 
@@ -106,8 +106,8 @@ def ptq_teacher(teacher: TeacherPolicy, env_id: str, bits: int, seed: int, episo
 def ptq_student(float_student: QuantStudent, teacher: TeacherPolicy, env_id: str, bits: int, seed: int,
                 episodes: int, calib_states: int = 20_000) -> tuple[QuantStudent, dict[str, Any]]:
     """Quantize a float-distilled student at ``bits`` (weights and activations) and evaluate it."""
-    from training.size import student_size
-    from training.student import transfer_float_weights
+    from training.students.size import student_size
+    from training.students.student import transfer_float_weights
 
     t0 = time.perf_counter()
     info = env_info(env_id)
@@ -198,9 +198,9 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from training.config import load_hyperparams, normalize_settings, ppo_kwargs
-    from training.distill import input_affine
-    from training.size import student_size
+    from training.teacher.config import load_hyperparams, normalize_settings, ppo_kwargs
+    from training.qpd.distill import input_affine
+    from training.students.size import student_size
 
     t0 = time.perf_counter()
     info = env_info(env_id)

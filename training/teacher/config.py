@@ -30,7 +30,7 @@ def _default_path() -> Path:
 
 
 def load_hyperparam_file(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
-    """Read a hyperparameter file (default: ``training/hyperparams/ppo.yml``)."""
+    """Read a hyperparameter file (default: ``training/teacher/hyperparams/ppo.yml``)."""
     path = Path(path) if path is not None else _default_path()
     try:
         data = yaml.safe_load(path.read_text())
@@ -47,7 +47,7 @@ def unsupported_env_error(env_id: str, supported: list[str]) -> FlowError:
     """The error for an environment id without a hyperparameter entry."""
     return FlowError(
         f"environment '{env_id}' is not supported; supported: {', '.join(supported)} "
-        "(add an entry to training/hyperparams/ppo.yml to support another)"
+        "(add an entry to training/teacher/hyperparams/ppo.yml to support another)"
     )
 
 

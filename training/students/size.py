@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from training.student import StudentSpec
+from training.students.student import StudentSpec
 
 BIAS_BITS = 32
 FLOAT_BITS = 32

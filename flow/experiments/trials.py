@@ -22,7 +22,7 @@ from training import atomic
 from training.errors import FlowError
 
 if TYPE_CHECKING:
-    from training.qpd_config import QPDConfig
+    from training.qpd.config import QPDConfig
 
 #: Methods of the QPD table, in the order the table lists them.
 TABLE_METHODS = ("ptq", "qat-ppo", "float-ptq", "direct", "qpd")
@@ -68,7 +68,7 @@ def trial_extra(settings: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
 
 def trial_qpd_config(trial: Trial) -> QPDConfig:
     """The full distillation config a distilling trial runs with (defaults, then the grid's settings)."""
-    from training.qpd_config import load_qpd_config
+    from training.qpd.config import load_qpd_config
 
     method = distill_method(trial)
     bits = trial.bits if method != "float" and trial.bits is not None else 8
@@ -81,7 +81,7 @@ def _plain(data: Any) -> Any:
 
 
 def _distill_trial(trial: Trial, force: bool = False) -> dict[str, Any]:
-    from training.distill import distill
+    from training.qpd.distill import distill
 
     cfg = trial_qpd_config(trial)
     run_dir = Path(trial.runs_dir) / trial.env_id / cfg.run_name()
@@ -103,9 +103,9 @@ def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
     if trial.method in ("qpd", "direct", "float"):
         out = _distill_trial(trial, force=rerun)
     elif trial.method == "float-ptq":
-        from training.baselines import ptq_student
-        from training.distill import STUDENT_FILE, load_student
-        from training.teacher import TeacherPolicy
+        from training.qpd.baselines import ptq_student
+        from training.qpd.distill import STUDENT_FILE, load_student
+        from training.teacher.policy import TeacherPolicy
 
         float_trial = _distill_trial(trial)
         float_run = float_trial["run"]
@@ -115,13 +115,13 @@ def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
         out["float_run"] = float_run
         out["distill_config"] = float_trial["distill_config"]
     elif trial.method == "ptq":
-        from training.baselines import ptq_teacher
-        from training.teacher import TeacherPolicy
+        from training.qpd.baselines import ptq_teacher
+        from training.teacher.policy import TeacherPolicy
 
         out = ptq_teacher(TeacherPolicy.load(trial.teacher_dir, trial.env_id), trial.env_id, trial.bits,
                           trial.seed, trial.episodes)
     elif trial.method == "qat-ppo":
-        from training.baselines import qat_ppo
+        from training.qpd.baselines import qat_ppo
 
         _, out = qat_ppo(trial.env_id, trial.bits, list(trial.hidden), trial.seed, trial.episodes, trial.qat_steps)
     else:
@@ -145,7 +145,7 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
     (a default changed since) is run again, its run folder replaced. Records from before
     configs were stored carry none and are taken as they are.
     """
-    from training.qpd_config import same_computation
+    from training.qpd.config import same_computation
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
@@ -162,7 +162,7 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
                 raise FlowError(f"{path} was run with other settings than this grid asks for; "
                                 "delete it or write the grid to another folder")
             # Records store the full distillation config they ran with, so a changed default
-            # (training/qpd_config.py) cannot pass a stale result off as current.
+            # (training/qpd/config.py) cannot pass a stale result off as current.
             if "distill_config" in record and not same_computation(record["distill_config"], trial_qpd_config(trial)):
                 tqdm.write(f"{trial.key}: cached result was distilled with other settings (a default changed since); "
                            "running it again")

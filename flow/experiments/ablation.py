@@ -24,8 +24,8 @@ from typing import Any
 
 from training import atomic
 from training.errors import FlowError
-from training.table import aggregate, bits_label, made_by, plot_return_against_bits, teacher_record, validate_trials
-from training.trials import Trial, run_trials, trial_extra
+from flow.experiments.table import aggregate, bits_label, made_by, plot_return_against_bits, teacher_record, validate_trials
+from flow.experiments.trials import Trial, run_trials, trial_extra
 
 
 @dataclass(frozen=True)

@@ -32,18 +32,18 @@ import torch
 from tqdm.auto import tqdm
 
 from training import atomic
-from training.distill_loss import distillation_loss
+from training.qpd.loss import distillation_loss
 from training.envs import env_info
 from training.errors import FlowError
 from training.evaluation import eval_seeds, evaluate
-from training.qpd_config import QPDConfig, same_computation
-from training.replay import Collector, ObservationMemory, mix_fraction
+from training.qpd.config import QPDConfig, same_computation
+from training.qpd.replay import Collector, ObservationMemory, mix_fraction
 from training.runs import CONFIG_FILE, RESULTS_FILE, RUN_FORMAT_VERSION, read_run_config, runs_root
-from training.size import student_size, teacher_size
-from training.student import QuantStudent, StudentSpec, student_from_state, student_state, transfer_float_weights
-from training.teacher import TeacherPolicy
+from training.students.size import student_size, teacher_size
+from training.students.student import QuantStudent, StudentSpec, student_from_state, student_state, transfer_float_weights
+from training.teacher.policy import TeacherPolicy
 
-log = logging.getLogger("training.distill")
+log = logging.getLogger("training.qpd.distill")
 
 STUDENT_FILE = "student.pt"
 CURVE_FILE = "distill_curve.csv"

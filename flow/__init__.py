@@ -1,0 +1,6 @@
+"""Above the stages: what drives several of them.
+
+``demo`` runs the whole flow (training → hw_build → host) on one environment; ``experiments/``
+holds the grids of trials (QPD table, frontier, ablation) that compare students by return and
+by what they cost. Nothing in training/, hw_build/ or host/ imports this package.
+"""

@@ -1,0 +1,156 @@
+"""The command line of what drives several stages: ``python -m flow <verb>``.
+
+``demo`` (the whole flow on one environment) and the experiment grids (``table``, ``frontier``,
+``ablation``). The Makefile's ``demo``, ``qpd-table``, ``frontier`` and ``ablation`` targets call
+these verbs. As in the stage command lines, a :class:`~training.errors.FlowError` becomes one
+sentence on stderr and exit code 2; Ctrl-C exits with 130 after saying what was kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from host.errors import run_command
+from training.errors import FlowError
+from training.teacher.train import ensure_teacher
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise FlowError(f"--{name} must be comma-separated integers, got '{text}'")
+    return values
+
+
+def _cmd_table(args: argparse.Namespace) -> None:
+    from flow.experiments.table import grid_settings, qpd_table
+
+    settings = grid_settings(args.config)
+    teacher = ensure_teacher(args.env, args.teacher)
+    out = _grid_out(args, "qpd-table")
+    data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
+                     methods=[m for m in args.methods.split(",") if m], hidden=[args.width] * args.depth,
+                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
+                     settings=settings)
+    print((out / "qpd_table.md").read_text())
+    print(f"written: {out}/qpd_table.md, qpd_table.json, qpd_table.png ({len(data['trials'])} trials)")
+
+
+def _cmd_frontier(args: argparse.Namespace) -> None:
+    from flow.experiments.frontier import frontier
+    from flow.experiments.table import grid_settings
+
+    settings = grid_settings(args.config)
+    teacher = ensure_teacher(args.env, args.teacher)
+    out = _grid_out(args, "frontier")
+    frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
+             seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=args.depth,
+             updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
+             settings=settings)
+    print(f"written: {out}/frontier.md, frontier.json, frontier.png")
+
+
+def _cmd_ablation(args: argparse.Namespace) -> None:
+    from flow.experiments.ablation import ablation, check_variants
+
+    variants = check_variants([v for v in args.variants.split(",") if v])
+    teacher = ensure_teacher(args.env, args.teacher)
+    out = _grid_out(args, "ablation")
+    data = ablation(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
+                    variants=variants, hidden=[args.width] * args.depth,
+                    updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs")
+    print((out / "ablation.md").read_text())
+    print(f"written: {out}/ablation.md, ablation.json, ablation.png ({len(data['trials'])} trials)")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from flow.demo import run_demo
+
+    run_demo(args.env, args.seed)
+
+
+def _add_grid_options(p: argparse.ArgumentParser, out_name: str) -> None:
+    """The options every grid of trials (table, frontier, ablation) takes alike."""
+    from flow.experiments.trials import default_jobs
+
+    p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
+    p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
+    p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
+    p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
+    p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0)")
+    p.add_argument("--out", default=None, help=f"output folder (default runs/<env>/{out_name})")
+
+
+def _grid_out(args: argparse.Namespace, out_name: str) -> Path:
+    """A grid verb's output folder: ``--out``, else ``runs/<env>/<out_name>``."""
+    from training.runs import runs_root
+
+    return Path(args.out) if args.out else runs_root() / args.env / out_name
+
+
+GRID_CONFIG_HELP = ("YAML of distillation settings for every distilling trial, to compare a QPD variant "
+                    "(e.g. final_stage_share: 0.6); use a separate --out")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m flow``."""
+    parser = argparse.ArgumentParser(prog="python -m flow", description="What drives several stages of the QPD flow: the end-to-end demo and the experiment grids.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    from flow.experiments.trials import TABLE_METHODS
+
+    p = sub.add_parser("table", help="QPD against every baseline across bit widths and seeds (qpd_table.md/json/png)")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--bits", default="8,4,3,2,1", help="weight bit widths (default 8,4,3,2,1; activations max(bits, 2))")
+    p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
+    p.add_argument("--methods", default=",".join(TABLE_METHODS), help=f"default {','.join(TABLE_METHODS)}")
+    p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
+    _add_grid_options(p, "qpd-table")
+    p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
+    p.set_defaults(func=_cmd_table)
+
+    p = sub.add_parser("frontier", help="size/return frontier of QPD and direct distillation over widths x bits")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--widths", default="8,16,32,64", help="student hidden widths (default 8,16,32,64)")
+    p.add_argument("--bits", default="1,2,3,4,5,6,7,8", help="weight bit widths (default 1..8; activations max(bits, 2))")
+    p.add_argument("--seeds", default="0", help="student seeds (default 0)")
+    p.add_argument("--methods", default="qpd,direct")
+    _add_grid_options(p, "frontier")
+    p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
+    p.set_defaults(func=_cmd_frontier)
+
+    from flow.experiments.ablation import VARIANTS
+
+    p = sub.add_parser("ablation", help="what each idea of QPD buys: QPD with one idea off at a time (ablation.md/json/png)")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--bits", default="3,2", help="weight bit widths (default 3,2; activations max(bits, 2))")
+    p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"default {','.join(VARIANTS)}")
+    p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
+    _add_grid_options(p, "ablation")
+    p.set_defaults(func=_cmd_ablation)
+
+    p = sub.add_parser("demo", help="the whole flow on one environment (default CartPole-v1)")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
+
+    def body() -> None:
+        if (getattr(args, "episodes", 1) or 1) <= 0:
+            raise FlowError(f"--episodes must be positive, got {args.episodes}")
+        args.func(args)
+
+    return run_command(body)

@@ -1,0 +1,63 @@
+"""The end-to-end flow on one environment: teacher, QPD, export, estimate, verify, compare.
+
+``make demo`` runs it on CartPole-v1. It drives every stage (training, hw_build, host), which
+is why it lives here, above them.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def run_demo(env: str, seed: int = 0) -> None:
+    """Run the whole flow on ``env`` with student seed ``seed`` and print a summary at the end."""
+    from hw_build.compile import estimate_design
+    from hw_build.export import export_design
+    from hw_build.verify import verify_design
+    from training.qpd.distill import distill
+    from training.qpd.config import load_qpd_config
+    from training.teacher.train import train_teacher
+
+    t0 = time.perf_counter()
+
+    def stage(text: str) -> None:
+        print(f"\n== [{time.perf_counter() - t0:5.0f} s] {text} ==")
+
+    stage(f"1/6 PPO teacher on {env}")
+    teacher = train_teacher(env, 0)
+    stage("2/6 QPD: 2x32 student, 8 -> 6 -> 4 -> 3 -> 2 bits")
+    cfg = load_qpd_config(env_id=env, seed=seed)
+    from training.qpd.distill import holds_other_run, student_run_dir
+    from training.runs import teacher_run_dir
+
+    run_dir = student_run_dir(cfg)
+    stale = holds_other_run(run_dir, cfg)
+    if stale:
+        print(f"{run_dir} holds a student distilled with other settings (an older default?): distilling it again")
+    student = distill(cfg, teacher_run_dir(env, 0), force=stale)
+    design = f"demo-{env}"
+    stage(f"3/6 export to QONNX (design {design})")
+    export_design(student_run_dir(cfg), design, force=True)
+    stage("4/6 FINN estimate for the PYNQ-Z2: the smallest folding within 2 µs, input quantized on the host")
+    est = estimate_design(design)
+    stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
+    verify_design(design)
+    stage("6/6 environment loop against the emulated accelerator vs software, 100 episodes")
+    from host.cli import build_parser as host_parser
+    from host.cli import compare
+
+    rep = compare(host_parser().parse_args(["compare", "--design", design, "--episodes", "100"]))
+    brevitas = rep["software"].get("Brevitas student", {})
+    deployed = rep["deployed"]
+    teacher_bits = student["size"]["teacher"]["total_bits"]
+    print(f"\n== demo done in {time.perf_counter() - t0:.0f} s ==\n"
+          f"teacher {teacher['mean_return']:.1f} ± {teacher['std_return']:.1f}; QPD student {student['student']} "
+          f"{student['mean_return']:.1f} ± {student['std_return']:.1f}, deployed in {deployed['total_bits']:,} bits "
+          f"({100 * deployed['total_bits'] / teacher_bits:.2f} % of the teacher's {teacher_bits:,}; every weight and "
+          f"threshold, the host's input quantizer included); est. {est.resources['LUT']:,.0f} LUT, "
+          f"{est.resources['BRAM_18K']:,.0f} BRAM_18K, {est.resources['DSP']:,.0f} DSP, {est.latency_ns / 1000:.2f} µs; "
+          f"emulated accelerator {rep['hardware']['mean_return']:.1f} ± {rep['hardware']['std_return']:.1f}, agreeing with the "
+          f"Brevitas student on {100 * brevitas.get('step_agreement', float('nan')):.2f} % of steps and "
+          f"{brevitas.get('identical_returns', 0)}/{rep['episodes']} episode returns")
+
+
