@@ -148,7 +148,7 @@ compare_flags = --design $(DESIGN) --episodes $(EPISODES) --num-envs $(NUM_ENVS)
 
 compare: install ## hardware vs software on the same seeds: DESIGN=<name> [BACKEND=emulated] [EPISODES=100] [NUM_ENVS=1] [ENV=]
 	@test -n "$(DESIGN)" || { echo "make compare needs DESIGN=<name> (see bitstreams/)"; exit 2; }
-	$(PY) -m host compare --backend $(BACKEND) $(compare_flags)
+	$(PY) -m flow compare --backend $(BACKEND) $(compare_flags)
 
 deploy: ## copy host/ and a design folder to a PYNQ-Z2: BOARD=<user@host> DESIGN=<name> [BOARD_DIR=qpd]
 	@test -n "$(BOARD)" -a -n "$(DESIGN)" || { echo "make deploy needs BOARD=<user@host> and DESIGN=<name>"; exit 2; }

@@ -1,8 +1,9 @@
 """The command line of what drives several stages: ``python -m flow <verb>``.
 
-``demo`` (the whole flow on one environment) and the experiment grids (``table``, ``frontier``,
-``ablation``). The Makefile's ``demo``, ``qpd-table``, ``frontier`` and ``ablation`` targets call
-these verbs. As in the stage command lines, a :class:`~training.errors.FlowError` becomes one
+``demo`` (the whole flow on one environment), ``compare`` (the host's comparison with the
+workstation's references added) and the experiment grids (``table``, ``frontier``,
+``ablation``). The Makefile's ``demo``, ``compare``, ``qpd-table``, ``frontier`` and ``ablation``
+targets call these verbs. As in the stage command lines, a :class:`~training.errors.FlowError` becomes one
 sentence on stderr and exit code 2; Ctrl-C exits with 130 after saying what was kept.
 """
 
@@ -69,6 +70,13 @@ def _cmd_ablation(args: argparse.Namespace) -> None:
     print(f"written: {out}/ablation.md, ablation.json, ablation.png ({len(data['trials'])} trials)")
 
 
+def _cmd_compare(args: argparse.Namespace) -> dict:
+    from flow.compare import workstation_references
+    from host.cli import compare
+
+    return compare(args, workstation_references, prog="python -m flow")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from flow.demo import run_demo
 
@@ -100,7 +108,7 @@ GRID_CONFIG_HELP = ("YAML of distillation settings for every distilling trial, t
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m flow``."""
-    parser = argparse.ArgumentParser(prog="python -m flow", description="What drives several stages of the QPD flow: the end-to-end demo and the experiment grids.")
+    parser = argparse.ArgumentParser(prog="python -m flow", description="What drives several stages of the QPD flow: the end-to-end demo, the workstation's hw/sw comparison and the experiment grids.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     from flow.experiments.trials import TABLE_METHODS
@@ -135,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
     _add_grid_options(p, "ablation")
     p.set_defaults(func=_cmd_ablation)
+
+    from host.cli import add_compare_arguments
+
+    p = sub.add_parser("compare", help="hardware (emulated, or the board) vs software on the same seeds, with "
+                       "FINN's execution and the Brevitas student as references")
+    add_compare_arguments(p)
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("demo", help="the whole flow on one environment (default CartPole-v1)")
     p.add_argument("--env", default="CartPole-v1")

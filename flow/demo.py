@@ -43,10 +43,12 @@ def run_demo(env: str, seed: int = 0) -> None:
     stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
     verify_design(design)
     stage("6/6 environment loop against the emulated accelerator vs software, 100 episodes")
-    from host.cli import build_parser as host_parser
+    from flow.cli import build_parser
+    from flow.compare import workstation_references
     from host.cli import compare
 
-    rep = compare(host_parser().parse_args(["compare", "--design", design, "--episodes", "100"]))
+    rep = compare(build_parser().parse_args(["compare", "--design", design, "--episodes", "100"]), workstation_references,
+                  prog="python -m flow")
     brevitas = rep["software"].get("Brevitas student", {})
     deployed = rep["deployed"]
     teacher_bits = student["size"]["teacher"]["total_bits"]

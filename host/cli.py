@@ -1,21 +1,20 @@
-"""The host command line: ``python -m host <verb>`` (the Makefile's compare and board-eval).
+"""The host command line: ``python -m host <verb>`` (the Makefile's board-eval).
 
 ``compare`` runs the environment loop against the accelerator (``--backend pynq`` on a board,
 ``emulated`` anywhere), plays the software policies on the same seeds, and writes the report.
-Bad input is one sentence and exit code 2.
+On a workstation, ``make compare`` runs it through ``python -m flow compare``, which adds the
+references the board cannot run. Bad input is one sentence and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
+from typing import Any, Callable, Sequence
 
 from host.errors import HostError, run_command
 
@@ -31,56 +30,57 @@ def resolve_design(name: str) -> Path:
     raise HostError(f"design '{name}' not found (looked for {path} and {candidate})")
 
 
-def _brevitas_policy(design: Path, spec):
-    """The Brevitas student of the design's run, where torch and the training code are installed."""
-    export = design / "export.json"
-    if not export.exists():
-        return None, "no export.json beside the design"
-    try:
-        from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student  # workstation only
-    except ImportError:
-        return None, "torch/brevitas are not installed here (as on the board)"
-    run = Path(json.loads(export.read_text())["run"])
-    if not (run / STUDENT_FILE).exists():
-        return None, f"the student checkpoint {run / STUDENT_FILE} is not here"
-    student, _ = load_student(run / STUDENT_FILE)
-    action = spec.data["action"]
-    if spec.discrete:
-        return StudentPolicy(student), None
-    return StudentPolicy(student, np.asarray(action["low"]), np.asarray(action["high"])), None
-
-
 FINN_GRAPH = "intermediate_models/step_convert_to_hw.onnx"
 
 
-def independent_reference(design: Path, spec):
+@dataclass
+class SoftwareReferences:
+    """Software policies to compare the accelerator with, beyond those the board itself has.
+
+    The board has the numpy integer reference and the float teacher. A workstation adds, from
+    ``python -m flow compare`` (host/ imports nothing of ours): ``independent``, a ``(name,
+    policy)`` that shares no code with the emulated fabric and replaces the integer reference
+    (FINN's Python execution of the hardware-layer graph), and ``extra`` policies listed after
+    the teacher (the Brevitas student). ``independent_missing`` says why there is no independent
+    reference; ``notes`` what else was skipped.
+    """
+
+    independent: tuple[str, Callable] | None = None
+    independent_missing: str = ("finn is not installed here (as on the board); on a workstation, "
+                                "make compare (python -m flow compare) adds FINN's execution")
+    extra: dict[str, Callable] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=lambda: [
+        "Brevitas student skipped: python -m host runs without torch (as on the board); on a workstation, "
+        "make compare (python -m flow compare) adds it"])
+
+
+ReferenceProvider = Callable[[Path, Any], SoftwareReferences]
+
+
+def independent_reference(spec, refs: SoftwareReferences) -> tuple[str, Callable, str | None]:
     """A software reference of the accelerator that does not share the emulator's code.
 
-    On a workstation (finn installed, the design's FINN graphs present): FINN's own Python
-    execution of the hardware-layer graph, fed by the host's input transform. On the board,
-    where finn cannot be installed: the numpy integer reference, which is independent of the
-    fabric it is compared with there. Returns ``(name, policy, note or None)``.
+    The one in ``refs`` where a workstation gave one; otherwise (on the board) the numpy integer
+    reference, which is independent of the fabric it is compared with there. Returns ``(name,
+    policy, note or None)``.
     """
     from host.emulator import EmulatedAccelerator
 
-    graph = design / FINN_GRAPH
-    try:
-        from hw_build.execution import execute_batch  # workstation only
-    except ImportError:
-        why = "finn is not installed here (as on the board)"
-    else:
-        if graph.exists():
-            return ("FINN hardware-layer graph", lambda obs: spec.action_from_output(execute_batch(graph, spec.preprocess(obs))),
-                    None)
-        why = f"{graph} is not here"
+    if refs.independent is not None:
+        return (*refs.independent, None)
     emulator = EmulatedAccelerator(spec)
     return ("integer reference (numpy)", lambda obs: spec.action_from_output(emulator(spec.preprocess(obs))),
-            f"FINN's Python execution skipped ({why}): the numpy integer reference stands in, which off a board "
-            "shares its code with the emulated fabric")
+            f"FINN's Python execution skipped ({refs.independent_missing}): the numpy integer reference stands in, "
+            "which off a board shares its code with the emulated fabric")
 
 
-def compare(args: argparse.Namespace) -> dict:
-    """``make compare`` / ``make board-eval``."""
+def compare(args: argparse.Namespace, references: ReferenceProvider | None = None,
+            prog: str = "python -m host") -> dict:
+    """``make board-eval`` (and, with the workstation's ``references``, ``make compare``).
+
+    ``references(design, spec)``: software policies the board cannot run (see
+    :class:`SoftwareReferences`); ``prog``: the command line that called this, for the report.
+    """
     import gymnasium as gym
 
     from host.driver import FinnZynqDriver, PynqBackend
@@ -105,18 +105,16 @@ def compare(args: argparse.Namespace) -> dict:
     driver = FinnZynqDriver(spec, backend, max_batch=args.num_envs, timeout_s=args.timeout)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
 
-    ref_name, reference, note = independent_reference(design, spec)
+    refs = references(design, spec) if references is not None else SoftwareReferences()
+    ref_name, reference, note = independent_reference(spec, refs)
     software = {ref_name: reference}
     notes = [note] if note else []
     if (design / TEACHER_FILE).exists():
         software["float teacher (numpy)"] = NumpyTeacher(design / TEACHER_FILE)
     else:
         notes.append(f"float teacher skipped: no {TEACHER_FILE} in the design")
-    brevitas, why = _brevitas_policy(design, spec)
-    if brevitas is not None:
-        software["Brevitas student"] = brevitas
-    else:
-        notes.append(f"Brevitas student skipped: {why}")
+    software.update(refs.extra)
+    notes += refs.notes
     tolerance = float(spec.data["action"].get("output_scale", 0.0)) * 1.001
 
     def make_env():
@@ -132,7 +130,7 @@ def compare(args: argparse.Namespace) -> dict:
     meta = {"format_version": 1, "design": design.name, "env_id": env_id, "backend": args.backend,
             "num_envs": args.num_envs, "notes": notes, "deployed": spec.data.get("deployed"),
             "accelerator_resets": driver.resets,
-            "command": "python -m host " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"]
+            "command": f"{prog} " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"]
             else f"make compare DESIGN={design.name} BACKEND={args.backend}",
             "frames_through_emulated_fabric": getattr(backend, "frames_run", None)}
     rep = build_report(meta, hw, results)
@@ -145,12 +143,8 @@ def compare(args: argparse.Namespace) -> dict:
     return rep
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m host``."""
-    parser = argparse.ArgumentParser(prog="python -m host", description="Board-side program: the environment loop "
-                                     "against the accelerator and the hardware/software comparison.")
-    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    p = sub.add_parser("compare", help="hardware (board or emulated) vs software policies on the same seeds")
+def add_compare_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``compare``, shared with the workstation's ``python -m flow compare``."""
     p.add_argument("--design", required=True, help="design name in bitstreams/ or a design folder")
     p.add_argument("--backend", choices=["emulated", "pynq"], default="emulated")
     p.add_argument("--episodes", type=int, default=100)
@@ -159,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side, one accelerator call per step")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the accelerator (default 1)")
     p.add_argument("--out", default=None, help="report folder (default <design>/compare-<backend>)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m host``."""
+    parser = argparse.ArgumentParser(prog="python -m host", description="Board-side program: the environment loop "
+                                     "against the accelerator and the hardware/software comparison.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    add_compare_arguments(sub.add_parser("compare", help="hardware (board or emulated) vs software policies on the same seeds"))
     return parser
 
 

@@ -251,6 +251,26 @@ def test_host_emulator_matches_finn_python_execution_live(estimated, short_qpd_s
     np.testing.assert_array_equal(emulated[:, 0], student.act(states))  # and the Brevitas student's actions
 
 
+def test_workstation_compare_adds_finn_execution_and_the_brevitas_student(estimated, designs, tmp_path):
+    """make compare (python -m flow compare) compares with FINN's graph and the Brevitas student;
+    python -m host compare, as on the board, with the integer reference and says what it skipped."""
+    from flow.cli import main as flow_main
+    from host.cli import build_parser, compare
+
+    assert flow_main(["compare", "--design", DESIGN, "--episodes", "3", "--out", str(tmp_path / "flow")]) == 0
+    rep = json.loads((tmp_path / "flow" / "compare.json").read_text())
+    assert list(rep["software"]) == ["FINN hardware-layer graph", "float teacher (numpy)", "Brevitas student"]
+    for name in ("FINN hardware-layer graph", "Brevitas student"):
+        assert rep["software"][name]["step_agreement"] == 1.0, name
+
+    board = compare(build_parser().parse_args(["compare", "--design", DESIGN, "--episodes", "3",
+                                               "--out", str(tmp_path / "host")]))
+    assert list(board["software"]) == ["integer reference (numpy)", "float teacher (numpy)"]
+    assert board["software"]["integer reference (numpy)"]["step_agreement"] == 1.0
+    notes = " ".join(board["notes"])
+    assert "FINN's Python execution skipped" in notes and "Brevitas student skipped" in notes
+
+
 def test_one_bit_weights_compile_and_verify(designs, cartpole_teacher, tmp_path):
     """Bipolar (1-bit) weights with 2-bit activations go through FINN and the ladder."""
     from hw_build.compile import estimate_design

@@ -1,0 +1,56 @@
+"""``python -m flow compare`` (``make compare``): the board's comparison, plus the references
+only a workstation has.
+
+The host program compares the accelerator with what the board can run: the numpy integer
+reference and the float teacher. On a workstation two more references exist, and both need
+packages the board cannot install: FINN's own Python execution of the hardware-layer graph
+(the independent reference; it shares no code with the emulated fabric) and the Brevitas
+student itself. They come from here, above the stages, so that host/ imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from host.cli import FINN_GRAPH, SoftwareReferences
+
+
+def brevitas_student(design: Path, spec: Any) -> tuple[Any, str | None]:
+    """``(policy, None)``: the Brevitas student of the design's run; ``(None, why)`` where it is not here."""
+    from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
+
+    export = design / "export.json"
+    if not export.exists():
+        return None, "no export.json beside the design"
+    run = Path(json.loads(export.read_text())["run"])
+    if not (run / STUDENT_FILE).exists():
+        return None, f"the student checkpoint {run / STUDENT_FILE} is not here"
+    student, _ = load_student(run / STUDENT_FILE)
+    if spec.discrete:
+        return StudentPolicy(student), None
+    action = spec.data["action"]
+    return StudentPolicy(student, np.asarray(action["low"]), np.asarray(action["high"])), None
+
+
+def workstation_references(design: Path, spec: Any) -> SoftwareReferences:
+    """FINN's execution of the design's hardware-layer graph (fed by the host's input transform)
+    as the independent reference, and the Brevitas student beside the float teacher."""
+    from hw_build.execution import execute_batch
+
+    refs = SoftwareReferences(notes=[])
+    graph = design / FINN_GRAPH
+    if graph.exists():
+        refs.independent = ("FINN hardware-layer graph",
+                            lambda obs: spec.action_from_output(execute_batch(graph, spec.preprocess(obs))))
+    else:
+        refs.independent_missing = f"{graph} is not here"
+    student, why = brevitas_student(design, spec)
+    if student is not None:
+        refs.extra["Brevitas student"] = student
+    else:
+        refs.notes.append(f"Brevitas student skipped: {why}")
+    return refs
