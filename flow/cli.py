@@ -10,11 +10,10 @@ sentence on stderr and exit code 2; Ctrl-C exits with 130 after saying what was 
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 from typing import Sequence
 
-from host.errors import run_command
+from training.cli import run_verb
 from training.errors import FlowError
 from training.teacher.train import ensure_teacher
 
@@ -160,12 +159,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the process exit code."""
-    args = build_parser().parse_args(argv)
-    warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
-
-    def body() -> None:
-        if (getattr(args, "episodes", 1) or 1) <= 0:
-            raise FlowError(f"--episodes must be positive, got {args.episodes}")
-        args.func(args)
-
-    return run_command(body)
+    return run_verb(build_parser(), argv)

@@ -133,14 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one verb; return the process exit code."""
-    args = build_parser().parse_args(argv)
+def run_verb(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` with ``parser`` and run the chosen verb; return the process exit code.
+
+    Shared by ``python -m training`` and ``python -m flow``: a FlowError is one sentence and
+    exit code 2, Ctrl-C exits with 130.
+    """
+    args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
 
     def body() -> None:
-        if (getattr(args, "episodes", 1) or 1) <= 0:
+        if getattr(args, "episodes", None) is not None and args.episodes <= 0:
             raise FlowError(f"--episodes must be positive, got {args.episodes}")
         args.func(args)
 
     return run_command(body)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb; return the process exit code."""
+    return run_verb(build_parser(), argv)
