@@ -34,7 +34,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier export estimate codegen bitstream cost verify compare deploy board-eval bench clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost verify compare deploy board-eval bench clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -118,6 +118,10 @@ LATENCY_US ?= 2
 design_flag = $(if $(DESIGN),--design $(DESIGN),)
 hw_flags = $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS) --input $(INPUT) \
   --objective $(OBJECTIVE) --latency-us $(LATENCY_US)
+
+render: install ## re-render committed grids from their json, adding deployed bits and est. LUT/BRAM/DSP per architecture: DIR=<folder>
+	@test -n "$(DIR)" || { echo "make render needs DIR=<folder with qpd_table/frontier/ablation json>, e.g. DIR=docs/results/Acrobot-v1"; exit 2; }
+	$(PY) -m flow render $(DIR)
 
 export: install ## export a student to QONNX with the parity check: RUN=<run folder> [DESIGN=<name>] [FORCE=1]
 	@test -n "$(RUN)" || { echo "make export needs RUN=<run folder of a distilled student>"; exit 2; }

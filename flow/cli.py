@@ -37,7 +37,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
     data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                      methods=[m for m in args.methods.split(",") if m], hidden=[args.width] * args.depth,
                      updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
-                     settings=settings)
+                     settings=settings, hardware=not args.no_hardware)
     print((out / "qpd_table.md").read_text())
     print(f"written: {out}/qpd_table.md, qpd_table.json, qpd_table.png ({len(data['trials'])} trials)")
 
@@ -52,7 +52,7 @@ def _cmd_frontier(args: argparse.Namespace) -> None:
     frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
              seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=args.depth,
              updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
-             settings=settings)
+             settings=settings, hardware=not args.no_hardware)
     print(f"written: {out}/frontier.md, frontier.json, frontier.png")
 
 
@@ -67,6 +67,13 @@ def _cmd_ablation(args: argparse.Namespace) -> None:
                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs")
     print((out / "ablation.md").read_text())
     print(f"written: {out}/ablation.md, ablation.json, ablation.png ({len(data['trials'])} trials)")
+
+
+def _cmd_render(args: argparse.Namespace) -> None:
+    from flow.experiments.render import rerender_folder
+
+    for path in rerender_folder(Path(args.folder), hardware=not args.no_hardware):
+        print(f"re-rendered {path}")
 
 
 def _cmd_compare(args: argparse.Namespace) -> dict:
@@ -101,6 +108,8 @@ def _grid_out(args: argparse.Namespace, out_name: str) -> Path:
     return Path(args.out) if args.out else runs_root() / args.env / out_name
 
 
+HARDWARE_HELP = ("skip the hardware columns (deployed bits and FINN's LUT/BRAM/DSP estimate per student "
+                 "architecture, about 10 s each, cached under build/arch-cost)")
 GRID_CONFIG_HELP = ("YAML of distillation settings for every distilling trial, to compare a QPD variant "
                     "(e.g. final_stage_share: 0.6); use a separate --out")
 
@@ -120,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
     _add_grid_options(p, "qpd-table")
     p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
+    p.add_argument("--no-hardware", action="store_true", help=HARDWARE_HELP)
     p.set_defaults(func=_cmd_table)
 
     p = sub.add_parser("frontier", help="size/return frontier of QPD and direct distillation over widths x bits")
@@ -130,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="qpd,direct")
     _add_grid_options(p, "frontier")
     p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
+    p.add_argument("--no-hardware", action="store_true", help=HARDWARE_HELP)
     p.set_defaults(func=_cmd_frontier)
 
     from flow.experiments.ablation import VARIANTS
@@ -142,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
     _add_grid_options(p, "ablation")
     p.set_defaults(func=_cmd_ablation)
+
+    p = sub.add_parser("render", help="re-render the grids in a folder (qpd_table, frontier, ablation) from their "
+                       "json, adding the hardware record where it is missing; nothing is trained")
+    p.add_argument("folder", help="a grid's output folder, e.g. docs/results/Acrobot-v1 (its subfolders too)")
+    p.add_argument("--no-hardware", action="store_true", help="do not compile missing architectures with FINN")
+    p.set_defaults(func=_cmd_render)
 
     from host.cli import add_compare_arguments
 

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from flow.experiments.ablation import rerender_ablation
-from flow.experiments.frontier import rerender_frontier
-from flow.experiments.table import rerender_table
+from flow.experiments.render import RENDERERS, grid_files, rerender_folder
+from training.errors import FlowError
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
-RENDERERS = {"qpd_table": rerender_table, "frontier": rerender_frontier, "ablation": rerender_ablation}
-COMMITTED = sorted(p for name in RENDERERS for p in RESULTS.glob(f"**/{name}.json"))
+COMMITTED = grid_files(RESULTS)
 
 
 def test_every_committed_grid_is_covered():
@@ -27,7 +25,15 @@ def test_every_committed_grid_is_covered():
 @pytest.mark.parametrize("json_path", COMMITTED, ids=lambda p: str(p.relative_to(RESULTS)))
 def test_committed_grid_rerenders_byte_for_byte(json_path: Path, tmp_path: Path):
     shutil.copy(json_path, tmp_path / json_path.name)
-    RENDERERS[json_path.stem](tmp_path)
+    RENDERERS[json_path.stem](tmp_path, hardware=False)  # the committed json must already hold its hardware record
     for suffix in (".json", ".md", ".png"):
         name = json_path.stem + suffix
         assert (tmp_path / name).read_bytes() == (json_path.parent / name).read_bytes(), f"{name} of {json_path.parent} differs"
+
+
+def test_render_refuses_a_folder_without_grids_and_a_corrupt_json(tmp_path: Path):
+    with pytest.raises(FlowError, match="no grid in"):
+        rerender_folder(tmp_path)
+    (tmp_path / "qpd_table.json").write_text('{"env_id": "CartPole-v1"}')
+    with pytest.raises(FlowError, match="not a qpd_table json this version can read"):
+        rerender_folder(tmp_path, hardware=False)

@@ -46,6 +46,14 @@ def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
     assert {r["method"] for r in data["rows"]} == {"ptq", "float-ptq", "direct", "qpd"}
     md = (out / "qpd_table.md").read_text()
     assert "| 4 | QPD |" in md and "Made by:" in md
+    # Hardware: one architecture (2x8-w4a4), compiled once with FINN; PTQ keeps the teacher's and shows none.
+    cost = data["hardware"]["architectures"]["2x8-w4a4"]
+    assert set(data["hardware"]["architectures"]) == {"2x8-w4a4"}
+    assert cost["deployed_bits"] >= (4 * 8 + 8 * 8 + 8 * 2) * 4 and cost["LUT"] > 0 and cost["fits"]  # weights alone
+    qpd_row = next(line for line in md.splitlines() if line.startswith("| 4 | QPD |"))
+    assert f"| {cost['deployed_bits']:,} |" in qpd_row
+    assert "| – | – |" in next(line for line in md.splitlines() if line.startswith("| 4 | PTQ of the teacher |"))
+    assert f"| 2x8-w4a4 | {cost['deployed_bits']:,} |" in md
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()}
     again = qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()} == stamps  # nothing re-run
@@ -132,3 +140,6 @@ def test_tiny_frontier_end_to_end_labels_one_bit_students(cartpole_teacher, tmp_
     assert f"| 8 | 1/2 | direct | {row['size_bits']:,} |" in md  # 1-bit weights keep 2-bit activations
     best = data["smallest_keeping_teacher"]["direct"]
     assert ("at w1a2" in md) == (best is not None) and "at w1a1" not in md
+    cost = data["hardware"]["architectures"]["2x8-w1a2"]
+    assert f"| {cost['deployed_bits']:,} |" in md and f"| {cost['LUT']:,.0f} |" in md
+    assert (data["fewest_lut_keeping_teacher"]["direct"] is None) == (best is None)

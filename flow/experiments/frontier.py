@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from flow.experiments.hardware import row_cost
 from training import atomic
 from training.students.student import student_act_bits
 from flow.experiments.table import aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
@@ -27,10 +28,11 @@ def smallest_keeping_teacher(rows: list[dict[str, Any]], method: str) -> dict[st
 
 def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[int], seeds: list[int],
              methods: list[str], depth: int, updates: int, episodes: int, jobs: int, out_dir: Path,
-             runs_dir: Path, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+             runs_dir: Path, settings: dict[str, Any] | None = None, hardware: bool = True) -> dict[str, Any]:
     """Run (or read) the grid and write the frontier's files into ``out_dir``.
 
-    ``settings``: distillation settings for every trial (see :func:`training.table.grid_settings`).
+    ``settings``: distillation settings for every trial (see :func:`flow.experiments.table.grid_settings`);
+    ``hardware``: add what each architecture costs on the fabric (FINN estimate, cached).
     """
     teacher = teacher_record(teacher_dir, env_id)
     trials = [Trial(env_id=env_id, method=m, bits=b, seed=s, hidden=(w,) * depth, updates=updates, episodes=episodes,
@@ -47,13 +49,77 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
             "settings": {"widths": widths, "bits": bits, "seeds": seeds, "methods": methods, "depth": depth,
                          "updates": updates, "episodes": episodes, "distill_settings": settings or {}},
             "command": command}
-    lines = write_frontier(data, out_dir)
-    print("\n".join(lines[4:4 + len(methods)]))
+    if hardware:
+        add_hardware(data)
+    print("\n".join(write_frontier(data, out_dir)))
     return data
 
 
+def fewest_keeping_teacher(rows: list[dict[str, Any]], method: str, cost: Callable[[dict[str, Any]], float | None]
+                           ) -> dict[str, Any] | None:
+    """The student of ``method`` keeping the teacher's return on every seed with the lowest ``cost``
+    (ties: fewer parameter bits); rows without a cost are left out."""
+    keeping = [r for r in rows if r["method"] == method and r["seeds_keeping_teacher"] == len(r["seeds"])
+               and cost(r) is not None]
+    return min(keeping, key=lambda r: (cost(r), r["size_bits"])) if keeping else None
+
+
+def _row_cost(data: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
+    settings = data["settings"]
+    return row_cost(data.get("hardware"), row["method"], (row["width"],) * settings["depth"], row["bits"],
+                    settings["distill_settings"].get("input_bits", 8))
+
+
+def add_hardware(data: dict[str, Any]) -> None:
+    """Add the frontier's ``hardware`` record (FINN once per architecture, cached) and the students
+    with the fewest deployed bits and the fewest est. LUT that keep the teacher's return."""
+    from flow.experiments.hardware import arch_key, architecture_costs, grid_archs
+
+    input_bits = data["settings"]["distill_settings"].get("input_bits", 8)
+    archs = grid_archs(data["trials"])
+    known = (data.get("hardware") or {}).get("architectures", {})
+    if not all(arch_key(h, b, student_act_bits(b), input_bits) in known for h, b in archs):
+        data["hardware"] = architecture_costs(data["env_id"], archs, input_bits)
+    methods = data["settings"]["methods"]
+    data["fewest_deployed_bits_keeping_teacher"] = {m: fewest_keeping_teacher(
+        data["rows"], m, lambda r: (_row_cost(data, r) or {}).get("deployed_bits")) for m in methods}
+    data["fewest_lut_keeping_teacher"] = {m: fewest_keeping_teacher(
+        data["rows"], m, lambda r: (_row_cost(data, r) or {}).get("LUT")) for m in methods}
+
+
+def _plot_panel(ax, data: dict[str, Any], x_of: Callable[[dict[str, Any]], float | None], best: dict[str, Any],
+                best_text: Callable[[dict[str, Any]], str], xlabel: str):
+    """One return-against-cost scatter (log x), a marker per method, colour = bits; returns the colour mapping."""
+    teacher, rows, settings = data["teacher"], data["rows"], data["settings"]
+    bits, methods = settings["bits"], settings["methods"]
+    lo, hi = teacher["mean_return"] - teacher["std_return"], teacher["mean_return"] + teacher["std_return"]
+    ax.axhspan(lo, hi, color="grey", alpha=0.2, label="teacher ± std")
+    markers = {"qpd": "o", "direct": "s"}
+    sc = None
+    for method in methods:
+        rs = [r for r in rows if r["method"] == method and x_of(r) is not None]
+        sc = ax.scatter([x_of(r) for r in rs], [r["mean_return"] for r in rs], marker=markers.get(method, "^"),
+                        c=[r["bits"] for r in rs], cmap="viridis", vmin=min(bits), vmax=max(bits), s=28,
+                        edgecolors="k" if method == "qpd" else "none", linewidths=0.5, label=method)
+        b = best.get(method)
+        if b is not None:
+            ax.annotate(best_text(b), (x_of(b), b["mean_return"]), xytext=(10, -40 if method == "qpd" else -70),
+                        textcoords="offset points", fontsize=7, arrowprops={"arrowstyle": "->", "lw": 0.8})
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, which="both")
+    return sc
+
+
 def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
-    """Write ``frontier.png``, ``.md`` and ``.json`` from the frontier's data; return the markdown lines."""
+    """Write ``frontier.png``, ``.md`` and ``.json`` from the frontier's data; return the summary lines.
+
+    With a ``hardware`` record (see :func:`add_hardware`) the plot has a second panel, return
+    against est. LUT, the x axis of the first is deployed bits, and the table and summary show
+    deployed bits and FINN's estimates beside parameter bits.
+    """
+    if data.get("hardware"):
+        return write_frontier_with_hardware(data, out_dir)
     from training.plots import plt, save_figure
 
     env_id, teacher, rows, best = data["env_id"], data["teacher"], data["rows"], data["smallest_keeping_teacher"]
@@ -101,13 +167,82 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
     lines += ["", f"Made by: `{data['command']}`", ""]
     atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
     atomic.write_json(out_dir / "frontier.json", data)
-    return lines
+    return lines[4:4 + len(methods)]
 
 
-def rerender_frontier(out_dir: Path) -> dict[str, Any]:
-    """Re-render a frontier's files from the trials and teacher record in its ``frontier.json`` (nothing is run)."""
+
+
+def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[str]:
+    """:func:`write_frontier` for a frontier with its hardware record."""
+    from training.plots import plt, save_figure
+
+    env_id, teacher, rows = data["env_id"], data["teacher"], data["rows"]
+    settings = data["settings"]
+    widths, bits, methods, depth = settings["widths"], settings["bits"], settings["methods"], settings["depth"]
+    by_bits, by_lut = data["fewest_deployed_bits_keeping_teacher"], data["fewest_lut_keeping_teacher"]
+
+    def deployed(r):
+        return (_row_cost(data, r) or {}).get("deployed_bits")
+
+    def lut(r):
+        return (_row_cost(data, r) or {}).get("LUT")
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12.8, 4.8), sharey=True)
+    _plot_panel(ax, data, deployed, by_bits, lambda b: f"fewest deployed bits keeping teacher:\n{depth}×{b['width']} "
+                f"w{b['bits']}, {deployed(b):,} bits", "deployed bits (architecture bound, log scale)")
+    ax.axvline(0.005 * teacher["size_bits"], color="tab:red", ls=":", lw=1, label="0.5 % of the teacher")
+    ax.set_ylabel("mean return")
+    ax.legend(fontsize=7, loc="lower right")
+    sc = _plot_panel(ax2, data, lut, by_lut, lambda b: f"fewest est. LUT keeping teacher:\n{depth}×{b['width']} "
+                     f"w{b['bits']}, {lut(b):,.0f} LUT", "est. LUT (FINN estimate, dataflow partition; log scale)")
+    fig.colorbar(sc, ax=[ax, ax2], label="weight bits")
+    fig.suptitle(f"{env_id}: return against what the fabric stores and costs (widths {widths}, bits {bits})")
+    save_figure(fig, out_dir / "frontier.png")
+
+    lo = teacher["mean_return"] - teacher["std_return"]
+    lines = [f"# Size/return frontier: {env_id}", "",
+             f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f}, {teacher['size_bits']:,} bits. "
+             f"Students {depth} hidden layers; a configuration *keeps the teacher's return* when every seed's mean is "
+             f"≥ {lo:.2f}. Deployed bits (what the accelerator stores; the ≤ 0.5 % target, "
+             f"{0.005 * teacher['size_bits']:,.0f} bits, is judged on them) and est. LUT/BRAM: {data['hardware']['basis']}.",
+             "", *settings_note(settings["distill_settings"])]
+    summary = []
+    for method in methods:
+        b, d, f = data["smallest_keeping_teacher"][method], by_bits[method], by_lut[method]
+        summary.append(f"- {method}, fewest deployed bits keeping the teacher's return: " + (
+            f"{depth}×{d['width']} at w{d['bits']}a{student_act_bits(d['bits'])}, {deployed(d):,} deployed bits "
+            f"({100 * deployed(d) / teacher['size_bits']:.3f} % of the teacher; {d['size_bits']:,} parameter bits), "
+            f"est. {lut(d):,.0f} LUT, return {d['mean_return']:.2f}" if d else "none in this grid"))
+        summary.append(f"- {method}, fewest est. LUT keeping the teacher's return: " + (
+            f"{depth}×{f['width']} at w{f['bits']}a{student_act_bits(f['bits'])}, est. {lut(f):,.0f} LUT, "
+            f"{deployed(f):,} deployed bits, return {f['mean_return']:.2f}" if f else "none in this grid"))
+        summary.append(f"- {method}, fewest parameter bits keeping the teacher's return: " + (
+            f"{depth}×{b['width']} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits "
+            f"({100 * b['ratio']:.3f} % of the teacher)" if b else "none in this grid"))
+    lines += summary
+    lines += ["", "| width | bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | "
+              "est. LUT | est. BRAM_18K | return (mean ± std over seeds) | keeps teacher |",
+              "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    for r in sorted(rows, key=lambda r: (r["width"], r["bits"], r["method"])):
+        c = _row_cost(data, r)
+        hw_cells = (f"{c['deployed_bits']:,} | {100 * c['deployed_bits'] / teacher['size_bits']:.3f} | {c['LUT']:,.0f} | "
+                    f"{c['BRAM_18K']:,.0f}" if c else "– | – | – | –")
+        lines.append(f"| {r['width']} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | "
+                     f"{100 * r['ratio']:.3f} | {hw_cells} | {r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} | "
+                     f"{r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
+    lines += ["", f"Made by: `{data['command']}`", ""]
+    atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
+    atomic.write_json(out_dir / "frontier.json", data)
+    return summary
+
+
+def rerender_frontier(out_dir: Path, hardware: bool = False) -> dict[str, Any]:
+    """Re-render a frontier's files from the trials and teacher record in its ``frontier.json``
+    (nothing is trained; ``hardware``: add the hardware record where it is missing, FINN once per architecture)."""
     data = json.loads((out_dir / "frontier.json").read_text())
     data["rows"] = aggregate(data["trials"], data["teacher"], ("method", "width", "bits"))
     data["smallest_keeping_teacher"] = {m: smallest_keeping_teacher(data["rows"], m) for m in data["settings"]["methods"]}
+    if hardware or data.get("hardware"):
+        add_hardware(data)
     write_frontier(data, out_dir)
     return data

@@ -20,6 +20,7 @@ from training import atomic
 from training.errors import FlowError
 from training.runs import RESULTS_FILE
 from training.students.size import teacher_size
+from training.students.student import student_act_bits
 from training.teacher.policy import TeacherPolicy
 from flow.experiments.trials import DISTILLED_AS, TABLE_METHODS, Trial, distill_method, run_trials, trial_extra, trial_qpd_config
 
@@ -129,8 +130,6 @@ def bits_label(weight_bits: int, method: str) -> str:
     Students keep activations at 2 bits or more (a 1-bit QuantReLU exports as a bipolar
     quantizer); PTQ of the teacher binarises its tanh activations at 1 bit.
     """
-    from training.students.student import student_act_bits
-
     act_bits = weight_bits if method == "ptq" else student_act_bits(weight_bits)
     return str(weight_bits) if act_bits == weight_bits else f"{weight_bits}/{act_bits}"
 
@@ -144,8 +143,11 @@ def settings_note(settings: dict[str, Any] | None) -> list[str]:
 
 
 def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int],
-             settings: dict[str, Any] | None = None) -> str:
-    """The table a person reads."""
+             settings: dict[str, Any] | None = None, hardware: dict[str, Any] | None = None) -> str:
+    """The table a person reads; with ``hardware`` (see :mod:`flow.experiments.hardware`), deployed
+    bits beside parameter bits and a table of what each student architecture costs on the fabric."""
+    if hardware:
+        return markdown_with_hardware(env_id, teacher, rows, command, hidden, settings, hardware)
     floor = teacher["mean_return"] - teacher["std_return"]
     lines = [
         f"# QPD table: {env_id}",
@@ -168,6 +170,62 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
             f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | {row['worst_seed_mean']:.2f} | "
             f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} |")
     lines += ["", f"Made by: `{command}`", ""]
+    return "\n".join(lines)
+
+
+def hardware_lines(teacher: dict[str, Any], hardware: dict[str, Any], keys: list[str]) -> list[str]:
+    """Markdown: one row per student architecture with its deployed bits and FINN estimates."""
+    lines = [f"Hardware per student architecture — {hardware['basis']}:", "",
+             "| student | deployed bits (≤) | % of teacher | est. LUT | est. BRAM_18K | est. DSP | est. latency (µs) | fits with shell |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for key in keys:
+        c = hardware["architectures"][key]
+        lines.append(f"| {key} | {c['deployed_bits']:,} | {100 * c['deployed_bits'] / teacher['size_bits']:.3f} | "
+                     f"{c['LUT']:,.0f} | {c['BRAM_18K']:,.0f} | {c['DSP']:,.0f} | {c['latency_us']:.2f} | "
+                     f"{'yes' if c['fits'] else 'no'} |")
+    return lines + [""]
+
+
+def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str,
+                           hidden: list[int], settings: dict[str, Any] | None, hardware: dict[str, Any]) -> str:
+    """The table with deployed bits (the ≤ 0.5 % target is judged on them) and the hardware table."""
+    from flow.experiments.hardware import arch_key, row_cost
+
+    floor = teacher["mean_return"] - teacher["std_return"]
+    input_bits = (settings or {}).get("input_bits", 8)
+    lines = [
+        f"# QPD table: {env_id}",
+        "",
+        f"Teacher: PPO, 2×256 actor, {teacher['size_bits']:,} bits (float32 actor), "
+        f"{teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded episodes. "
+        f"Students: {len(hidden)}×{hidden[0]} MLP ({input_bits}-bit input). A seed *keeps the teacher's return* when its mean "
+        f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.",
+        "",
+        "Return: mean ± std over seeds of each seed's mean return over the evaluation episodes (seeds 1000..). "
+        "*Parameter bits*: weights and biases at their widths (the paper's measure). *Deployed bits*: what the "
+        "accelerator stores, every weight and threshold at its stored width plus the host's input quantizer — "
+        f"the ≤ 0.5 % target ({0.005 * teacher['size_bits']:,.0f} bits) is judged on these. PTQ of the teacher keeps "
+        "the teacher's 2×256 architecture and is not compiled (–).",
+        "",
+        *settings_note(settings),
+        "| bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | return | worst seed | seeds keeping teacher | agreement with teacher |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    keys: list[str] = []
+    for row in sorted(rows, key=lambda r: (-r["bits"], TABLE_METHODS.index(r["method"]))):
+        agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
+        cost = row_cost(hardware, row["method"], hidden, row["bits"], input_bits)
+        deployed = (f"{cost['deployed_bits']:,} | {100 * cost['deployed_bits'] / teacher['size_bits']:.3f}"
+                    if cost else "– | –")
+        lines.append(
+            f"| {bits_label(row['bits'], row['method'])} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | "
+            f"{100 * row['ratio']:.3f} | {deployed} | {row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | "
+            f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} |")
+    for row in sorted(rows, key=lambda r: -r["bits"]):
+        key = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits)
+        if key in hardware["architectures"] and key not in keys:
+            keys.append(key)
+    lines += ["", *hardware_lines(teacher, hardware, keys), f"Made by: `{command}`", ""]
     return "\n".join(lines)
 
 
@@ -206,10 +264,11 @@ def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path:
 
 def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], methods: list[str],
               hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path,
-              settings: dict[str, Any] | None = None) -> dict[str, Any]:
+              settings: dict[str, Any] | None = None, hardware: bool = True) -> dict[str, Any]:
     """Run (or read) every trial and write the table's files into ``out_dir``.
 
-    ``settings``: distillation settings for the distilling methods (see :func:`grid_settings`).
+    ``settings``: distillation settings for the distilling methods (see :func:`grid_settings`);
+    ``hardware``: add what each student architecture costs on the fabric (FINN estimate, cached).
     """
     unknown = set(methods) - set(TABLE_METHODS)
     if unknown:
@@ -226,8 +285,23 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
     data = {"env_id": env_id, "teacher": teacher, "settings": {"bits": bits, "seeds": seeds, "methods": methods,
             "hidden": hidden, "updates": updates, "episodes": episodes, "distill_settings": settings or {}}, "rows": rows, "trials": records,
             "command": command}
+    if hardware:
+        add_hardware(data)
     write_table(data, out_dir)
     return data
+
+
+def add_hardware(data: dict[str, Any]) -> None:
+    """Add the grid's ``hardware`` record: FINN once per student architecture (cached under build/),
+    kept as it is where the json already covers every architecture of the grid."""
+    from flow.experiments.hardware import arch_key, architecture_costs, grid_archs
+
+    input_bits = data["settings"].get("distill_settings", {}).get("input_bits", 8)
+    archs = grid_archs(data["trials"])
+    known = (data.get("hardware") or {}).get("architectures", {})
+    if all(arch_key(h, b, student_act_bits(b), input_bits) in known for h, b in archs):
+        return
+    data["hardware"] = architecture_costs(data["env_id"], archs, input_bits)
 
 
 def write_table(data: dict[str, Any], out_dir: Path) -> None:
@@ -235,17 +309,21 @@ def write_table(data: dict[str, Any], out_dir: Path) -> None:
     settings = data["settings"]
     atomic.write_json(out_dir / "qpd_table.json", data)
     atomic.write_text(out_dir / "qpd_table.md", markdown(data["env_id"], data["teacher"], data["rows"], data["command"],
-                                                          settings["hidden"], settings["distill_settings"]))
+                                                          settings["hidden"], settings["distill_settings"],
+                                                          data.get("hardware")))
     plot(data["env_id"], data["teacher"], data["rows"], out_dir / "qpd_table.png")
 
 
-def rerender_table(out_dir: Path) -> dict[str, Any]:
+def rerender_table(out_dir: Path, hardware: bool = False) -> dict[str, Any]:
     """Re-render a table's files from the trials and teacher record in its ``qpd_table.json``.
 
     Nothing is trained or evaluated: the rows are aggregated again from the stored trials, so a
     change of accounting or layout reaches committed tables without re-running a grid.
+    ``hardware``: add the hardware record where it is missing (runs FINN once per architecture).
     """
     data = json.loads((out_dir / "qpd_table.json").read_text())
     data["rows"] = aggregate(data["trials"], data["teacher"], ("method", "bits"))
+    if hardware:
+        add_hardware(data)
     write_table(data, out_dir)
     return data

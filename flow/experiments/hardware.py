@@ -1,0 +1,82 @@
+"""What each student architecture in a grid costs on the fabric.
+
+A grid's students of one architecture (hidden widths, weight and activation bits) share one
+hardware cost: :func:`hw_build.arch_cost.architecture_cost` compiles a probe of the
+architecture with FINN (estimate only, no Vivado) at the default build choice (input quantized
+on the host, the smallest folding within ``DEFAULT_LATENCY_US``) and with worst-case
+accumulator and threshold widths, so the deployed bits are an upper bound for every trained
+student of that architecture and LUT/BRAM/DSP/latency are FINN estimates. Each architecture is
+compiled once and cached under ``build/arch-cost/``; the grid's json keeps the figures, so a
+re-render needs no FINN.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from training import atomic
+from training.students.student import student_act_bits
+
+#: Methods whose student is the grid's quantized MLP; PTQ keeps the teacher's architecture.
+STUDENT_METHODS = ("qpd", "direct", "float-ptq", "qat-ppo")
+BASIS = ("architecture bound (as make cost): deployed bits with worst-case accumulator and threshold widths; "
+         "LUT, BRAM_18K, DSP and latency are FINN estimates of the dataflow partition, input quantized on the "
+         "host, the smallest folding within {latency_us:g} µs")
+#: Bump when what architecture_cost computes changes, so cached figures are not reused.
+CACHE_VERSION = 1
+
+
+def arch_key(hidden: Iterable[int], weight_bits: int, act_bits: int, input_bits: int = 8) -> str:
+    """``2x32-w2a2`` (``-i6`` appended for a non-default input width)."""
+    hidden = list(hidden)
+    arch = f"{len(hidden)}x{hidden[0]}" if len(set(hidden)) == 1 else "-".join(map(str, hidden))
+    return f"{arch}-w{weight_bits}a{act_bits}" + ("" if input_bits == 8 else f"-i{input_bits}")
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    res = record["est_resources"]
+    return {"deployed_bits": record["deployed_bits"], "LUT": res["LUT"], "BRAM_18K": res["BRAM_18K"], "DSP": res["DSP"],
+            "latency_us": record["est_latency_us"], "fits": record["fits"]}
+
+
+def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int]], input_bits: int = 8,
+                       cache_dir: Path = Path("build") / "arch-cost") -> dict[str, Any]:
+    """The ``hardware`` record of a grid: the basis and one summary per ``(hidden, weight_bits)``.
+
+    Activation bits follow the students' rule (:func:`student_act_bits`).
+    """
+    from tqdm.auto import tqdm
+
+    from hw_build.arch_cost import architecture_cost
+    from hw_build.folding import DEFAULT_LATENCY_US
+
+    wanted = {arch_key(h, b, student_act_bits(b), input_bits): (tuple(h), b) for h, b in archs}
+    out: dict[str, Any] = {}
+    for key, (hidden, bits) in tqdm(sorted(wanted.items()), desc=f"{env_id} hardware cost", unit="arch"):
+        path = cache_dir / f"{env_id.replace('/', '_')}-{key}-lat{DEFAULT_LATENCY_US:g}-v{CACHE_VERSION}.json"
+        if path.exists():
+            record = json.loads(path.read_text())
+        else:
+            record = architecture_cost(env_id, list(hidden), bits, student_act_bits(bits), input_bits=input_bits)
+            atomic.write_json(path, record)
+        out[key] = _summary(record)
+    return {"basis": BASIS.format(latency_us=DEFAULT_LATENCY_US), "architectures": out}
+
+
+def grid_archs(trials: list[dict[str, Any]]) -> list[tuple[tuple[int, ...], int]]:
+    """The student architectures ``(hidden, weight_bits)`` of a grid's trials, in first-seen order."""
+    seen: dict[tuple[tuple[int, ...], int], None] = {}
+    for t in trials:
+        if t["method"] in STUDENT_METHODS:
+            seen.setdefault((tuple(t["hidden"]), t["bits"]), None)
+    return list(seen)
+
+
+def row_cost(hardware: dict[str, Any] | None, method: str, hidden: Iterable[int], bits: int,
+             input_bits: int = 8) -> dict[str, Any] | None:
+    """A row's architecture summary, or None (PTQ of the teacher, or a grid without costs)."""
+    if not hardware or method not in STUDENT_METHODS:
+        return None
+    return hardware["architectures"].get(arch_key(hidden, bits, student_act_bits(bits), input_bits))
