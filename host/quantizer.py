@@ -25,6 +25,14 @@ from host.errors import HostError
 ROUNDING = "half to even (torch.round, np.rint)"
 
 
+def finite_float32(obs: np.ndarray) -> np.ndarray:
+    """``obs`` as float32; NaN and infinity are refused (they have no input code and are never sent)."""
+    x = np.asarray(obs, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise HostError("an observation holds NaN or infinity; it is not sent to the accelerator")
+    return x
+
+
 @dataclass(frozen=True)
 class InputQuantizer:
     """Float observations to the accelerator's integer input codes (see the module docstring)."""
@@ -49,8 +57,6 @@ class InputQuantizer:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Integer codes (int32) of a batch ``(n, obs_dim)`` of observations; refuses NaN/inf."""
-        x = np.asarray(obs, dtype=np.float32)
-        if not np.isfinite(x).all():
-            raise HostError("an observation holds NaN or infinity; it has no input code and is not sent to the accelerator")
+        x = finite_float32(obs)
         y = (x - self.shift) * self.scale / self.quant_scale + self.zero_point
         return np.clip(np.rint(y), self.min_int, self.max_int).astype(np.int32)

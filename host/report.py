@@ -51,6 +51,10 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "calls": len(us)}
 
 
+#: How the report names the parts of a hardware call (``pack`` includes the host's input quantizer).
+CALL_PART_LABELS = {"pack": "quantize + pack", "accel": "accelerator", "env_step": "env step"}
+
+
 def build_report(meta: dict[str, Any], hw: LoopResult, software: dict[str, LoopResult]) -> dict[str, Any]:
     """The comparison as data."""
     steps = sum(e.length for e in hw.episodes)
@@ -113,7 +117,7 @@ def markdown(rep: dict[str, Any]) -> str:
     for key in ("check", "pack", "accel", "unpack", "env_step"):
         lat = rep["latency"].get(key)
         if lat:
-            out.append(f"| {key} | {lat['p50_us']:.1f} | {lat['p99_us']:.1f} |")
+            out.append(f"| {CALL_PART_LABELS.get(key, key)} | {lat['p50_us']:.1f} | {lat['p99_us']:.1f} |")
     if hw["stopped"]:
         out += ["", "Stopped episodes:"] + [f"- seed {s['seed']}: {s['why']}" for s in hw["stopped"]]
     out += ["", f"Made by: `{rep['command']}`", ""]

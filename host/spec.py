@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from host.errors import HostError
-from host.quantizer import InputQuantizer
+from host.quantizer import InputQuantizer, finite_float32
 
 ACCEL_FORMAT_VERSION = 2
 ACCEL_FILE = "accel.json"
@@ -81,10 +81,7 @@ class AccelSpec:
         """
         if self._quantizer is not None:
             return self._quantizer(obs)
-        x = np.asarray(obs, dtype=np.float32)
-        if not np.isfinite(x).all():
-            raise HostError("an observation holds NaN or infinity; it is not sent to the accelerator")
-        return x
+        return finite_float32(obs)
 
     def __post_init__(self) -> None:
         kind = self.input_transform.get("kind")

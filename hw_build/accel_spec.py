@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from host.spec import ACCEL_FORMAT_VERSION  # one version, the one the host reads
 from training import atomic
 from training.errors import FlowError
 
-ACCEL_FORMAT_VERSION = 2
 FINAL_MODEL = "step_generate_estimate_reports.onnx"
 HEAD_MODEL = "step_qpd_output_head.onnx"
 #: Instance names FINN's InsertIODMA gives the Zynq shell's input and output DMAs.
