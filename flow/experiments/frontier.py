@@ -215,18 +215,19 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
             f"est. {lut(d):,.0f} LUT, return {d['mean_return']:.2f}" if d else "none in this grid"))
         summary.append(f"- {method}, fewest est. LUT keeping the teacher's return: " + (
             f"{depth}×{f['width']} at w{f['bits']}a{student_act_bits(f['bits'])}, est. {lut(f):,.0f} LUT, "
+            f"{_row_cost(data, f)['BRAM_18K']:,.0f} BRAM_18K, {_row_cost(data, f)['DSP']:,.0f} DSP, "
             f"{deployed(f):,} deployed bits, return {f['mean_return']:.2f}" if f else "none in this grid"))
         summary.append(f"- {method}, fewest parameter bits keeping the teacher's return: " + (
             f"{depth}×{b['width']} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits "
             f"({100 * b['ratio']:.3f} % of the teacher)" if b else "none in this grid"))
     lines += summary
     lines += ["", "| width | bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | "
-              "est. LUT | est. BRAM_18K | return (mean ± std over seeds) | keeps teacher |",
-              "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+              "est. LUT | est. BRAM_18K | est. DSP | return (mean ± std over seeds) | keeps teacher |",
+              "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     for r in sorted(rows, key=lambda r: (r["width"], r["bits"], r["method"])):
         c = _row_cost(data, r)
         hw_cells = (f"{c['deployed_bits']:,} | {100 * c['deployed_bits'] / teacher['size_bits']:.3f} | {c['LUT']:,.0f} | "
-                    f"{c['BRAM_18K']:,.0f}" if c else "– | – | – | –")
+                    f"{c['BRAM_18K']:,.0f} | {c['DSP']:,.0f}" if c else "– | – | – | – | –")
         lines.append(f"| {r['width']} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | "
                      f"{100 * r['ratio']:.3f} | {hw_cells} | {r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} | "
                      f"{r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
