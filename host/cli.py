@@ -155,16 +155,34 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="report folder (default <design>/compare-<backend>)")
 
 
+def finn_settings(args: argparse.Namespace) -> Path:
+    """``python -m host finn-settings``: FINN's driver settings for a design, from its accel.json."""
+    from host.finn_settings import write_finn_settings
+    from host.spec import load_spec
+
+    path = write_finn_settings(load_spec(resolve_design(args.design)), Path(args.out) if args.out else None)
+    print(f"written: {path} (for finn-plus-driver: finn-plus-driver -b <design>/<bitfile> -s {path} -f <function>; its input is "
+          "accel.json's input datatype, for integer-input designs the host quantizer's codes)")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m host``."""
     parser = argparse.ArgumentParser(prog="python -m host", description="Board-side program: the environment loop "
                                      "against the accelerator and the hardware/software comparison.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    add_compare_arguments(sub.add_parser("compare", help="hardware (board or emulated) vs software policies on the same seeds"))
+    p = sub.add_parser("compare", help="hardware (board or emulated) vs software policies on the same seeds")
+    add_compare_arguments(p)
+    p.set_defaults(func=compare)
+    p = sub.add_parser("finn-settings", help="write the settings.json FINN's own PYNQ driver (finn-plus-driver) needs, "
+                       "from the design's accel.json")
+    p.add_argument("--design", required=True, help="design name in bitstreams/ or a design folder")
+    p.add_argument("--out", default=None, help="output file (default <design>/finn_settings.json)")
+    p.set_defaults(func=finn_settings)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the exit code."""
     args = build_parser().parse_args(argv)
-    return run_command(lambda: compare(args) and None)
+    return run_command(lambda: args.func(args) and None)

@@ -2,8 +2,8 @@
 
 It does what FINN's generated PYNQ driver does, and no more: buffers are allocated once and
 reused every step; an input is packed straight into the input buffer; the output DMA then the
-input DMA are started by writing the buffer's physical address (0x10), the number of frames
-(0x1C) and ``ap_start`` (0x00); the driver polls ``ap_done`` (bit 1 of the output DMA's 0x00)
+input DMA are started by writing the buffer's physical address (0x10 low word, 0x14 high
+word), the number of frames (0x1C) and ``ap_start`` (0x00); the driver polls ``ap_done`` (bit 1 of the output DMA's 0x00)
 and unpacks the output buffer. A frame is one observation, so a batch of ``k`` environments'
 observations is one call with count ``k`` (the dataflow pipeline streams them back to back).
 
@@ -24,7 +24,7 @@ from host import packing
 from host.errors import AcceleratorTimeout, HostError
 from host.spec import AccelSpec
 
-REG_CTRL, REG_ADDR, REG_COUNT = 0x00, 0x10, 0x1C
+REG_CTRL, REG_ADDR, REG_ADDR_HI, REG_COUNT = 0x00, 0x10, 0x14, 0x1C
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
 
 
@@ -167,12 +167,14 @@ class FinnZynqDriver:
     def _run(self, n: int) -> None:
         if not self.odma.read(REG_CTRL) & AP_IDLE:
             raise HostError("the output DMA is not idle: a previous call did not finish")
-        self.odma.write(REG_ADDR, _address(self.obuf))
-        self.odma.write(REG_COUNT, n)
-        self.odma.write(REG_CTRL, AP_START)
-        self.idma.write(REG_ADDR, _address(self.ibuf))
-        self.idma.write(REG_COUNT, n)
-        self.idma.write(REG_CTRL, AP_START)
+        # The output DMA first, then the input DMA (FINN's order). The address is 64 bits wide in
+        # FINN's IODMA (0x10 low word, 0x14 high word); the high word is 0 on the Zynq-7000.
+        for dma, buf in ((self.odma, self.obuf), (self.idma, self.ibuf)):
+            address = _address(buf)
+            dma.write(REG_ADDR, address & 0xFFFF_FFFF)
+            dma.write(REG_ADDR_HI, address >> 32)
+            dma.write(REG_COUNT, n)
+            dma.write(REG_CTRL, AP_START)
         deadline = time.perf_counter() + self.timeout_s
         while not self.odma.read(REG_CTRL) & AP_DONE:
             if time.perf_counter() > deadline:

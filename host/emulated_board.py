@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from host import packing
-from host.driver import AP_DONE, AP_IDLE, AP_START, REG_ADDR, REG_COUNT, REG_CTRL
+from host.driver import AP_DONE, AP_IDLE, AP_START, REG_ADDR, REG_ADDR_HI, REG_COUNT, REG_CTRL
 from host.emulator import EmulatedAccelerator
 from host.errors import HostError
 from host.spec import AccelSpec
@@ -27,6 +27,11 @@ class EmulatedBuffer(np.ndarray):
     """A numpy array with a (fake) physical address, like ``pynq.buffer.PynqBuffer``."""
 
     physical_address: int = 0
+
+    @property
+    def device_address(self) -> int:
+        """pynq 3's name for the physical address (FINN's driver uses it)."""
+        return self.physical_address
 
     def flush(self) -> None:
         """Nothing to flush: there is no cache between us and the emulated fabric."""
@@ -92,7 +97,9 @@ class EmulatedBackend:
             ip.regs = {REG_CTRL: AP_IDLE}
         self.resets += 1
 
-    def _buffer_at(self, address: int) -> EmulatedBuffer:
+    def _buffer_at(self, ip: EmulatedIP) -> EmulatedBuffer:
+        """The buffer a DMA's 64-bit address registers (0x10 low word, 0x14 high word) point at."""
+        address = ip.read(REG_ADDR) | ip.read(REG_ADDR_HI) << 32
         if address not in self.memory:
             raise HostError(f"DMA address {address:#x} is not an allocated buffer")
         return self.memory[address]
@@ -110,10 +117,10 @@ class EmulatedBackend:
         if odma.read(REG_CTRL) != 0 or odma.read(REG_COUNT) != count:
             raise HostError("emulated fabric: the output DMA must be started first with the same frame count")
         io_in, io_out = data["input"], data["output"]
-        frames = self._buffer_at(idma.read(REG_ADDR))[:count]
+        frames = self._buffer_at(idma)[:count]
         obs = packing.unpack(frames, io_in["finn_datatype"], (count, *io_in["folded_shape"][1:]))
         out = self.fabric(obs.reshape(count, -1))
-        target = self._buffer_at(odma.read(REG_ADDR))[:count]
+        target = self._buffer_at(odma)[:count]
         packing.pack(out.reshape(count, *io_out["folded_shape"][1:]), io_out["finn_datatype"], out=target)
         self.frames_run += count
         idma.regs[REG_CTRL] = AP_DONE | AP_IDLE

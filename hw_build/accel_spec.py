@@ -140,7 +140,10 @@ def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
 
 
 def write_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integer") -> dict[str, Any]:
-    """Write ``weights.npz`` then ``accel.json`` (which holds the former's hash) atomically."""
+    """Write ``weights.npz`` then ``accel.json`` (which holds the former's hash) atomically, and
+    ``finn_settings.json``, the settings FINN's own PYNQ driver needs for the same design."""
+    from host.finn_settings import write_finn_settings
+    from host.spec import load_spec
     from hw_build.design import ACCEL_FILE, WEIGHTS_FILE, sha256_file
 
     spec, arrays = build_accel_spec(design_dir, clock_ns, input_mode)
@@ -149,4 +152,5 @@ def write_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
     atomic.write_bytes(design_dir / WEIGHTS_FILE, buf.getvalue())
     spec["hashes"]["weights_npz_sha256"] = sha256_file(design_dir / WEIGHTS_FILE)
     atomic.write_json(design_dir / ACCEL_FILE, spec)
+    write_finn_settings(load_spec(design_dir))
     return spec

@@ -122,6 +122,8 @@ def test_accel_spec_round_trip_matches_weights_and_files(estimated):
             if layer["op"] == "Thresholding":
                 assert weights[layer["thresholds"]].shape[0] == layer["channels"]
     assert json.loads(json.dumps(accel)) == accel
+    finn = json.loads((folder / "finn_settings.json").read_text())["driver_information"]["io_shape_dict"]
+    assert finn["ishape_packed"] == [accel["input"]["packed_shape"]] and finn["odt"] == [f"DataType['{accel['output']['finn_datatype']}']"]
 
 
 def test_verify_ladder_agrees_on_every_state(estimated):

@@ -1,0 +1,109 @@
+"""FINN's own PYNQ driver against our emulated board: a second driver, written by others.
+
+``finn-plus-driver``'s ``FINNDMAOverlay`` (pinned in the lock) runs unchanged; only pynq is
+replaced, at the seam our own driver's backend has (IP registers and physically addressed
+buffers, :mod:`host.emulated_pynq`), and it is configured by the ``finn_settings.json`` that
+:mod:`host.finn_settings` makes from ``accel.json``. On real states it must give what our
+driver gives and what FINN's Python execution gave, and write the same registers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from host.driver import FinnZynqDriver
+from host.emulated_board import EmulatedBackend
+from host.emulated_pynq import emulated_pynq
+from host.finn_settings import write_finn_settings
+from host.spec import load_spec
+
+DATA = Path(__file__).resolve().parent / "host" / "data"
+N_STATES = 400  # every state of the committed reference designs
+
+
+def finn_overlay(spec, settings_path: Path, batch_size: int):
+    """FINN's driver as its command line makes it: the class and kwargs from settings.json."""
+    from finn_plus_driver import get_driver_class
+
+    info = json.loads(settings_path.read_text())["driver_information"]
+    kwargs = {k: v for k, v in info.items() if k != "driver_type"}
+    cls = get_driver_class(info["driver_type"])
+    return cls(str(spec.folder / "design.bit"), batch_size=batch_size, runtime_weight_dir=str(settings_path.parent / "none"),
+               **kwargs)
+
+
+def record_writes(board: EmulatedBackend, buffers: dict[int, str]) -> list[tuple[str, int, object]]:
+    """Log every register write on the board, buffer addresses named by role."""
+    log: list[tuple[str, int, object]] = []
+    for ip in board.ips.values():
+        write = ip.write
+
+        def logged(offset, value, _ip=ip, _write=write):
+            log.append((_ip.name, offset, buffers.get(value, value)))
+            _write(offset, value)
+
+        ip.write = logged
+    return log
+
+
+@pytest.mark.parametrize("kind", ["discrete", "continuous"])
+def test_finn_driver_matches_ours_and_finn_execution_on_real_states(kind, tmp_path):
+    spec = load_spec(DATA / kind)
+    states = np.load(DATA / kind / "states.npy")[:N_STATES]
+    finn_python = np.load(DATA / kind / "finn_outputs.npy")[:N_STATES].reshape(N_STATES, -1)
+    settings = write_finn_settings(spec, tmp_path / "finn_settings.json")
+    codes = spec.preprocess(states)  # FINN's driver takes what the accelerator takes
+
+    ours = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=64)
+    mine = np.concatenate([ours.execute(states[i:i + 64]) for i in range(0, N_STATES, 64)])
+    board = EmulatedBackend(spec)
+    with emulated_pynq(board):
+        overlay = finn_overlay(spec, settings, batch_size=1)
+        single = np.concatenate([overlay.execute(codes[i:i + 1].reshape(overlay.ishape_normal()))
+                                 for i in range(N_STATES)]).reshape(N_STATES, -1)
+        overlay.batch_size = 50
+        batched = np.concatenate([overlay.execute(codes[i:i + 50].reshape(overlay.ishape_normal()))
+                                  for i in range(0, N_STATES, 50)]).reshape(N_STATES, -1)
+    np.testing.assert_array_equal(mine, finn_python)
+    np.testing.assert_array_equal(single, mine)
+    np.testing.assert_array_equal(batched, mine)
+    assert board.frames_run == 2 * N_STATES
+
+
+def test_both_drivers_write_the_same_registers_per_call(tmp_path):
+    spec = load_spec(DATA / "discrete")
+    codes = spec.preprocess(np.load(DATA / "discrete" / "states.npy")[:3])
+    settings = write_finn_settings(spec, tmp_path / "finn_settings.json")
+
+    ours_board = EmulatedBackend(spec)
+    ours = FinnZynqDriver(spec, ours_board, max_batch=1)
+    ours_log = record_writes(ours_board, {ours.ibuf.device_address: "input buffer", ours.obuf.device_address: "output buffer"})
+    for state in np.load(DATA / "discrete" / "states.npy")[:3]:
+        ours.execute(state[None])
+
+    finn_board = EmulatedBackend(spec)
+    with emulated_pynq(finn_board):
+        overlay = finn_overlay(spec, settings, batch_size=1)
+        finn_log = record_writes(finn_board, {overlay.ibuf_packed_device[0].device_address: "input buffer",
+                                              overlay.obuf_packed_device[0].device_address: "output buffer"})
+        for code in codes:
+            overlay.execute(code.reshape(overlay.ishape_normal()))
+    per_call = [("odma0", 0x10, "output buffer"), ("odma0", 0x14, 0), ("odma0", 0x1C, 1), ("odma0", 0x00, 1),
+                ("idma0", 0x10, "input buffer"), ("idma0", 0x14, 0), ("idma0", 0x1C, 1), ("idma0", 0x00, 1)]
+    assert finn_log == per_call * 3
+    assert ours_log == finn_log
+
+
+def test_the_pynq_stand_in_leaves_nothing_behind(tmp_path):
+    spec = load_spec(DATA / "discrete")
+    with emulated_pynq(EmulatedBackend(spec)) as pynq:
+        from finn_plus_driver.overlays.dma import FINNDMAOverlay  # noqa: F401
+
+        assert sys.modules["pynq"] is pynq
+    assert "finn_plus_driver.overlays.dma" not in sys.modules
+    assert sys.modules.get("pynq") is not pynq
