@@ -77,11 +77,14 @@ class AccelSpec:
         """The accelerator's input for a batch of float observations ``(n, obs_dim)``.
 
         Integer-input designs: the student's input quantizer, run here (:mod:`host.quantizer`);
-        float-input designs: the observations as float32. NaN and infinity are refused.
+        float-input designs: the observations as float32, with −0.0 sent as +0.0 — FINN's RTL
+        thresholding compares −0.0 *below* a +0.0 threshold where IEEE (numpy, every Python
+        level) says equal, so the fabric is never shown a −0.0 (tests/test_hw_build.py proves
+        both at the RTL level). NaN and infinity are refused.
         """
         if self._quantizer is not None:
             return self._quantizer(obs)
-        return finite_float32(obs)
+        return finite_float32(obs) + np.float32(0.0)  # IEEE: -0.0 + 0.0 = +0.0, every other value unchanged
 
     def __post_init__(self) -> None:
         kind = self.input_transform.get("kind")

@@ -343,3 +343,24 @@ def rtlsim_design(design: str, *, n_states: int = 10_000, stall_percent: int = 3
         raise FlowError(f"RTL simulation of {design} failed: {worst['layer']} agrees with FINN's Python execution on only "
                         f"{100 * worst['agreement']:.3f} % of the states (see {out / RTLSIM_FILE})")
     return record
+
+
+def regenerate_layer(codegen_graph: Path, layer: str, thresholds: np.ndarray, code_dir: Path, clock_ns: float = 10.0):
+    """FINN's own ``generate_hdl`` for one Thresholding_rtl layer with other thresholds, into
+    ``code_dir``; returns ``(op, node, model)`` for :func:`build_layer` / :func:`node_python`.
+    (For probing the RTL's comparison on chosen thresholds, e.g. a threshold at exactly 0.0.)"""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw_build.compile import PART
+
+    model = ModelWrapper(str(codegen_graph))
+    node = model.get_node_from_name(layer)
+    if node is None or node.op_type != "Thresholding_rtl":
+        raise FlowError(f"{codegen_graph.name} has no Thresholding_rtl layer named {layer}")
+    model.set_initializer(node.input[1], thresholds.astype(np.float32))
+    op = getCustomOp(node)
+    code_dir.mkdir(parents=True, exist_ok=True)
+    op.set_nodeattr("code_gen_dir_ipgen", str(code_dir))
+    op.generate_hdl(model, PART, clock_ns)
+    return op, node, model

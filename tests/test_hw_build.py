@@ -310,6 +310,51 @@ def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, short_qpd
         rtlsim_design("tiny-rtl", n_states=300, stall_percent=0)
 
 
+def test_minus_zero_never_reaches_the_rtl_of_a_float_input_design(designs, short_qpd_student, tmp_path):
+    """INPUT=float IMPL=rtl: FINN's Thresholding_rtl compares -0.0 below a +0.0 threshold (IEEE and
+    every Python level: equal). Shown at the RTL level with Verilator on FINN's own regenerated
+    layer, and shown harmless: the host sends -0.0 as +0.0, after which RTL and Python agree on
+    every threshold, its float neighbours and both zeros."""
+    from host.spec import load_spec
+    from hw_build.compile import BuildChoice, estimate_design
+    from hw_build.export import export_design
+    from hw_build.rtlsim import build_layer, node_python, regenerate_layer, simulate_node
+
+    export_design(short_qpd_student[0], "tiny-rtl-float", n_states=200)
+    estimate_design("tiny-rtl-float", choice=BuildChoice(impl="rtl", input_mode="float", target_fps=1_000_000),
+                    kind="codegen", quiet=True)
+    folder = designs / "tiny-rtl-float"
+    codegen = folder / "intermediate_models" / "step_hw_codegen.onnx"
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    first = ModelWrapper(str(codegen)).graph.node[0]
+    assert first.op_type == "Thresholding_rtl"
+    t = ModelWrapper(str(codegen)).get_initializer(first.input[1]).copy()
+    k = np.argmax(t >= 0, axis=1)  # per threshold row, the lowest non-negative threshold becomes exactly +0.0
+    rows = np.arange(len(t))
+    assert (k > 0).all() and (t[rows, k - 1] < 0).all()
+    t[rows, k] = 0.0
+    op, node, model = regenerate_layer(codegen, first.name, t, tmp_path / "src")
+    layer = build_layer(first.name, first.op_type, tmp_path / "src", tmp_path / "obj")
+    channels = op.get_nodeattr("NumChannels")
+    assert len(t) in (1, channels)
+    per_channel = np.broadcast_to(t, (channels, t.shape[1]))  # column c: channel c's thresholds
+    frames = np.concatenate([per_channel.T, np.nextafter(per_channel.T, np.float32(np.inf)),
+                             np.nextafter(per_channel.T, np.float32(-np.inf)),
+                             np.full((1, channels), 0.0), np.full((1, channels), -0.0)]).astype(np.float32)
+    rtl, _ = simulate_node(op, layer, frames, stall_percent=20)
+    python = node_python(op, node, model, frames)
+    minus_zero = np.signbit(frames) & (frames == 0)
+    assert np.array_equal(rtl[~minus_zero], python[~minus_zero])  # every threshold and its neighbours agree
+    # Rows -2 and -1: +0.0 and -0.0 on every channel. IEEE: the same level; the RTL: one step lower for -0.0.
+    assert np.array_equal(python[-1], python[-2]) and np.array_equal(rtl[-2], python[-2])
+    assert np.array_equal(rtl[-1], rtl[-2] - 1)
+    sent = load_spec(folder).preprocess(frames)  # what the host sends a float-input fabric
+    assert not np.signbit(sent[sent == 0]).any()  # never -0.0
+    rtl_sent, _ = simulate_node(op, layer, sent, stall_percent=20)
+    assert np.array_equal(rtl_sent, node_python(op, node, model, sent))
+
+
 def test_one_bit_weights_compile_and_verify(designs, cartpole_teacher, tmp_path):
     """Bipolar (1-bit) weights with 2-bit activations go through FINN and the ladder."""
     from hw_build.compile import estimate_design
