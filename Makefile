@@ -139,8 +139,8 @@ bitstream: install ## full Vivado build (exit 3 without Vivado): DESIGN=<name>
 	$(PY) -m hw_build bitstream $(hw_flags)
 
 HIDDEN ?= 32,32
-cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32] [BITS=2]
-	$(PY) -m hw_build cost --env $(ENV) --hidden $(HIDDEN) --bits $(or $(BITS),2) --latency-us $(LATENCY_US)
+cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32] [BITS=2] [IMPL=hls|rtl]
+	$(PY) -m hw_build cost --env $(ENV) --hidden $(HIDDEN) --bits $(or $(BITS),2) --latency-us $(LATENCY_US) --impl $(IMPL)
 
 rtlsim: install ## ladder level 4, the RTL layers simulated with Verilator on real states (after make codegen IMPL=rtl): DESIGN=<name> [STATES=10000]
 	$(PY) -m hw_build rtlsim $(design_flag) --states $(STATES)

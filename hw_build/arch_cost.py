@@ -20,7 +20,7 @@ import torch
 
 
 def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits: int, *, input_bits: int = 8,
-                      latency_us: float | None = None, quiet: bool = True) -> dict[str, Any]:
+                      latency_us: float | None = None, impl: str = "hls", quiet: bool = True) -> dict[str, Any]:
     """Deployed bits (bound) and FINN's estimates of the default design for a student architecture."""
     from hw_build.accel_spec import FINAL_MODEL
     from hw_build.compile import BuildChoice, compile_estimate
@@ -39,7 +39,7 @@ def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits
     torch.manual_seed(0)
     student = calibrate(QuantStudent(spec), np.random.default_rng(0).normal(size=(4096, spec.obs_dim)).astype(np.float32))
     prepare_finn(Path("build") / "finn")
-    choice = BuildChoice(latency_us=latency_us or DEFAULT_LATENCY_US)
+    choice = BuildChoice(latency_us=latency_us or DEFAULT_LATENCY_US, impl=impl)
     with tempfile.TemporaryDirectory(prefix="arch-cost-", dir=Path("build")) as tmp:
         out = Path(tmp)
         qonnx = export_actor_qonnx(student, out / "policy.qonnx.onnx")
@@ -50,10 +50,10 @@ def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits
               "threshold widths (FINN datatype-only), FINN estimates", "deployed_bits": deployed["total_bits"],
               "deployed": deployed, "est_resources": {k: est.resources.get(k, 0.0) for k in ("LUT", "BRAM_18K", "DSP")},
               "est_latency_us": est.latency_ns / 1000, "est_with_shell": est.with_shell, "fits": est.fits,
-              "folding": rule}
+              "folding": rule, "impl": impl}
     if not quiet:
         r = record["est_resources"]
         print(f"{env_id} {spec.label()}: at most {record['deployed_bits']:,} deployed bits "
               f"({deployed['fabric_bits']:,} fabric, {deployed['host_bits']:,} host); est. {r['LUT']:,.0f} LUT, "
-              f"{r['BRAM_18K']:,.0f} BRAM_18K, {r['DSP']:,.0f} DSP, {record['est_latency_us']:.2f} µs ({rule})")
+              f"{r['BRAM_18K']:,.0f} BRAM_18K, {r['DSP']:,.0f} DSP, {record['est_latency_us']:.2f} µs ({rule}; {impl.upper()})")
     return json.loads(json.dumps(record))

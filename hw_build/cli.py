@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, default=2, help="weight bits (default 2)")
     p.add_argument("--abits", type=int, default=None, help="activation bits (default: as the weights, at least 2)")
     p.add_argument("--latency-us", type=float, default=DEFAULT_LATENCY_US, help="latency budget of the folding")
+    p.add_argument("--impl", choices=IMPLS, default="hls", help="hls (default) or rtl, as for estimate")
     p = sub.add_parser("rtlsim", help="ladder level 4: the design's RTL layers (make codegen IMPL=rtl) simulated "
                        "with Verilator on real states, layer by layer, with random back-pressure")
     p.add_argument("--design", default=None)
@@ -99,7 +100,7 @@ def _run(args: argparse.Namespace) -> int | None:
         except ValueError:
             raise FlowError(f"--hidden takes comma-separated widths, got {args.hidden!r}") from None
         architecture_cost(args.env, hidden, args.bits, args.abits or student_act_bits(args.bits),
-                          latency_us=args.latency_us, quiet=False)
+                          latency_us=args.latency_us, impl=args.impl, quiet=False)
     elif args.verb == "rtlsim":
         from hw_build.rtlsim import rtlsim_design
 

@@ -11,7 +11,10 @@
 All levels run on the same states, visited in real episodes driven by the student. Discrete
 actions are compared exactly, ties broken towards the lowest index at every level (the rule
 of FINN's LabelSelect); continuous actions within a tolerance of one output quantization step.
-Level 4 (the host's emulator) is checked by ``make compare``; level 5 by ``make board-eval``.
+Level 4, where the design has RTL layers (``make codegen IMPL=rtl``) and Verilator is installed:
+each RTL layer simulated on the same states (:mod:`hw_build.rtlsim`, also ``make rtlsim``); what
+is not covered is said in ``verify.json``'s notes. The host's emulator is checked by ``make
+compare``, the board by ``make board-eval``.
 """
 
 from __future__ import annotations
@@ -95,15 +98,19 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
             entry["max_abs_diff"] = float(diff.max())
             entry["agreement"] = float((diff <= max(step, 1e-5) * 1.001).mean())
         levels.append(entry)
+    notes: list[str] = []
+    levels += rtl_levels(out, codes if integer_input else spec.preprocess(states), notes)
     ok = all(level["agreement"] == 1.0 for level in levels)
     record = {"format_version": 2, "design": design, "env_id": export["env_id"], "n_states": len(states),
               "states": "real episodes driven by the student (seeds 50,000,000..)",
               "comparison": "exact actions, ties to the lowest index" if student.spec.discrete else
                             f"action values within one output step ({step:.3g})",
-              "levels": levels, "passed": ok, "wall_s": round(time.perf_counter() - t0, 2)}
+              "levels": levels, "notes": notes, "passed": ok, "wall_s": round(time.perf_counter() - t0, 2)}
     atomic.write_json(out / VERIFY_FILE, record)
     for level in levels:
         print(f"  level {level['level']:<2}: {level['name']:<46} agreement {100 * level['agreement']:7.3f} %")
+    for note in notes:
+        print(f"  note: {note}")
     print(f"verification of {design} on {len(states):,} states from real episodes: "
           f"{'PASSED' if ok else 'FAILED'} ({record['wall_s']:.1f} s); {out / VERIFY_FILE}")
     if not ok:
@@ -111,3 +118,38 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
         raise FlowError(f"verification of {design} failed: {worst['name']} agrees on only "
                         f"{100 * worst['agreement']:.3f} % of the states (see {out / VERIFY_FILE})")
     return record
+
+
+def rtl_levels(out: Path, fed: np.ndarray, notes: list[str]) -> list[dict[str, Any]]:
+    """Level 4 entries (one per simulated RTL layer) on the accelerator inputs ``fed``; what is
+    skipped goes to ``notes``."""
+    from hw_build.compile import HW_SOURCES
+    from hw_build.rtlsim import rtlsim_layers, verilator
+
+    codegen = out / "intermediate_models" / "step_hw_codegen.onnx"
+    if not codegen.exists() or not (out / HW_SOURCES).is_dir():
+        notes.append("level 4 (RTL simulation) skipped: no generated sources (make codegen IMPL=rtl, then make verify)")
+        return []
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from hw_build.rtlsim import TIE_OFFS
+
+    ops = [n.op_type for n in ModelWrapper(str(codegen)).graph.node]
+    if not any(op in TIE_OFFS for op in ops):
+        notes.append(f"level 4 (RTL simulation) skipped: no layer of this design has RTL the harness drives "
+                     f"({', '.join(ops)}; rebuild with make codegen IMPL=rtl)")
+        return []
+    try:
+        verilator()
+    except FlowError as exc:
+        notes.append(f"level 4 (RTL simulation) skipped: {exc}")
+        return []
+    report = rtlsim_layers(out / "intermediate_models" / "step_convert_to_hw.onnx", codegen, fed,
+                           Path("build") / "rtlsim" / out.name, sources=out / HW_SOURCES)
+    levels = [{"level": "4", "name": f"{r['layer']} RTL simulation (Verilator)", "agreement": r["agreement"],
+               "sim_cycles_per_frame": r["sim_cycles_per_frame"], "finn_estimated_cycles": r["finn_estimated_cycles"]}
+              for r in report["layers"] if r["covered"]]
+    skipped = [f"{r['layer']} ({r['why']})" for r in report["layers"] if not r["covered"]]
+    if skipped:
+        notes.append("level 4 does not cover " + "; ".join(skipped))
+    return levels

@@ -288,7 +288,9 @@ def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, short_qpd
     estimate_design("tiny-rtl", choice=BuildChoice(impl="rtl", target_fps=1_000_000), kind="codegen", quiet=True)
     folder = designs / "tiny-rtl"
     assert json.loads((folder / "estimate.json").read_text())["impl"] == "rtl"
-    assert verify_design("tiny-rtl", n_states=300)["passed"]  # levels 1-3 with standalone thresholds
+    verified = verify_design("tiny-rtl", n_states=300)  # levels 1-3 with standalone thresholds, and level 4
+    assert verified["passed"] and [lv["level"] for lv in verified["levels"]].count("4") == 2
+    assert any("LabelSelect_hls_0" in note for note in verified["notes"])
     spec = load_spec(folder)
     record = rtlsim_design("tiny-rtl", n_states=300, stall_percent=30)
     layers = {r["layer"]: r for r in record["layers"]}
