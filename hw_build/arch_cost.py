@@ -35,7 +35,7 @@ def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits
     info = env_info(env_id)
     spec = StudentSpec(obs_dim=info.obs_dim, n_out=info.n_actions,
                        discrete=info.discrete, hidden=tuple(hidden), weight_bits=weight_bits, act_bits=act_bits,
-                       input_bits=input_bits)
+                       input_bits=input_bits, narrow_weights=impl == "rtl")  # RTL MVUs need narrow weights
     torch.manual_seed(0)
     student = calibrate(QuantStudent(spec), np.random.default_rng(0).normal(size=(4096, spec.obs_dim)).astype(np.float32))
     prepare_finn(Path("build") / "finn")

@@ -93,6 +93,11 @@ def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, sav
     if input_mode not in INPUT_MODES:
         raise FlowError(f"INPUT must be one of {', '.join(INPUT_MODES)}, got {input_mode!r}")
 
+    specialize = None
+    if impl == "rtl":  # FINN falls back to HLS, with a warning in its log, where a layer has no possible RTL
+        specialize = Path(out_dir) / "specialize_layers.json"
+        specialize.parent.mkdir(parents=True, exist_ok=True)
+        specialize.write_text(json.dumps({"Defaults": {"preferred_impl_style": ["rtl", ["MVAU", "Thresholding"]]}}))
     outputs = [bc.DataflowOutputType.ESTIMATE_REPORTS]
     if kind == "bitstream":
         outputs += [bc.DataflowOutputType.STITCHED_IP, bc.DataflowOutputType.BITFILE,
@@ -101,7 +106,7 @@ def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, sav
         output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case), generate_outputs=outputs, target_fps=int(target_fps),
         synth_clk_period_ns=float(clock_ns), board=BOARD, shell_flow_type=bc.ShellFlowType.VIVADO_ZYNQ,
         save_intermediate_models=save_models, verbose=False, console_log_level=bc.LogLevel.NONE,
-        standalone_thresholds=impl == "rtl")
+        standalone_thresholds=impl == "rtl", specialize_layers_config_file=str(specialize) if specialize else None)
 
 
 def run_build(qonnx: Path, cfg) -> None:
@@ -293,6 +298,8 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
     run_build(qonnx, build_config(out, kind, target, choice.clock_ns, input_mode=choice.input_mode,
                                   worst_case=worst_case, impl=choice.impl))
     check_all_in_hardware(out)
+    if choice.impl == "rtl":
+        check_rtl_mvus(out)
     est = read_estimate(out, target, choice.clock_ns)
     est.shell = with_shell(est.resources, glue_estimate(str(out / "intermediate_models" / FINAL_MODEL), PART))
     return est, rule, points, chosen
@@ -352,6 +359,23 @@ def check_all_in_hardware(out: Path) -> None:
             f"FINN could not compile all of {out.name}: {names} stayed outside the accelerator because FINN has no "
             "hardware layer for it in this position (a float operation between quantized layers, or a per-channel "
             "output scale in front of the argmax); the student must use per-tensor output scales and no float ops")
+
+
+def check_rtl_mvus(out: Path) -> None:
+    """For ``IMPL=rtl``: refuse a student whose MVAUs cannot be RTL because their weights use the
+    full signed range (FINN's RTL MVU on the xc7z020's DSP48E1 needs narrow-range weights)."""
+    import numpy as np
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from hw_build.accel_spec import FINAL_MODEL
+
+    model = ModelWrapper(str(out / "intermediate_models" / FINAL_MODEL))
+    for node in model.get_nodes_by_op_type("MVAU_hls"):
+        weights, wdt = model.get_initializer(node.input[1]), model.get_tensor_datatype(node.input[1])
+        if wdt.signed() and wdt.bitwidth() > 1 and weights is not None and np.min(weights) == wdt.min():
+            raise FlowError(f"IMPL=rtl: layer {node.name} uses the full signed weight range ({wdt.name}, down to "
+                            f"{int(wdt.min())}); FINN's RTL MVU on the xc7z020's DSP48E1 needs narrow-range weights: "
+                            "distil the student with NARROW=1 (make distill ... NARROW=1), or build it with IMPL=hls")
 
 
 def copy_hw_sources(out: Path) -> int:

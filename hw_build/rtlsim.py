@@ -16,6 +16,7 @@ layers (their C++ needs Vitis HLS to become RTL) and RTL layers this module does
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -95,7 +96,55 @@ int main(int argc, char** argv) {
 TIE_OFFS = {
     "Thresholding_rtl": ("t.s_axilite_AWVALID = 0; t.s_axilite_WVALID = 0; t.s_axilite_BREADY = 0; "
                          "t.s_axilite_ARVALID = 0; t.s_axilite_RREADY = 0; t.in1_V_TVALID = 0; t.in1_V_TDATA = 0;"),
+    "MVAU_rtl": "",  # a glue top (MVU_GLUE) ties off the weight memory's AXI-lite and streams its weights in
 }
+
+#: FINN stitches an MVAU_rtl to its weight memory (memstream) in the IP integrator; here a glue
+#: top does it, and the harness sees one stream in, one stream out.
+MVU_GLUE = """
+module {name}_sim_top (
+    input ap_clk, input ap_rst_n,
+    input [{iw}-1:0] in0_V_TDATA, input in0_V_TVALID, output in0_V_TREADY,
+    output [{ow}-1:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY);
+  wire [{ww}-1:0] w_tdata;
+  wire w_tvalid, w_tready;
+  {name}_memstream_wrapper weights (
+    .ap_clk(ap_clk), .ap_clk2x(ap_clk), .ap_rst_n(ap_rst_n),
+    .s_axilite_AWVALID(1'b0), .s_axilite_AWPROT(3'b0), .s_axilite_AWADDR('0), .s_axilite_WVALID(1'b0),
+    .s_axilite_WDATA(32'b0), .s_axilite_WSTRB(4'b0), .s_axilite_BREADY(1'b0), .s_axilite_ARVALID(1'b0),
+    .s_axilite_ARPROT(3'b0), .s_axilite_ARADDR('0), .s_axilite_RREADY(1'b0),
+    .s_axis_0_tvalid(1'b0), .s_axis_0_tdata('0),
+    .m_axis_0_tready(w_tready), .m_axis_0_tvalid(w_tvalid), .m_axis_0_tdata(w_tdata));
+  {name} mvu (
+    .ap_clk(ap_clk), .ap_clk2x(ap_clk), .ap_rst_n(ap_rst_n),
+    .in1_V_TDATA(w_tdata), .in1_V_TVALID(w_tvalid), .in1_V_TREADY(w_tready),
+    .in0_V_TDATA(in0_V_TDATA), .in0_V_TVALID(in0_V_TVALID), .in0_V_TREADY(in0_V_TREADY),
+    .out0_V_TDATA(out0_V_TDATA), .out0_V_TVALID(out0_V_TVALID), .out0_V_TREADY(out0_V_TREADY));
+endmodule
+"""
+
+#: The block of finn-rtllib's add_multi.sv Verilator rejects: a constant function declared
+#: inside a generate block (IEEE 1800-2023 13.4.3 allows it only at module level).
+ADD_MULTI_BLOCK = """		// Compute the count of decendents for all nodes in the reduction trees.
+		typedef int unsigned  leaf_load_t[2*N-1];
+		function leaf_load_t init_leaf_loads();
+			automatic leaf_load_t  res;
+			for(int unsigned  i = 2*N-1; i-- > N-1;)  res[i] = 1;
+			for(int unsigned  i =   N-1; i-- >   0;)  res[i] = res[2*i+1] + res[2*i+2];
+			return  res;
+		endfunction : init_leaf_loads
+"""
+ADD_MULTI_ANCHOR = "\tlocalparam int unsigned  L = $clog2(N);  // Number of levels with reductions\n"
+
+
+def patch_add_multi(text: str) -> str:
+    """finn-rtllib's ``add_multi.sv`` with its generate-block function moved to module level, for
+    Verilator; the same hardware. Refuses a file that no longer has the block (FINN changed it)."""
+    if ADD_MULTI_BLOCK not in text or ADD_MULTI_ANCHOR not in text:
+        raise FlowError("finn-rtllib's mvu/add_multi.sv is not the file hw_build.rtlsim.patch_add_multi knows: "
+                        "check whether Verilator still needs the patch, and update it")
+    moved = ADD_MULTI_BLOCK.replace("\n\t\t", "\n\t").replace("\t\t// Compute", "\t// Compute")
+    return text.replace(ADD_MULTI_BLOCK, "").replace(ADD_MULTI_ANCHOR, ADD_MULTI_ANCHOR + moved)
 NOT_COVERED_WHY = {
     "hls": "an HLS layer: its C++ becomes RTL only with Vitis HLS, which is not here",
     "rtl": "an RTL layer this harness does not drive yet",
@@ -124,11 +173,29 @@ def rtllib() -> Path:
     return Path(finn.__file__).resolve().parent / "finn-rtllib"
 
 
-def layer_sources(op_type: str, code_dir: Path) -> list[Path]:
-    """The HDL files of one generated RTL layer: its wrapper and the finn-rtllib modules it uses."""
+def layer_sources(op_type: str, code_dir: Path, work: Path) -> list[Path]:
+    """The HDL files of one generated RTL layer: its wrappers and the finn-rtllib modules they use
+    (copied into ``work``, patched where Verilator needs it)."""
     if op_type == "Thresholding_rtl":
         hdl = rtllib() / "thresholding" / "hdl"
         return [hdl / "thresholding.sv", hdl / "thresholding_axi.sv", *sorted(code_dir.glob("*.v"))]
+    if op_type == "MVAU_rtl":
+        mvu, mem = rtllib() / "mvu", rtllib() / "memstream" / "hdl"
+        patched = work / "add_multi.sv"
+        patched.write_text(patch_add_multi((mvu / "add_multi.sv").read_text()))
+        wrappers = []
+        for v in sorted(code_dir.glob("*.v")):
+            if v.name.endswith("_memstream_wrapper.v"):
+                # FINN wrote the absolute path of the weight memory file of its own build folder;
+                # point it at this layer's copy (a design's hw_sources/ moves with the design).
+                text = re.sub(r'parameter\s+INIT_FILE\s*=\s*"[^"]*"',
+                              f'parameter  INIT_FILE = "{(code_dir / "memblock.dat").resolve()}"', v.read_text())
+                v = work / v.name
+                v.write_text(text)
+            wrappers.append(v)
+        return [mvu / "mvu_pkg.sv", patched, mvu / "replay_buffer.sv", mvu / "mvu.sv", mvu / "mvu_vvu_8sx9_dsp58.sv",
+                mvu / "mvu_vvu_axi.sv", rtllib() / "axi" / "hdl" / "axilite.sv", mem / "memstream.sv",
+                mem / "memstream_axi.sv", *wrappers]
     raise FlowError(f"no Verilator harness for {op_type}")
 
 
@@ -141,7 +208,7 @@ class BuiltLayer:
     binary: Path
 
 
-def build_layer(name: str, op_type: str, code_dir: Path, work: Path) -> BuiltLayer:
+def build_layer(name: str, op_type: str, code_dir: Path, work: Path, op=None) -> BuiltLayer:
     """Verilate one RTL layer (its wrapper is module ``name`` in ``code_dir``) into ``work``."""
     exe, env = verilator()
     work.mkdir(parents=True, exist_ok=True)
@@ -150,9 +217,18 @@ def build_layer(name: str, op_type: str, code_dir: Path, work: Path) -> BuiltLay
     # The wrapper reads its .dat files from THRESHOLDS_PATH, relative to the run directory by
     # default: point it at the code-generation folder instead.
     params = [f'-GTHRESHOLDS_PATH="{code_dir.resolve()}/{name}_"'] if op_type == "Thresholding_rtl" else []
-    cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "--no-timing", *VERILATOR_WARNINGS, "--top-module", name,
+    top, extra = name, []
+    if op_type == "MVAU_rtl":
+        if op is None:
+            raise FlowError(f"{name}: an MVAU_rtl needs its node to size the glue top")
+        glue = work / f"{name}_sim_top.sv"
+        glue.write_text(MVU_GLUE.format(name=name, iw=op.get_instream_width_padded(0),
+                                        ww=op.get_instream_width_padded(1), ow=op.get_outstream_width_padded()))
+        top, extra = f"{name}_sim_top", [str(glue)]
+        params = ["+define+FINN_SIMULATION"]  # the DSP48 slices' behavioural model
+    cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "--no-timing", *VERILATOR_WARNINGS, "--top-module", top,
            "--prefix", "Vtop", "-Mdir", str(work / "obj"), "-o", "sim", *params,
-           *map(str, layer_sources(op_type, code_dir)), str(harness)]
+           *map(str, layer_sources(op_type, code_dir, work)), *extra, str(harness)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     binary = work / "obj" / "sim"
     if proc.returncode != 0 or not binary.exists():
@@ -213,15 +289,19 @@ def simulate_node(op, layer: BuiltLayer, inp: np.ndarray, seed: int = 0, stall_p
 
 def node_python(op, node, model, inp: np.ndarray) -> np.ndarray:
     """FINN's Python model of one specialised node (its ``cppsim`` mode, which for RTL layers is
-    the generic layer's Python execution) on a batch of inputs."""
+    the generic layer's Python execution) on a batch of inputs, one frame at a time (FINN's
+    MVAU model takes one)."""
     op.set_nodeattr("exec_mode", "cppsim")
-    context = {name: model.get_initializer(name) for name in node.input[1:]}
-    context[node.input[0]] = inp.astype(np.float32)
+    params = {name: model.get_initializer(name) for name in node.input[1:]}
     shape = list(op.get_normal_output_shape())
-    shape[0] = inp.shape[0]
-    context[node.output[0]] = np.zeros(shape, dtype=np.float32)
-    op.execute_node(context, model.graph)
-    return np.asarray(context[node.output[0]], dtype=np.float32)
+    outs = []
+    for frame in inp:
+        context = dict(params)
+        context[node.input[0]] = frame[None].astype(np.float32).reshape(op.get_normal_input_shape())
+        context[node.output[0]] = np.zeros(shape, dtype=np.float32)
+        op.execute_node(context, model.graph)
+        outs.append(np.asarray(context[node.output[0]], dtype=np.float32).reshape(shape[1:]))
+    return np.stack(outs)
 
 
 def node_kind(op_type: str) -> str:
@@ -270,7 +350,7 @@ def rtlsim_layers(hw_graph: Path, codegen_graph: Path, states_in: np.ndarray, wo
             else Path(op.get_nodeattr("code_gen_dir_ipgen"))
         if not code_dir.is_dir():
             raise FlowError(f"{s_node.name}'s generated sources ({code_dir}) are not here: run make codegen DESIGN=...")
-        built = build_layer(s_node.name, s_node.op_type, code_dir, work / s_node.name)
+        built = build_layer(s_node.name, s_node.op_type, code_dir, work / s_node.name, op=op)
         inp = np.concatenate([c[g_node.input[0]] for c in contexts])
         expected = np.concatenate([c[g_node.output[0]] for c in contexts])
         # FINN rounds a layer's thresholds after conversion (integer inputs: up to the next

@@ -46,6 +46,20 @@ def short_qpd_student(cartpole_teacher, tmp_path_factory) -> tuple[Path, dict]:
     return run_dir, results
 
 
+@pytest.fixture(scope="session")
+def narrow_qpd_student(cartpole_teacher, tmp_path_factory) -> tuple[Path, dict]:
+    """As ``short_qpd_student``, with narrow-range weights (NARROW=1: 2 bits are -1, 0, 1), for IMPL=rtl."""
+    from training.qpd.distill import distill
+    from training.qpd.config import load_qpd_config
+
+    cfg = load_qpd_config(env_id="CartPole-v1", hidden=[16, 16], schedule=[4, 2], updates=1200, narrow_weights=True,
+                          teacher_states=5000, dagger_interval=300, dagger_steps=800, eval_episodes=5,
+                          stage_eval_episodes=2, agreement_states=1000)
+    run_dir = tmp_path_factory.mktemp("runs") / "CartPole-v1" / "narrow-qpd"
+    results = distill(cfg, cartpole_teacher, run_dir, quiet=True)
+    return run_dir, results
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m <args>`` and capture its output."""
     full_env = {**os.environ, **(env or {})}

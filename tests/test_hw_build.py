@@ -273,46 +273,52 @@ def test_workstation_compare_adds_finn_execution_and_the_brevitas_student(estima
     assert "FINN's Python execution skipped" in notes and "Brevitas student skipped" in notes
 
 
-def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, short_qpd_student):
-    """IMPL=rtl: thresholds become Thresholding_rtl layers; make rtlsim simulates FINN's generated RTL
-    of each with Verilator on real states and agrees with FINN's Python execution; a wrong threshold
-    in the generated memory file is caught."""
+def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, narrow_qpd_student, short_qpd_student):
+    """IMPL=rtl on a NARROW=1 student: MVAU_rtl and Thresholding_rtl layers; make rtlsim simulates
+    FINN's generated RTL of each with Verilator on real states and agrees with FINN's Python
+    execution; a wrong threshold in a generated memory file is caught; a student with full-range
+    weights is refused in one sentence."""
     from host.emulator import EmulatedAccelerator
     from host.spec import load_spec
     from hw_build.compile import BuildChoice, estimate_design
+    from hw_build.execution import execute_batch
     from hw_build.export import export_design
     from hw_build.rtlsim import rtlsim_design
     from hw_build.verify import verify_design
 
-    export_design(short_qpd_student[0], "tiny-rtl", n_states=200)
+    assert narrow_qpd_student[1]["student"] == "2x16-w2a2n"
+    export_design(narrow_qpd_student[0], "tiny-rtl", n_states=200)
     estimate_design("tiny-rtl", choice=BuildChoice(impl="rtl", target_fps=1_000_000), kind="codegen", quiet=True)
     folder = designs / "tiny-rtl"
     assert json.loads((folder / "estimate.json").read_text())["impl"] == "rtl"
     verified = verify_design("tiny-rtl", n_states=300)  # levels 1-3 with standalone thresholds, and level 4
-    assert verified["passed"] and [lv["level"] for lv in verified["levels"]].count("4") == 2
+    assert verified["passed"] and [lv["level"] for lv in verified["levels"]].count("4") == 5
     assert any("LabelSelect_hls_0" in note for note in verified["notes"])
-    spec = load_spec(folder)
     record = rtlsim_design("tiny-rtl", n_states=300, stall_percent=30)
     layers = {r["layer"]: r for r in record["layers"]}
     covered = [r for r in layers.values() if r["covered"]]
-    assert [r["op"] for r in covered] == ["Thresholding_rtl", "Thresholding_rtl"]
+    assert [r["op"] for r in covered] == ["MVAU_rtl", "Thresholding_rtl"] * 2 + ["MVAU_rtl"]
     assert all(r["agreement"] == 1.0 and r["sim_cycles_per_frame"] == r["finn_estimated_cycles"] for r in covered)
     assert not layers["LabelSelect_hls_0"]["covered"] and "Vitis HLS" in layers["LabelSelect_hls_0"]["why"]
     assert (folder / "rtlsim.json").exists()
     # The emulated fabric reads the same design (MVAUs without thresholds, then Thresholding layers).
-    from hw_build.execution import execute_batch
-
+    spec = load_spec(folder)
     codes = spec.preprocess(np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32))
     np.testing.assert_array_equal(EmulatedAccelerator(spec)(codes),
                                   execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", codes))
 
-    dat = sorted((folder / "hw_sources" / covered[0]["layer"]).glob("*_threshs_0_0.dat"))[0]
+    thresholds = next(r["layer"] for r in covered if r["op"] == "Thresholding_rtl")
+    dat = sorted((folder / "hw_sources" / thresholds).glob("*_threshs_0_0.dat"))[0]
     dat.write_text("".join("0\n" for _ in dat.read_text().split()))  # every threshold of one PE lane at 0
     with pytest.raises(FlowError, match="agrees with FINN's Python execution on only"):
         rtlsim_design("tiny-rtl", n_states=300, stall_percent=0)
 
+    export_design(short_qpd_student[0], "tiny-rtl-full-range", n_states=200)
+    with pytest.raises(FlowError, match="needs narrow-range weights: distil the student with NARROW=1"):
+        estimate_design("tiny-rtl-full-range", choice=BuildChoice(impl="rtl", target_fps=1_000_000), quiet=True)
 
-def test_minus_zero_never_reaches_the_rtl_of_a_float_input_design(designs, short_qpd_student, tmp_path):
+
+def test_minus_zero_never_reaches_the_rtl_of_a_float_input_design(designs, narrow_qpd_student, tmp_path):
     """INPUT=float IMPL=rtl: FINN's Thresholding_rtl compares -0.0 below a +0.0 threshold (IEEE and
     every Python level: equal). Shown at the RTL level with Verilator on FINN's own regenerated
     layer, and shown harmless: the host sends -0.0 as +0.0, after which RTL and Python agree on
@@ -322,7 +328,7 @@ def test_minus_zero_never_reaches_the_rtl_of_a_float_input_design(designs, short
     from hw_build.export import export_design
     from hw_build.rtlsim import build_layer, node_python, regenerate_layer, simulate_node
 
-    export_design(short_qpd_student[0], "tiny-rtl-float", n_states=200)
+    export_design(narrow_qpd_student[0], "tiny-rtl-float", n_states=200)
     estimate_design("tiny-rtl-float", choice=BuildChoice(impl="rtl", input_mode="float", target_fps=1_000_000),
                     kind="codegen", quiet=True)
     folder = designs / "tiny-rtl-float"

@@ -65,7 +65,8 @@ def _cmd_distill(args: argparse.Namespace) -> None:
 
     hidden = [args.width] * args.depth if args.width is not None else None
     cfg = load_qpd_config(args.config, env_id=args.env, seed=args.seed, method=args.method, weight_bits=args.bits,
-                          act_bits=args.abits, input_bits=args.input_bits, hidden=hidden, updates=args.updates,
+                          act_bits=args.abits, input_bits=args.input_bits, narrow_weights=args.narrow, hidden=hidden,
+                          updates=args.updates,
                           schedule=_parse_schedule(args.schedule) if args.schedule else None,
                           eval_episodes=args.episodes)
     distill(cfg, ensure_teacher(cfg.env_id, args.teacher), args.run_dir, force=args.force)
@@ -113,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, default=None, help="target weight bits, 1..8 (default 2; 1 = bipolar)")
     p.add_argument("--abits", type=int, default=None, help="target activation bits, 2..8 (default: max(--bits, 2))")
     p.add_argument("--input-bits", type=int, default=None, help="input quantizer bits (default 8)")
+    p.add_argument("--narrow", action="store_true", default=None,
+                   help="narrow-range weights (2 bits: -1, 0, 1), for FINN's RTL MVU (make codegen IMPL=rtl)")
     p.add_argument("--width", type=int, default=None, help="hidden width (default 32)")
     p.add_argument("--depth", type=int, default=2, help="hidden layers when --width is given (default 2)")
     p.add_argument("--method", default=None, choices=["qpd", "direct", "float"],

@@ -33,6 +33,8 @@ class QPDConfig:
         schedule: weight bits per stage, high to low, ending at ``weight_bits``; the first
             entry may be ``"float"``. Default: 8, 6, 4, 3, 2, 1 down to the target.
         act_bits: default ``max(weight_bits, 2)`` (1-bit weights are bipolar; activations stop at 2).
+        narrow_weights: narrow-range weights (2 bits: {-1, 0, 1}), which FINN's RTL MVU needs on
+            the xc7z020 (``make codegen IMPL=rtl``); ``NARROW=1`` on ``make distill``.
         updates: Adam updates over all stages together (the same budget for every method).
         final_stage_share: share of ``updates`` spent in the last stage (the rest is split
             evenly over the earlier stages). 0.7: with 0.4, QPD at 2 bits collapsed on one seed
@@ -49,6 +51,7 @@ class QPDConfig:
     weight_bits: int = 2
     act_bits: int | None = None
     input_bits: int = 8
+    narrow_weights: bool = False
     schedule: list[Any] | None = None
     updates: int = 8000
     final_stage_share: float = 0.7
@@ -151,12 +154,14 @@ class QPDConfig:
         data = self.to_dict()
         if len(self.stages()) == 1:
             data.pop("final_stage_share")
+        if not self.narrow_weights:  # the former behaviour: runs and trials made before the setting match
+            data.pop("narrow_weights")
         return data
 
     def run_name(self) -> str:
         """Default run folder name, e.g. ``qpd-2x32-w2a2-s0``."""
         arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
-        bits = "float" if self.method == "float" else f"w{self.weight_bits}a{self.act_bits}"
+        bits = "float" if self.method == "float" else f"w{self.weight_bits}a{self.act_bits}" + ("n" if self.narrow_weights else "")
         return f"{self.method}-{arch}-{bits}-s{self.seed}"
 
 

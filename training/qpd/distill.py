@@ -170,7 +170,7 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     values = teacher.targets(teacher_mem.data[: len(teacher_mem)])["value"]
     value_mean, value_std = float(values.mean()), float(values.std().clamp_min(1e-6))
     base_spec = StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(cfg.hidden),
-                            cfg.weight_bits, cfg.act_bits, cfg.input_bits, shift, scale)
+                            cfg.weight_bits, cfg.act_bits, cfg.input_bits, shift, scale, cfg.narrow_weights)
 
     # 2. Precision stages.
     student_mem = ObservationMemory(cfg.student_memory, info.obs_dim)

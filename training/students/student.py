@@ -97,11 +97,16 @@ class BipolarOutputWeightQuant(SignedBinaryWeightPerTensorConst):
     scaling_stats_op = StatsOp.AVE
 
 
-def weight_quant(bits: int, output: bool):
-    """The weight quantizer of a hidden or output layer at ``bits``."""
+def weight_quant(bits: int, output: bool, narrow: bool = False):
+    """The weight quantizer of a hidden or output layer at ``bits``.
+
+    ``narrow``: the symmetric grid without its most negative value (2 bits: {-1, 0, 1}), which
+    FINN's RTL MVU needs on the xc7z020's DSP48E1 (``make codegen IMPL=rtl``).
+    """
     if bits == 1:
         return BipolarOutputWeightQuant if output else BipolarHiddenWeightQuant
-    return OutputWeightQuant if output else HiddenWeightQuant
+    quant = OutputWeightQuant if output else HiddenWeightQuant
+    return quant.let(narrow_range=True) if narrow else quant
 
 
 class ReluQuant(Uint8ActPerTensorFloatMSE):
@@ -135,6 +140,7 @@ class StudentSpec:
     input_bits: int | None = 8
     obs_shift: list[float] = field(default_factory=list)
     obs_scale: list[float] = field(default_factory=list)
+    narrow_weights: bool = False
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -168,9 +174,10 @@ class StudentSpec:
         return StudentSpec(**data)
 
     def label(self) -> str:
-        """Short name, e.g. ``2x32-w2a2`` or ``2x32-float``."""
+        """Short name, e.g. ``2x32-w2a2``, ``2x32-w4a4n`` (narrow-range weights) or ``2x32-float``."""
         arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
-        return f"{arch}-{'float' if not self.quantized else f'w{self.weight_bits}a{self.act_bits}'}"
+        narrow = "n" if self.narrow_weights and self.quantized else ""
+        return f"{arch}-{'float' if not self.quantized else f'w{self.weight_bits}a{self.act_bits}{narrow}'}"
 
 
 class QuantStudent(nn.Module):
@@ -189,7 +196,7 @@ class QuantStudent(nn.Module):
         width = spec.obs_dim
         for h in spec.hidden:
             if q:
-                layers.append(QuantLinear(width, h, bias=True, weight_quant=weight_quant(spec.weight_bits, False),
+                layers.append(QuantLinear(width, h, bias=True, weight_quant=weight_quant(spec.weight_bits, False, spec.narrow_weights),
                                           weight_bit_width=spec.weight_bits, return_quant_tensor=False))
                 layers.append(QuantReLU(act_quant=ReluQuant, bit_width=spec.act_bits, return_quant_tensor=True))
             else:
@@ -197,7 +204,7 @@ class QuantStudent(nn.Module):
             width = h
         self.trunk = nn.Sequential(*layers)
         if q:
-            self.actor_out = QuantLinear(width, spec.n_out, bias=False, weight_quant=weight_quant(spec.weight_bits, True),
+            self.actor_out = QuantLinear(width, spec.n_out, bias=False, weight_quant=weight_quant(spec.weight_bits, True, spec.narrow_weights),
                                          weight_bit_width=spec.weight_bits, return_quant_tensor=False)
         else:
             self.actor_out = nn.Linear(width, spec.n_out, bias=False)
