@@ -9,8 +9,11 @@ random back-pressure on the input and output streams. The words go in and come o
 own packing (``npy_to_rtlsim_input``, ``rtlsim_output_to_npy``), so nothing of the stream
 format is ours. A second run without stalls counts the cycles per frame.
 
-Covered: ``Thresholding_rtl``. Not covered (named in ``rtlsim.json`` with the reason): HLS
-layers (their C++ needs Vitis HLS to become RTL) and RTL layers this module does not drive yet.
+Covered: ``Thresholding_rtl`` and ``MVAU_rtl`` (with its weight memory, FINN's ``memstream``,
+stitched to it as in FINN's design), each alone and, where they follow each other, connected in
+one netlist (without the FIFOs FINN would insert), which gives the first latency that is not an
+estimate. Not covered (named in ``rtlsim.json`` with the reason): HLS layers (their C++ needs
+Vitis HLS to become RTL) and RTL layers this module does not drive yet.
 """
 
 from __future__ import annotations
@@ -208,33 +211,89 @@ class BuiltLayer:
     binary: Path
 
 
-def build_layer(name: str, op_type: str, code_dir: Path, work: Path, op=None) -> BuiltLayer:
-    """Verilate one RTL layer (its wrapper is module ``name`` in ``code_dir``) into ``work``."""
+def _verilate(name: str, top: str, sources: list[Path], params: list[str], tie_off: str, work: Path) -> Path:
+    """Build ``top`` and the harness into ``work/obj/sim``; one sentence where Verilator fails."""
     exe, env = verilator()
     work.mkdir(parents=True, exist_ok=True)
     harness = work / "harness.cpp"
-    harness.write_text(HARNESS_CPP.replace("TIE_OFF(top);", TIE_OFFS[op_type].replace("t.", "top.")))
-    # The wrapper reads its .dat files from THRESHOLDS_PATH, relative to the run directory by
-    # default: point it at the code-generation folder instead.
-    params = [f'-GTHRESHOLDS_PATH="{code_dir.resolve()}/{name}_"'] if op_type == "Thresholding_rtl" else []
-    top, extra = name, []
-    if op_type == "MVAU_rtl":
-        if op is None:
-            raise FlowError(f"{name}: an MVAU_rtl needs its node to size the glue top")
-        glue = work / f"{name}_sim_top.sv"
-        glue.write_text(MVU_GLUE.format(name=name, iw=op.get_instream_width_padded(0),
-                                        ww=op.get_instream_width_padded(1), ow=op.get_outstream_width_padded()))
-        top, extra = f"{name}_sim_top", [str(glue)]
-        params = ["+define+FINN_SIMULATION"]  # the DSP48 slices' behavioural model
+    harness.write_text(HARNESS_CPP.replace("TIE_OFF(top);", tie_off.replace("t.", "top.")))
+    unique = list(dict.fromkeys(str(src) for src in sources))
     cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "--no-timing", *VERILATOR_WARNINGS, "--top-module", top,
-           "--prefix", "Vtop", "-Mdir", str(work / "obj"), "-o", "sim", *params,
-           *map(str, layer_sources(op_type, code_dir, work)), *extra, str(harness)]
+           "--prefix", "Vtop", "-Mdir", str(work / "obj"), "-o", "sim", *params, *unique, str(harness)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     binary = work / "obj" / "sim"
     if proc.returncode != 0 or not binary.exists():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise FlowError(f"Verilator could not build {name} ({op_type}): {' | '.join(tail)}")
-    return BuiltLayer(name, op_type, binary)
+        raise FlowError(f"Verilator could not build {name}: {' | '.join(tail)}")
+    return binary
+
+
+def _mvu_glue(name: str, op, work: Path) -> Path:
+    glue = work / f"{name}_sim_top.sv"
+    glue.write_text(MVU_GLUE.format(name=name, iw=op.get_instream_width_padded(0), ww=op.get_instream_width_padded(1),
+                                    ow=op.get_outstream_width_padded()))
+    return glue
+
+
+def build_layer(name: str, op_type: str, code_dir: Path, work: Path, op=None) -> BuiltLayer:
+    """Verilate one RTL layer (its wrapper is module ``name`` in ``code_dir``) into ``work``."""
+    work.mkdir(parents=True, exist_ok=True)
+    sources = layer_sources(op_type, code_dir, work)
+    if op_type == "MVAU_rtl":
+        if op is None:
+            raise FlowError(f"{name}: an MVAU_rtl needs its node to size the glue top")
+        top, sources, params = f"{name}_sim_top", [*sources, _mvu_glue(name, op, work)], ["+define+FINN_SIMULATION"]
+    else:
+        # The wrapper reads its .dat files from THRESHOLDS_PATH, relative to the run directory by
+        # default: point it at the code-generation folder instead.
+        top, params = name, [f'-GTHRESHOLDS_PATH="{code_dir.resolve()}/{name}_"']
+    return BuiltLayer(name, op_type, _verilate(f"{name} ({op_type})", top, sources, params, TIE_OFFS[op_type], work))
+
+
+#: Consecutive RTL layers in one netlist, in stream order (``{instances}`` and ``{wires}`` filled in).
+CHAIN_TOP = """
+module chain_sim_top (
+    input ap_clk, input ap_rst_n,
+    input [{iw}-1:0] in0_V_TDATA, input in0_V_TVALID, output in0_V_TREADY,
+    output [{ow}-1:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY);
+{wires}
+{instances}
+endmodule
+"""
+
+
+def build_chain(layers: list[tuple[str, str, Path, Any]], work: Path) -> BuiltLayer:
+    """Verilate consecutive RTL layers ``(name, op_type, code_dir, op)`` connected stream to stream,
+    as FINN's stitched design connects them (without the FIFOs it would insert between them)."""
+    work.mkdir(parents=True, exist_ok=True)
+    sources: list[Path] = []
+    wires, instances = [], []
+    for i, (name, op_type, code_dir, op) in enumerate(layers):
+        sources += layer_sources(op_type, code_dir, work)  # the same patched finn-rtllib files for all
+        if op_type == "MVAU_rtl":
+            sources.append(_mvu_glue(name, op, work))
+            module, params = f"{name}_sim_top", ""
+        else:
+            module, params = name, f' #(.THRESHOLDS_PATH("{code_dir.resolve()}/{name}_"))'
+        src = "in0_V" if i == 0 else f"s{i}"
+        dst = "out0_V" if i == len(layers) - 1 else f"s{i + 1}"
+        if i < len(layers) - 1:
+            width = op.get_outstream_width_padded()
+            wires.append(f"  wire [{width}-1:0] s{i + 1}_TDATA; wire s{i + 1}_TVALID, s{i + 1}_TREADY;")
+        ties = ("" if op_type == "MVAU_rtl" else
+                ".s_axilite_AWVALID(1'b0), .s_axilite_AWADDR('0), .s_axilite_WVALID(1'b0), .s_axilite_WDATA(32'b0), "
+                ".s_axilite_WSTRB(4'b0), .s_axilite_BREADY(1'b0), .s_axilite_ARVALID(1'b0), .s_axilite_ARADDR('0), "
+                ".s_axilite_RREADY(1'b0), .in1_V_TVALID(1'b0), .in1_V_TDATA('0), ")
+        instances.append(f"  {module}{params} u{i} (.ap_clk(ap_clk), .ap_rst_n(ap_rst_n), {ties}"
+                         f".in0_V_TDATA({src}_TDATA), .in0_V_TVALID({src}_TVALID), .in0_V_TREADY({src}_TREADY), "
+                         f".out0_V_TDATA({dst}_TDATA), .out0_V_TVALID({dst}_TVALID), .out0_V_TREADY({dst}_TREADY));")
+    top = work / "chain_sim_top.sv"
+    top.write_text(CHAIN_TOP.format(iw=layers[0][3].get_instream_width_padded(0),
+                                    ow=layers[-1][3].get_outstream_width_padded(),
+                                    wires="\n".join(wires), instances="\n".join(instances)))
+    names = " → ".join(name for name, *_ in layers)
+    binary = _verilate(names, "chain_sim_top", [*sources, top], ["+define+FINN_SIMULATION"], "", work)
+    return BuiltLayer(names, "chain", binary)
 
 
 def run_layer(layer: BuiltLayer, words: list[int], n_out: int, seed: int = 0, stall_percent: int = 0,
@@ -252,9 +311,11 @@ def run_layer(layer: BuiltLayer, words: list[int], n_out: int, seed: int = 0, st
 
 
 def simulate_node(op, layer: BuiltLayer, inp: np.ndarray, seed: int = 0, stall_percent: int = 30,
-                  work: Path | None = None) -> tuple[np.ndarray, int]:
-    """One RTL node on a batch of inputs, FINN's rtlsim packing in and out; returns its output
-    (normal shape, float32 like FINN's execution) and the cycles of a stall-free run per frame."""
+                  work: Path | None = None, out_op=None) -> tuple[np.ndarray, int]:
+    """One RTL node (or a chain from ``op`` to ``out_op``) on a batch of inputs, FINN's rtlsim
+    packing in and out; returns the output (normal shape, float32 like FINN's execution) and the
+    cycles of a stall-free run per frame."""
+    out_op = out_op or op
     from finn.util.data_packing import npy_to_rtlsim_input, rtlsim_output_to_npy
     from qonnx.core.datatype import DataType
 
@@ -265,24 +326,24 @@ def simulate_node(op, layer: BuiltLayer, inp: np.ndarray, seed: int = 0, stall_p
     x = inp.reshape(folded).astype(np.float32)
     if idt == DataType["BIPOLAR"]:
         x, idt = (x + 1) / 2, DataType["BINARY"]
-    in_bits, out_bits = op.get_instream_width(), op.get_outstream_width()
+    in_bits, out_bits = op.get_instream_width(), out_op.get_outstream_width()
     if max(in_bits, out_bits) > MAX_STREAM_BITS:
         raise FlowError(f"{layer.name}: stream words of {max(in_bits, out_bits)} bits; the harness carries at most "
                         f"{MAX_STREAM_BITS} (lower the layer's PE)")
     words = npy_to_rtlsim_input(x, idt, in_bits)
-    out_folded = list(op.get_folded_output_shape())
+    out_folded = list(out_op.get_folded_output_shape())
     out_folded[0] = batch
     n_out = int(np.prod(out_folded[:-1]))
     stalled, _ = run_layer(layer, words, n_out, seed, stall_percent, work)
     clean, cycles = run_layer(layer, words, n_out, seed, 0, work)
     if stalled != clean:
         raise FlowError(f"{layer.name}: the outputs depend on back-pressure (a handshake bug in the RTL or the harness)")
-    odt = op.get_output_datatype()
+    odt = out_op.get_output_datatype()
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         path = Path(tmp) / "out.npy"
         rtlsim_output_to_npy(stalled, str(path), odt, tuple(out_folded), out_bits, odt.bitwidth())
         out = np.load(path)
-    normal = list(op.get_normal_output_shape())
+    normal = list(out_op.get_normal_output_shape())
     normal[0] = batch
     return out.reshape(normal).astype(np.float32), cycles // batch
 
@@ -335,7 +396,8 @@ def rtlsim_layers(hw_graph: Path, codegen_graph: Path, states_in: np.ndarray, wo
     contexts = [execute_onnx(generic, {name_in: s.reshape(generic.get_tensor_shape(name_in)).astype(np.float32)},
                              return_full_exec_context=True) for s in states_in]
     layers = []
-    for g_node, s_node in zip(generic.graph.node, special.graph.node):
+    simulated: list[tuple] = []  # (position, name, op_type, code_dir, op, input, FINN Python output)
+    for position, (g_node, s_node) in enumerate(zip(generic.graph.node, special.graph.node)):
         base = s_node.op_type.rsplit("_", 1)[0] if node_kind(s_node.op_type) != "other" else s_node.op_type
         if base != g_node.op_type:
             raise FlowError(f"layer {s_node.name} ({s_node.op_type}) does not match {g_node.name} ({g_node.op_type})")
@@ -360,14 +422,53 @@ def rtlsim_layers(hw_graph: Path, codegen_graph: Path, states_in: np.ndarray, wo
         if not np.array_equal(python, expected.reshape(python.shape)):
             raise FlowError(f"layer {s_node.name} does not compute what {g_node.name} computes: rebuild with make codegen")
         got, cycles = simulate_node(op, built, inp, seed=seed, stall_percent=stall_percent, work=work)
+        simulated.append((position, s_node.name, s_node.op_type, code_dir, op, inp, python))
         agree = got.reshape(len(states_in), -1) == python.reshape(len(states_in), -1)
         record.update(covered=True, states=len(states_in), agreement=float(agree.all(axis=1).mean()),
                       mismatching_values=int((~agree).sum()), sim_cycles_per_frame=cycles,
                       finn_estimated_cycles=int(op.get_exp_cycles()), stall_percent=stall_percent,
                       basis="RTL simulation (Verilator)")
         layers.append(record)
-    return {"layers": layers, "states": len(states_in),
-            "passed": all(r.get("agreement", 1.0) == 1.0 for r in layers if r["covered"])}
+    chains = [simulate_chain(run, len(states_in), work, stall_percent, seed) for run in consecutive_runs(simulated)]
+    return {"layers": layers, "chains": chains, "states": len(states_in),
+            "passed": all(r.get("agreement", 1.0) == 1.0 for r in layers if r["covered"])
+                      and all(c["agreement"] == 1.0 for c in chains)}
+
+
+def streams_match(producer, consumer) -> bool:
+    """Whether FINN would connect two layers directly: the same elements per stream word (else it
+    inserts a data-width converter) and the same word width."""
+    return (producer.get_folded_output_shape()[-1] == consumer.get_folded_input_shape()[-1]
+            and producer.get_outstream_width_padded() == consumer.get_instream_width_padded(0))
+
+
+def consecutive_runs(simulated: list[tuple]) -> list[list[tuple]]:
+    """Runs of two or more simulated layers that follow each other in the graph and that FINN
+    connects stream to stream (a data-width converter between two layers ends a run)."""
+    runs: list[list[tuple]] = []
+    for item in simulated:
+        if runs and runs[-1][-1][0] == item[0] - 1 and streams_match(runs[-1][-1][4], item[4]):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return [run for run in runs if len(run) >= 2]
+
+
+def simulate_chain(run: list[tuple], n_states: int, work: Path, stall_percent: int, seed: int) -> dict[str, Any]:
+    """Consecutive RTL layers in one netlist: the first layer's input in, the last layer's output
+    compared with FINN's Python execution; cycles per frame back to back, and the latency of one
+    frame alone (first input word taken to last output word given)."""
+    first, last = run[0], run[-1]
+    built = build_chain([(name, op_type, code_dir, op) for _, name, op_type, code_dir, op, _, _ in run],
+                        work / f"chain-{first[1]}-{last[1]}")
+    got, cycles = simulate_node(first[4], built, first[5], seed=seed, stall_percent=stall_percent, work=work,
+                                out_op=last[4])
+    agree = got.reshape(n_states, -1) == last[6].reshape(n_states, -1)
+    _, one_frame = simulate_node(first[4], built, first[5][:1], seed=seed, stall_percent=0, work=work, out_op=last[4])
+    return {"layers": [item[1] for item in run], "states": n_states, "agreement": float(agree.all(axis=1).mean()),
+            "sim_cycles_per_frame": cycles, "sim_latency_cycles": one_frame,
+            "finn_estimated_cycles": [int(item[4].get_exp_cycles()) for item in run],
+            "stall_percent": stall_percent, "basis": "RTL simulation (Verilator), layers connected without FIFOs"}
 
 
 RTLSIM_FILE = "rtlsim.json"
@@ -413,6 +514,11 @@ def rtlsim_design(design: str, *, n_states: int = 10_000, stall_percent: int = 3
                   f"{stall_percent} % stalls")
         else:
             print(f"  {r['layer']:<22} not covered: {r['why']}")
+    clock_ns = float(spec.data.get("clock_ns") or 10.0)
+    for c in report["chains"]:
+        print(f"  chain {' → '.join(c['layers'])}: agreement {100 * c['agreement']:7.3f} %, {c['sim_cycles_per_frame']} "
+              f"cycles/frame back to back, one frame alone {c['sim_latency_cycles']} cycles = "
+              f"{c['sim_latency_cycles'] * clock_ns / 1000:.2f} µs at {1000 / clock_ns:g} MHz (RTL simulation, no FIFOs)")
     if not covered:
         raise FlowError(f"design {design} has no RTL layer this harness drives: rebuild it with make codegen "
                         f"DESIGN={design} IMPL=rtl (thresholds become Thresholding_rtl layers)")

@@ -149,6 +149,8 @@ def rtl_levels(out: Path, fed: np.ndarray, notes: list[str]) -> list[dict[str, A
     levels = [{"level": "4", "name": f"{r['layer']} RTL simulation (Verilator)", "agreement": r["agreement"],
                "sim_cycles_per_frame": r["sim_cycles_per_frame"], "finn_estimated_cycles": r["finn_estimated_cycles"]}
               for r in report["layers"] if r["covered"]]
+    levels += [{"level": "4", "name": f"{c['layers'][0]} … {c['layers'][-1]} connected (Verilator)",
+                "agreement": c["agreement"], "sim_latency_cycles": c["sim_latency_cycles"]} for c in report["chains"]]
     skipped = [f"{r['layer']} ({r['why']})" for r in report["layers"] if not r["covered"]]
     if skipped:
         notes.append("level 4 does not cover " + "; ".join(skipped))
