@@ -14,6 +14,8 @@ fabric does on a board: every DMA idle again, nothing in flight.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from host import packing
@@ -40,19 +42,40 @@ class EmulatedBuffer(np.ndarray):
         """Nothing to invalidate."""
 
 
+class RegisterArray:
+    """pynq's ``MMIO.array`` of an emulated IP: 32-bit words indexed by ``offset // 4``."""
+
+    def __init__(self, ip: "EmulatedIP") -> None:
+        self.ip = ip
+
+    def __getitem__(self, index: int) -> int:
+        return self.ip.read(int(index) * 4)
+
+    def __setitem__(self, index: int, value: int) -> None:
+        self.ip.write(int(index) * 4, int(value))
+
+
 class EmulatedIP:
-    """An AXI-lite register file; writing ``ap_start`` to the input DMA runs the fabric."""
+    """An AXI-lite register file; writing ``ap_start`` to the input DMA runs the fabric.
+
+    ``reads`` and ``writes`` count every access (through ``read``/``write`` or the
+    ``mmio.array`` view pynq offers on the board), for the register-traffic figures.
+    """
 
     def __init__(self, name: str, board: "EmulatedBackend") -> None:
         self.name, self.board = name, board
         self.regs: dict[int, int] = {REG_CTRL: AP_IDLE}
+        self.reads = self.writes = 0
+        self.mmio = types.SimpleNamespace(array=RegisterArray(self))
 
     def read(self, offset: int) -> int:
         """Read a register."""
+        self.reads += 1
         return self.regs.get(offset, 0)
 
     def write(self, offset: int, value: int) -> None:
         """Write a register; ``ap_start`` starts this DMA."""
+        self.writes += 1
         if offset == REG_CTRL and value & AP_START:
             self.regs[REG_CTRL] = 0  # running: neither idle nor done
             self.board.started(self.name)
@@ -92,14 +115,14 @@ class EmulatedBackend:
         self.clock_mhz = mhz
 
     def reset(self) -> None:
-        """Return every DMA to idle, as reprogramming the fabric does on a board."""
+        """Return every DMA to idle, with its registers cleared, as reprogramming the fabric does."""
         for ip in self.ips.values():
             ip.regs = {REG_CTRL: AP_IDLE}
         self.resets += 1
 
     def _buffer_at(self, ip: EmulatedIP) -> EmulatedBuffer:
         """The buffer a DMA's 64-bit address registers (0x10 low word, 0x14 high word) point at."""
-        address = ip.read(REG_ADDR) | ip.read(REG_ADDR_HI) << 32
+        address = ip.regs.get(REG_ADDR, 0) | ip.regs.get(REG_ADDR_HI, 0) << 32
         if address not in self.memory:
             raise HostError(f"DMA address {address:#x} is not an allocated buffer")
         return self.memory[address]
@@ -113,8 +136,8 @@ class EmulatedBackend:
             self.hang_calls -= 1
             return
         idma, odma = self.ips[data["dma"]["input"]], self.ips[data["dma"]["output"]]
-        count = idma.read(REG_COUNT)
-        if odma.read(REG_CTRL) != 0 or odma.read(REG_COUNT) != count:
+        count = idma.regs.get(REG_COUNT, 0)  # the fabric's own view: not counted as the host's accesses
+        if odma.regs.get(REG_CTRL) != 0 or odma.regs.get(REG_COUNT, 0) != count:
             raise HostError("emulated fabric: the output DMA must be started first with the same frame count")
         io_in, io_out = data["input"], data["output"]
         frames = self._buffer_at(idma)[:count]
@@ -125,3 +148,8 @@ class EmulatedBackend:
         self.frames_run += count
         idma.regs[REG_CTRL] = AP_DONE | AP_IDLE
         odma.regs[REG_CTRL] = AP_DONE | AP_IDLE
+
+
+def register_accesses(board: EmulatedBackend) -> int:
+    """Every register read and write the host made on the board so far."""
+    return sum(ip.reads + ip.writes for ip in board.ips.values())
