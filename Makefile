@@ -173,10 +173,11 @@ board-eval: ## ON THE BOARD (pynq's Python): FPGA policy vs software on the same
 
 BENCH_DESIGN ?= demo-CartPole-v1
 
-bench: install ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, distillation speed (needs make demo first)
+bench: install ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, host loop overhead and register traffic, distillation speed (needs make demo first)
 	@test -f bitstreams/$(BENCH_DESIGN)/accel.json || { echo "make bench needs the design $(BENCH_DESIGN): run make demo first"; exit 2; }
 	$(PY) bench/bench_packing.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_host.py bitstreams/$(BENCH_DESIGN)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_host_loop.py bitstreams/$(BENCH_DESIGN)
 	$(PY) bench/bench_codesign.py bitstreams/$(BENCH_DESIGN)
 	$(PY) bench/bench_distill.py
 

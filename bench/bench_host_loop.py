@@ -113,7 +113,6 @@ def main() -> None:
         "former_host_overhead_p50_us": round(former_us["p50"], 2), "former_host_overhead_p99_us": round(former_us["p99"], 2),
         "overhead_ratio_former_over_fast": round(former_us["p50"] / fast_us["p50"], 2),
         "register_accesses_per_call": accesses_per_call(spec, True, states[:200]),
-        "former_register_accesses_per_call": 10.0,  # idle check, 2 x (address, count, start), 1 poll: the former _run
         "finn_driver_register_accesses_per_call": finn_driver_accesses(spec, states[:200]),
         "loop_steps_per_s": {k: round(v) for k, v in loop.items()},
         "measured_on": "this workstation, emulated board (the fabric's emulation excluded from the overhead)",

@@ -132,7 +132,8 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
             "accelerator_resets": driver.resets,
             "command": f"{prog} " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"]
             else f"make compare DESIGN={design.name} BACKEND={args.backend}",
-            "frames_through_emulated_fabric": getattr(backend, "frames_run", None)}
+            "frames_through_emulated_fabric": getattr(backend, "frames_run", None),
+            "register_accesses_per_call": _accesses_per_call(backend, driver)}
     rep = build_report(meta, hw, results)
     out = Path(args.out) if args.out else design / f"compare-{args.backend}"
     written = write_report(rep, hw.times, out)
@@ -164,6 +165,15 @@ def finn_settings(args: argparse.Namespace) -> Path:
     print(f"written: {path} (for finn-plus-driver: finn-plus-driver -b <design>/<bitfile> -s {path} -f <function>; its input is "
           "accel.json's input datatype, for integer-input designs the host quantizer's codes)")
     return path
+
+
+def _accesses_per_call(backend, driver) -> float | None:
+    """Register reads and writes per accelerator call, counted on the emulated board (set-up included)."""
+    from host.emulated_board import EmulatedBackend, register_accesses
+
+    if not isinstance(backend, EmulatedBackend) or not driver.calls:
+        return None
+    return round(register_accesses(backend) / driver.calls, 3)
 
 
 def build_parser() -> argparse.ArgumentParser:

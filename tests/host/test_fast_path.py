@@ -17,11 +17,12 @@ def test_fast_path_gives_the_general_paths_bytes_and_outputs(reference):
     spec = load_spec(design)
     states = np.load(design / "states.npy")
     extremes = np.array([np.full(spec.obs_dim, v) for v in (0.0, -0.0, 1e30, -1e30, 0.5, -0.5)], dtype=np.float32)
-    fast = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=8)
-    general = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=8, fast=False)
-    assert fast.input_plan is not None and (fast.output_plan is not None) == fast_out
+    fast = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=40)
+    general = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=40, fast=False)
+    assert fast.input_plan is not None and fast.input_plan.boundaries is not None
+    assert (fast.output_plan is not None) == fast_out
     assert general.input_plan is None and general.output_plan is None
-    for batch in (1, 7):
+    for batch in (1, 7, 40):  # 1 and 7: the per-value path (bisection); 40: the vectorised numpy path
         for i in range(0, len(states), batch):
             chunk = states[i:i + batch]
             np.testing.assert_array_equal(fast.execute(chunk), general.execute(chunk))
@@ -55,3 +56,18 @@ def test_three_register_accesses_per_call_in_the_steady_state(discrete_design):
     before = register_accesses(board)
     driver.execute(states[:4])  # another batch size: the counts again
     assert register_accesses(board) - before == 2 + 3
+
+
+def test_code_boundaries_are_where_the_quantizer_changes_code(reference):
+    """Each boundary maps to a higher code than the float32 just below it (the quantizer itself decides)."""
+    from host.fast_path import InputPlan
+
+    spec = load_spec(reference)
+    plan = InputPlan.for_spec(spec, 1)
+    quantizer = spec._quantizer
+    for channel, bounds in enumerate(plan.boundaries):
+        finite = np.array([b for b in bounds if np.isfinite(b)], dtype=np.float32)
+        at, below = (np.zeros((len(finite), spec.obs_dim), dtype=np.float32) for _ in range(2))
+        at[:, channel], below[:, channel] = finite, np.nextafter(finite, np.float32(-np.inf))
+        assert (quantizer(at)[:, channel] > quantizer(below)[:, channel]).all()
+        assert list(bounds) == sorted(bounds)
