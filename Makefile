@@ -173,11 +173,13 @@ board-eval: ## ON THE BOARD (pynq's Python): FPGA policy vs software on the same
 
 BENCH_DESIGN ?= demo-CartPole-v1
 
-bench: install ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, host loop overhead and register traffic, distillation speed (needs make demo first)
+bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, host loop overhead and register traffic, distillation speed (needs make demo first)
 	@test -f bitstreams/$(BENCH_DESIGN)/accel.json || { echo "make bench needs the design $(BENCH_DESIGN): run make demo first"; exit 2; }
 	$(PY) bench/bench_packing.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_host.py bitstreams/$(BENCH_DESIGN)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_host_loop.py bitstreams/$(BENCH_DESIGN)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=. $(HOST_VENV)/bin/python bench/bench_host_loop.py \
+	  bitstreams/$(BENCH_DESIGN) --out bench/results/host_loop_board_python.json
 	$(PY) bench/bench_codesign.py bitstreams/$(BENCH_DESIGN)
 	$(PY) bench/bench_distill.py
 

@@ -2,18 +2,21 @@
 
 Per call at batch 1 on the emulated board, the fabric's emulation excluded (the parts the
 driver times itself: check, quantize + pack, unpack), p50 and p99 over real-looking states;
-register accesses per call counted on the emulated board, for our driver and for FINN's own
+the same inside the environment loop (``env.step`` between calls, as ``compare.json``
+records it); register accesses per call counted on the emulated board, for our driver and for FINN's own
 (finn-plus-driver, through host.emulated_pynq) where it is installed; and the steps per second
 of the whole loop (policy call + env.step) for the emulated accelerator through the driver,
 the numpy integer reference and the numpy float teacher, on the same CPU.
 
 Usage: ``.venv/bin/python bench/bench_host_loop.py DESIGN_FOLDER [--out bench/results/host_loop.json]``
+(``make bench`` runs it in the workstation's Python and in ``.venv-host``'s, the board's 3.10).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -86,6 +89,15 @@ def steps_per_s(policy, env_id: str, episodes: int = 5) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def loop_overhead_us(driver: FinnZynqDriver, env_id: str, episodes: int = 10) -> float:
+    """p50 of check + quantize/pack + unpack per call inside the environment loop (``env.step``
+    between calls, as ``compare.json`` records it)."""
+    result = run_episodes(driver, lambda: gym.make(env_id), list(range(1000, 1000 + episodes)),
+                          call_times=lambda: driver.last_times)
+    t = result.times
+    return float(np.percentile((np.array(t["check"]) + np.array(t["pack"]) + np.array(t["unpack"])) * 1e6, 50))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("design")
@@ -112,15 +124,20 @@ def main() -> None:
         "host_overhead_p50_us": round(fast_us["p50"], 2), "host_overhead_p99_us": round(fast_us["p99"], 2),
         "former_host_overhead_p50_us": round(former_us["p50"], 2), "former_host_overhead_p99_us": round(former_us["p99"], 2),
         "overhead_ratio_former_over_fast": round(former_us["p50"] / fast_us["p50"], 2),
+        "loop_host_overhead_p50_us": round(loop_overhead_us(fast, spec.env_id), 2),
+        "former_loop_host_overhead_p50_us": round(loop_overhead_us(former, spec.env_id), 2),
         "register_accesses_per_call": accesses_per_call(spec, True, states[:200]),
         "finn_driver_register_accesses_per_call": finn_driver_accesses(spec, states[:200]),
         "loop_steps_per_s": {k: round(v) for k, v in loop.items()},
+        "python": platform.python_version(),
         "measured_on": "this workstation, emulated board (the fabric's emulation excluded from the overhead)",
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     print(f"host overhead per call (check + quantize + pack + unpack), p50: fast path {fast_us['p50']:.2f} µs, "
           f"former path {former_us['p50']:.2f} µs ({record['overhead_ratio_former_over_fast']}x)")
+    print(f"  the same inside the environment loop (env.step between calls): fast path "
+          f"{record['loop_host_overhead_p50_us']:.2f} µs, former path {record['former_loop_host_overhead_p50_us']:.2f} µs")
     print(f"register accesses per call: {record['register_accesses_per_call']:g} (FINN's driver: "
           f"{record['finn_driver_register_accesses_per_call']})")
     for name, v in record["loop_steps_per_s"].items():

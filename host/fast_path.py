@@ -20,14 +20,16 @@ fast path bit for bit against it on real observations.
 from __future__ import annotations
 
 import math
+import struct
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
 from host import packing
 from host.errors import HostError
-from host.quantizer import InputQuantizer
+from host.quantizer import NONFINITE, InputQuantizer
 
 
 @dataclass
@@ -66,6 +68,8 @@ class InputPlan:
             plan._byte_of = [(quantizer.min_int + c) & 0xFF for c in range(quantizer.max_int - quantizer.min_int + 1)]
         return plan
 
+    write_one = None  # made by bind() where the design allows: one observation, straight into the buffer
+
     boundaries: list[list[float]] | None = None  # per channel: the least float32 giving each code
     SCALAR_LIMIT = 64  # up to this many values a call goes through the per-value path
 
@@ -82,7 +86,7 @@ class InputPlan:
         if n > self.max_batch:
             raise HostError(f"{n} observations in one call, but the driver's buffers hold {self.max_batch}")
         if not math.isfinite(sum(values)):  # float32 values: their sum cannot overflow a double
-            raise HostError("an observation holds NaN or infinity; it is not sent to the accelerator")
+            raise HostError(NONFINITE)
         bounds, order, byte_of = self.boundaries, self._order, self._byte_of
         view = self._view if self._view is not None and self._view_of is buf else memoryview(buf).cast("B")
         if n == 1:  # the control loop's call
@@ -100,8 +104,11 @@ class InputPlan:
     _view_of = None
 
     def bind(self, buf: np.ndarray) -> None:
-        """Keep a byte view of the driver's input buffer (it lives as long as the driver)."""
+        """Keep a byte view of the driver's input buffer (it lives as long as the driver), and
+        make :attr:`write_one` for it where the per-value path applies."""
         self._view, self._view_of = memoryview(buf).cast("B"), buf
+        if self.boundaries is not None and len(self._order) <= self.SCALAR_LIMIT:
+            self.write_one = one_observation_writer(self.boundaries, self._order, self._byte_of, self._view)
 
     def write(self, obs: np.ndarray, buf: np.ndarray) -> int:
         """Quantize a batch ``(n, obs_dim)`` into the DMA buffer ``buf``; return ``n``."""
@@ -112,7 +119,7 @@ class InputPlan:
         if n > self.max_batch:
             raise HostError(f"{n} observations in one call, but the driver's buffers hold {self.max_batch}")
         if not np.isfinite(x).all():
-            raise HostError("an observation holds NaN or infinity; it is not sent to the accelerator")
+            raise HostError(NONFINITE)
         q, y = self.quantizer, self._scratch[:n]
         np.subtract(x, q.shift, out=y)  # the quantizer's float32 operations, in its order
         np.multiply(y, q.scale, out=y)
@@ -147,6 +154,15 @@ class OutputPlan:
         """Keep a byte view of the driver's output buffer (it lives as long as the driver)."""
         self._view, self._view_of, self._stride = memoryview(buf).cast("B"), buf, buf.size // buf.shape[0]
         self._out = np.empty((buf.shape[0], 1), dtype=np.float32)
+        # One frame's output is one of at most 256 values: each is made once as a read-only
+        # (1, 1) array and handed out for every call that returns it (no array made per call).
+        self.single = []
+        for byte in range(256):
+            value = np.full((1, 1), byte & self.mask, dtype=np.float32)
+            value.flags.writeable = False
+            self.single.append(value)
+
+    single: list[np.ndarray] | None = None  # by the first frame's byte: the output (1, 1), shared and read-only
 
     def read(self, buf: np.ndarray, n: int) -> np.ndarray:
         """The outputs ``(n, 1)`` of the first ``n`` frames (as the general unpack gives them), a new array."""
@@ -156,6 +172,46 @@ class OutputPlan:
                 out[i, 0] = view[i * stride] & mask
             return out[:n].copy()
         return (buf.reshape(buf.shape[0], -1)[:n, :1] & self.mask).astype(np.float32)
+
+
+FLOAT32 = np.dtype(np.float32)  # native byte order; builtin dtypes are singletons, so `is` tells
+
+
+def one_observation_writer(boundaries: list[list[float]], order: list[int], byte_of: list[int],
+                           view: memoryview) -> Callable[[Any], bool]:
+    """A function that quantizes one observation straight into ``view``, the input buffer's bytes.
+
+    It takes a C-contiguous native float32 array of the design's size (anything else: it
+    returns False and writes nothing, and the caller takes another path), refuses NaN and
+    infinity (:class:`HostError`), and writes what :meth:`InputPlan.write_scalar` writes for one
+    observation: each value's code found by a C ``bisect`` in its channel's boundaries, its byte
+    put at its packed position. It is made once per design as straight-line code (the way
+    ``dataclasses`` and ``namedtuple`` make their methods), because in a control loop the call
+    runs with cold caches after ``env.step`` and the fabric's wait, where each builtin called
+    and each loop turn costs a few hundred nanoseconds (bench_host_loop: 2.1 µs against 3.9 µs for
+    the loop in ``write_scalar``). The source holds only integers of the design, no outside text.
+    """
+    k = len(order)
+    namespace: dict[str, Any] = {"unpack": struct.Struct(f"={k}f").unpack, "view": view, "bisect": bisect_right,
+                                 "byte_of": byte_of, "FLOAT32": FLOAT32, "HostError": HostError,
+                                 "NONFINITE": NONFINITE, "struct_error": struct.error}
+    values = ", ".join(f"v{i}" for i in range(k))
+    lines = ["def write_one(obs):",
+             "    try:",
+             "        if obs.dtype is not FLOAT32:",
+             "            return False",
+             f"        {values}, = unpack(obs)  # exactly the design's size, or struct_error",
+             "    except (AttributeError, TypeError, ValueError, struct_error):  # not an array of it, or not contiguous",
+             "        return False",
+             f"    total = {' + '.join(f'v{i}' for i in range(k))}  # float32 values: no overflow in a double",
+             "    if total - total:  # NaN exactly when a value is NaN or infinite",
+             "        raise HostError(NONFINITE)"]
+    for byte, element in enumerate(order):
+        namespace[f"bounds{byte}"] = boundaries[element]
+        lines.append(f"    view[{byte}] = byte_of[bisect(bounds{byte}, v{element})]")
+    lines.append("    return True")
+    exec(compile("\n".join(lines) + "\n", f"<one_observation_writer k={k}>", "exec"), namespace)  # noqa: S102
+    return namespace["write_one"]
 
 
 def _ordered(bits: np.ndarray) -> np.ndarray:

@@ -23,13 +23,14 @@ import numpy as np
 from host.errors import HostError
 
 ROUNDING = "half to even (torch.round, np.rint)"
+NONFINITE = "an observation holds NaN or infinity; it is not sent to the accelerator"
 
 
 def finite_float32(obs: np.ndarray) -> np.ndarray:
     """``obs`` as float32; NaN and infinity are refused (they have no input code and are never sent)."""
     x = np.asarray(obs, dtype=np.float32)
     if not np.isfinite(x).all():
-        raise HostError("an observation holds NaN or infinity; it is not sent to the accelerator")
+        raise HostError(NONFINITE)
     return x
 
 

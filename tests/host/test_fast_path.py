@@ -71,3 +71,42 @@ def test_code_boundaries_are_where_the_quantizer_changes_code(reference):
         at[:, channel], below[:, channel] = finite, np.nextafter(finite, np.float32(-np.inf))
         assert (quantizer(at)[:, channel] > quantizer(below)[:, channel]).all()
         assert list(bounds) == sorted(bounds)
+
+
+def test_one_observation_writer_takes_only_what_it_can_write_exactly(discrete_design):
+    """The straight-line writer: the general path's bytes for one float32 observation; anything
+    else (another dtype, size or layout) is left to the other paths, which give the same outputs."""
+    spec = load_spec(discrete_design)
+    fast = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=2)
+    general = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=2, fast=False)
+    write_one = fast.input_plan.write_one
+    assert write_one is not None
+    states = np.load(discrete_design / "states.npy")
+    rng = np.random.default_rng(0)
+    probes = np.concatenate([states, rng.normal(scale=3.0, size=(400, spec.obs_dim)).astype(np.float32),
+                             np.array([[0.0, -0.0, 1e30, -1e30]], dtype=np.float32)])
+    for row in probes:
+        obs = row[None]
+        assert write_one(obs) is True
+        written = fast.ibuf.copy()
+        general.execute(obs)
+        np.testing.assert_array_equal(written, general.ibuf)
+    same_bytes_as_float64 = np.zeros((1, spec.obs_dim // 2), dtype=np.float64)  # 16 bytes, not float32
+    for other in (states[:1].astype(np.float64), same_bytes_as_float64, states[:2], states[:1, :3], list(states[0])):
+        assert write_one(other) is False
+    strided = np.repeat(states[:1], 2, axis=1)[:, ::2]  # one observation, not C-contiguous
+    assert write_one(strided) is False
+    np.testing.assert_array_equal(fast.execute(strided), general.execute(strided))
+    with pytest.raises(HostError, match="NaN or infinity"):
+        write_one(np.array([[0.0, 0.0, np.inf, 0.0]], dtype=np.float32))
+
+
+def test_one_frames_action_is_a_shared_read_only_array(discrete_design):
+    spec = load_spec(discrete_design)
+    driver = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=2)
+    states = np.load(discrete_design / "states.npy")
+    out = driver.execute(states[:1])
+    assert out.shape == (1, 1) and out.dtype == np.float32 and not out.flags.writeable
+    with pytest.raises(ValueError):
+        out[0, 0] = 1.0
+    assert driver.execute(states[1:3]).flags.writeable  # batches get a new array
