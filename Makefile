@@ -35,7 +35,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost rtlsim verify compare deploy board-eval bench clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost rtlsim verify compare deploy-folder deploy board-setup board-eval bench clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -160,16 +160,26 @@ compare: install ## hardware vs software on the same seeds: DESIGN=<name> [BACKE
 	@test -n "$(DESIGN)" || { echo "make compare needs DESIGN=<name> (see bitstreams/)"; exit 2; }
 	$(PY) -m flow compare --backend $(BACKEND) $(compare_flags)
 
-deploy: ## copy host/ and a design folder to a PYNQ-Z2: BOARD=<user@host> DESIGN=<name> [BOARD_DIR=qpd]
-	@test -n "$(BOARD)" -a -n "$(DESIGN)" || { echo "make deploy needs BOARD=<user@host> and DESIGN=<name>"; exit 2; }
-	@test -f bitstreams/$(DESIGN)/accel.json || { echo "design $(DESIGN) has no accel.json: run make estimate (and make bitstream with Vivado) first"; exit 2; }
-	ssh $(BOARD) mkdir -p $(BOARD_DIR)/bitstreams
-	rsync -a --exclude __pycache__ host Makefile requirements $(BOARD):$(BOARD_DIR)/
-	rsync -a --exclude intermediate_models --exclude hw_sources bitstreams/$(DESIGN) $(BOARD):$(BOARD_DIR)/bitstreams/
-	@echo "on the board: cd $(BOARD_DIR) && sudo -E make board-eval DESIGN=$(DESIGN)"
+DEPLOY_DIR ?= build/deploy/$(DESIGN)
 
-board-eval: ## ON THE BOARD (pynq's Python): FPGA policy vs software on the same seeds: DESIGN=<name> [EPISODES=100]
-	python3 -m host compare --backend pynq $(compare_flags)
+deploy-folder: install ## make what deploy copies, locally: DESIGN=<name> [DEPLOY_DIR=build/deploy/<name>] (host/, design, board wheels)
+	@test -n "$(DESIGN)" || { echo "make deploy-folder needs DESIGN=<name>"; exit 2; }
+	$(PY) -m flow deploy-folder --design $(DESIGN) --out $(DEPLOY_DIR)
+
+deploy: ## copy host/, the design and the wheels the board lacks to a PYNQ-Z2: BOARD=<user@host> DESIGN=<name> [BOARD_DIR=qpd]
+	@test -n "$(BOARD)" -a -n "$(DESIGN)" || { echo "make deploy needs BOARD=<user@host> and DESIGN=<name>"; exit 2; }
+	@$(MAKE) --no-print-directory deploy-folder DESIGN=$(DESIGN) DEPLOY_DIR=$(DEPLOY_DIR)
+	ssh $(BOARD) mkdir -p $(BOARD_DIR)
+	rsync -a $(DEPLOY_DIR)/ $(BOARD):$(BOARD_DIR)/
+	@echo "on the board (as root: sudo -i activates pynq's venv): cd $(BOARD_DIR) && make board-setup && make board-eval DESIGN=$(DESIGN)"
+
+BOARD_PYTHON ?= python3
+
+board-setup: ## ON THE BOARD (pynq's venv, as root): install the wheels make deploy brought, offline; check numpy < 2, pynq 3.x
+	$(BOARD_PYTHON) -m host board-setup --wheels wheels
+
+board-eval: ## ON THE BOARD (pynq's venv, as root): FPGA policy vs software on the same seeds: DESIGN=<name> [EPISODES=100]
+	$(BOARD_PYTHON) -m host compare --backend pynq $(compare_flags)
 
 BENCH_DESIGN ?= demo-CartPole-v1
 

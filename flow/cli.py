@@ -101,6 +101,17 @@ def _add_grid_options(p: argparse.ArgumentParser, out_name: str) -> None:
     p.add_argument("--out", default=None, help=f"output folder (default runs/<env>/{out_name})")
 
 
+def _cmd_deploy_folder(args: argparse.Namespace) -> None:
+    from flow.deploy import build_deploy_folder
+    from host.cli import resolve_design
+
+    design = resolve_design(args.design)
+    out = build_deploy_folder(design, Path(args.out) if args.out else Path("build") / "deploy" / design.name)
+    wheels = sorted(p.name for p in (out / "wheels").glob("*.whl"))
+    print(f"written: {out} (host/, Makefile, requirements/host.lock, bitstreams/{design.name}, "
+          f"wheels/: {', '.join(wheels)})")
+
+
 def _grid_out(args: argparse.Namespace, out_name: str) -> Path:
     """A grid verb's output folder: ``--out``, else ``runs/<env>/<out_name>``."""
     from training.runs import runs_root
@@ -166,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "FINN's execution and the Brevitas student as references")
     add_compare_arguments(p)
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("deploy-folder", help="make the folder make deploy copies to a board: host/, the Makefile, "
+                       "the design and the wheels the board image lacks (downloaded for armv7l, Python 3.10)")
+    p.add_argument("--design", required=True, help="design name in bitstreams/ or a design folder")
+    p.add_argument("--out", default=None, help="output folder (default build/deploy/<design>)")
+    p.set_defaults(func=_cmd_deploy_folder)
 
     p = sub.add_parser("demo", help="the whole flow on one environment (default CartPole-v1)")
     p.add_argument("--env", default="CartPole-v1")

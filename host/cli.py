@@ -83,6 +83,7 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     """
     import gymnasium as gym
 
+    from host.board import preflight
     from host.driver import FinnZynqDriver, PynqBackend
     from host.emulated_board import EmulatedBackend
     from host.episodes import run_episodes
@@ -92,6 +93,8 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
 
     design = resolve_design(args.design)
     spec = load_spec(design, require_bitstream=args.backend == "pynq")
+    if args.backend == "pynq":
+        preflight(spec)
     env_id = args.env or spec.env_id
     try:
         probe = gym.make(env_id)
@@ -167,6 +170,15 @@ def finn_settings(args: argparse.Namespace) -> Path:
     return path
 
 
+def board_setup(args: argparse.Namespace) -> None:
+    """``make board-setup`` on the board: install make deploy's wheels offline and check the image."""
+    from host.board import board_setup as install
+
+    installed = install(Path(args.wheels))
+    print(f"installed from {args.wheels} without network: {', '.join(installed)}")
+    print("the board is ready: make board-eval DESIGN=<design> (as root: sudo -i first)")
+
+
 def _accesses_per_call(backend, driver) -> float | None:
     """Register reads and writes per accelerator call, counted on the emulated board (set-up included)."""
     from host.emulated_board import EmulatedBackend, register_accesses
@@ -189,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--design", required=True, help="design name in bitstreams/ or a design folder")
     p.add_argument("--out", default=None, help="output file (default <design>/finn_settings.json)")
     p.set_defaults(func=finn_settings)
+    p = sub.add_parser("board-setup", help="on the board: install the wheels make deploy brought (gymnasium and its "
+                       "pure-Python dependencies) with pip --no-index, after checking numpy < 2 and pynq 3.x")
+    p.add_argument("--wheels", default="wheels", help="the wheels folder make deploy copied (default wheels)")
+    p.set_defaults(func=board_setup)
     return parser
 
 

@@ -32,6 +32,14 @@ def run_command(action: Callable[[], int | None]) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except ModuleNotFoundError as exc:  # an optional module (gymnasium, pynq, ...): say how to get it
+        from host.board import missing_module_sentence
+
+        sentence = missing_module_sentence(exc.name)
+        if sentence is None:
+            raise
+        print(f"error: {sentence}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         print(f"\n{exc or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
