@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-hardware", action="store_true", help="do not compile missing architectures with FINN")
     p.set_defaults(func=_cmd_render)
 
-    from host.cli import add_compare_arguments
+    from host.cli import add_compare_arguments, add_design_argument
 
     p = sub.add_parser("compare", help="hardware (emulated, or the board) vs software on the same seeds, with "
                        "FINN's execution and the Brevitas student as references")
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("deploy-folder", help="make the folder make deploy copies to a board: host/, the Makefile, "
                        "the design and the wheels the board image lacks (downloaded for armv7l, Python 3.10)")
-    p.add_argument("--design", required=True, help="design name in bitstreams/ or a design folder")
+    add_design_argument(p)
     p.add_argument("--out", default=None, help="output folder (default build/deploy/<design>)")
     p.set_defaults(func=_cmd_deploy_folder)
 

@@ -147,9 +147,14 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     return rep
 
 
+def add_design_argument(p: argparse.ArgumentParser) -> None:
+    """``--design``, as every verb that reads a design folder takes it."""
+    p.add_argument("--design", required=True, help="design name in bitstreams/ or a design folder")
+
+
 def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``compare``, shared with the workstation's ``python -m flow compare``."""
-    p.add_argument("--design", required=True, help="design name in bitstreams/ or a design folder")
+    add_design_argument(p)
     p.add_argument("--backend", choices=["emulated", "pynq"], default="emulated")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed-start", type=int, default=1000, help="first episode seed (default 1000, as every evaluation)")
@@ -198,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=compare)
     p = sub.add_parser("finn-settings", help="write the settings.json FINN's own PYNQ driver (finn-plus-driver) needs, "
                        "from the design's accel.json")
-    p.add_argument("--design", required=True, help="design name in bitstreams/ or a design folder")
+    add_design_argument(p)
     p.add_argument("--out", default=None, help="output file (default <design>/finn_settings.json)")
     p.set_defaults(func=finn_settings)
     p = sub.add_parser("board-setup", help="on the board: install the wheels make deploy brought (gymnasium and its "
