@@ -35,7 +35,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost rtlsim verify compare deploy-folder deploy board-setup board-eval bench clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost rtlsim verify compare designs deploy-folder deploy board-setup board-eval bench clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -93,20 +93,21 @@ distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] 
 	$(PY) -m training distill --env $(ENV) --seed $(SEED) $(distill_flags) $(force_flag)
 
 JOBS ?= 2
+EXECUTOR ?= process
 table_flags = $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,METHODS,--methods) \
   $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) \
   $(call opt,CONFIG,--config)
 
-qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [SEEDS=0,1,2] [JOBS=2] [OUT=<dir>] [CONFIG=<yaml>]
-	$(PY) -m flow table --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(table_flags)
+qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [SEEDS=0,1,2] [JOBS=2] [EXECUTOR=process|ray] [OUT=<dir>] [CONFIG=<yaml>]
+	$(PY) -m flow table --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(table_flags)
 
-ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] [VARIANTS=qpd,no-transition,...] [WIDTH=32] [JOBS=2] [OUT=<dir>]
-	$(PY) -m flow ablation --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,BITS,--bits) \
+ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] [VARIANTS=qpd,no-transition,...] [WIDTH=32] [JOBS=2] [EXECUTOR=process|ray] [OUT=<dir>]
+	$(PY) -m flow ablation --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(call opt,BITS,--bits) \
 	  $(call opt,SEEDS,--seeds) $(call opt,VARIANTS,--variants) $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) \
 	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
 
-frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=1,...,8] [SEEDS=0] [JOBS=2] [CONFIG=<yaml>]
-	$(PY) -m flow frontier --env $(ENV) --jobs $(JOBS) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
+frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=1,...,8] [SEEDS=0] [JOBS=2] [EXECUTOR=process|ray] [CONFIG=<yaml>]
+	$(PY) -m flow frontier --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
 	  $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) \
 	  $(call opt,CONFIG,--config)
 
@@ -159,6 +160,11 @@ compare_flags = --design $(DESIGN) --episodes $(EPISODES) --num-envs $(NUM_ENVS)
 compare: install ## hardware vs software on the same seeds: DESIGN=<name> [BACKEND=emulated] [EPISODES=100] [NUM_ENVS=1] [ENV=]
 	@test -n "$(DESIGN)" || { echo "make compare needs DESIGN=<name> (see bitstreams/)"; exit 2; }
 	$(PY) -m flow compare --backend $(BACKEND) $(compare_flags)
+
+designs: install ## many designs at once: RUNS=<run>,<run>,... [BITSTREAM=1] [EXECUTOR=process|ray] [JOBS=] [FORCE=1]
+	@test -n "$(RUNS)" || { echo "make designs needs RUNS=<run folder>,<run folder>,..."; exit 2; }
+	$(PY) -m flow designs --runs $(RUNS) --executor $(EXECUTOR) $(call opt,DESIGN_JOBS,--jobs) \
+	  $(if $(filter 1 yes true,$(BITSTREAM)),--bitstream,) $(force_flag)
 
 DEPLOY_DIR ?= build/deploy/$(DESIGN)
 

@@ -37,7 +37,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
     data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                      methods=[m for m in args.methods.split(",") if m], hidden=[args.width] * args.depth,
                      updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
-                     settings=settings, hardware=not args.no_hardware)
+                     settings=settings, hardware=not args.no_hardware, executor=args.executor)
     print((out / "qpd_table.md").read_text())
     print(f"written: {out}/qpd_table.md, qpd_table.json, qpd_table.png ({len(data['trials'])} trials)")
 
@@ -52,7 +52,7 @@ def _cmd_frontier(args: argparse.Namespace) -> None:
     frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
              seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=args.depth,
              updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
-             settings=settings, hardware=not args.no_hardware)
+             settings=settings, hardware=not args.no_hardware, executor=args.executor)
     print(f"written: {out}/frontier.md, frontier.json, frontier.png")
 
 
@@ -64,7 +64,8 @@ def _cmd_ablation(args: argparse.Namespace) -> None:
     out = _grid_out(args, "ablation")
     data = ablation(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                     variants=variants, hidden=[args.width] * args.depth,
-                    updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs")
+                    updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
+                    executor=args.executor)
     print((out / "ablation.md").read_text())
     print(f"written: {out}/ablation.md, ablation.json, ablation.png ({len(data['trials'])} trials)")
 
@@ -91,14 +92,25 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 def _add_grid_options(p: argparse.ArgumentParser, out_name: str) -> None:
     """The options every grid of trials (table, frontier, ablation) takes alike."""
+    from flow.executors import EXECUTORS
     from flow.experiments.trials import default_jobs
 
     p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
     p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
     p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
+    p.add_argument("--executor", choices=EXECUTORS, default="process",
+                   help="where trials run: local processes (--jobs of them, default) or Ray tasks (RAY_ADDRESS's cluster, "
+                        "or a local Ray with this machine's cores)")
     p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0)")
     p.add_argument("--out", default=None, help=f"output folder (default runs/<env>/{out_name})")
+
+
+def _cmd_designs(args: argparse.Namespace) -> int:
+    from flow.designs import build_designs
+
+    return build_designs([r for r in args.runs.split(",") if r], bitstream=args.bitstream, force=args.force,
+                         executor=args.executor, jobs=args.jobs, out=Path(args.out) if args.out else None)
 
 
 def _cmd_deploy_folder(args: argparse.Namespace) -> None:
@@ -177,6 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
                        "FINN's execution and the Brevitas student as references")
     add_compare_arguments(p)
     p.set_defaults(func=_cmd_compare)
+
+    from flow.designs import default_design_jobs
+    from flow.executors import EXECUTORS
+
+    p = sub.add_parser("designs", help="export + estimate (+ bitstream with --bitstream, where Vivado is) for many "
+                       "runs at once, each as its single-design targets would make it; a summary in build/designs/")
+    p.add_argument("--runs", required=True, help="run folders of distilled students, comma-separated")
+    p.add_argument("--bitstream", action="store_true", help="also the Vivado build (exit code 3 for a design whose "
+                   "worker has no Vivado; the others go on)")
+    p.add_argument("--force", action="store_true", help="replace designs that exist already")
+    p.add_argument("--jobs", type=int, default=default_design_jobs(), help="designs in parallel with the process "
+                   "executor (default: one per two cores)")
+    p.add_argument("--executor", choices=EXECUTORS, default="process", help="local processes (default) or Ray tasks")
+    p.add_argument("--out", default=None, help="summary folder (default build/designs)")
+    p.set_defaults(func=_cmd_designs)
 
     p = sub.add_parser("deploy-folder", help="make the folder make deploy copies to a board: host/, the Makefile, "
                        "the design and the wheels the board image lacks (downloaded for armv7l, Python 3.10)")

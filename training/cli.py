@@ -145,10 +145,11 @@ def run_verb(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
 
-    def body() -> None:
+    def body() -> int | None:
         if getattr(args, "episodes", None) is not None and args.episodes <= 0:
             raise FlowError(f"--episodes must be positive, got {args.episodes}")
-        args.func(args)
+        code = args.func(args)
+        return code if isinstance(code, int) else None  # a verb may return its exit code (designs: 3)
 
     return run_command(body)
 

@@ -99,13 +99,16 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
 
 
 def ablation(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], variants: list[str],
-             hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path) -> dict[str, Any]:
-    """Run (or read) every variant's trials and write the ablation's files into ``out_dir``."""
+             hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path,
+             executor: str = "process") -> dict[str, Any]:
+    """Run (or read) every variant's trials and write the ablation's files into ``out_dir``
+    (``executor``: where the trials run, see :func:`flow.experiments.trials.run_trials`)."""
     teacher = teacher_record(teacher_dir, env_id)
     trials = build_ablation_trials(env_id, teacher_dir, bits, seeds, variants, hidden, updates, episodes, runs_dir)
     records = []
     for name, variant_trials in trials.items():
-        for rec in run_trials(variant_trials, out_dir / "trials" / name, jobs, desc=f"{env_id} {name}"):
+        for rec in run_trials(variant_trials, out_dir / "trials" / name, jobs, desc=f"{env_id} {name}",
+                              executor=executor):
             records.append({**rec, "variant": name})
     rows = with_gain_over_qpd(aggregate(records, teacher, ("variant", "bits")))
     command = made_by("ablation", "ablation", env_id)

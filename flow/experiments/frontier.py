@@ -28,9 +28,11 @@ def smallest_keeping_teacher(rows: list[dict[str, Any]], method: str) -> dict[st
 
 def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[int], seeds: list[int],
              methods: list[str], depth: int, updates: int, episodes: int, jobs: int, out_dir: Path,
-             runs_dir: Path, settings: dict[str, Any] | None = None, hardware: bool = True) -> dict[str, Any]:
+             runs_dir: Path, settings: dict[str, Any] | None = None, hardware: bool = True,
+             executor: str = "process") -> dict[str, Any]:
     """Run (or read) the grid and write the frontier's files into ``out_dir``.
 
+    ``executor``: where the trials run (see :func:`flow.experiments.trials.run_trials`);
     ``settings``: distillation settings for every trial (see :func:`flow.experiments.table.grid_settings`);
     ``hardware``: add what each architecture costs on the fabric (FINN estimate, cached).
     """
@@ -39,7 +41,7 @@ def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[in
                     teacher_dir=str(teacher_dir), runs_dir=str(runs_dir), extra=trial_extra(settings))
               for w in widths for b in bits for m in methods for s in seeds]
     validate_trials(trials)
-    records = run_trials(trials, out_dir / "trials", jobs, desc=f"{env_id} frontier")
+    records = run_trials(trials, out_dir / "trials", jobs, desc=f"{env_id} frontier", executor=executor)
     for rec in records:
         rec["width"] = rec["hidden"][0]
     rows = aggregate(records, teacher, ("method", "width", "bits"))

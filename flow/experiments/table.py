@@ -38,9 +38,20 @@ METHOD_LABELS = {
 
 def made_by(verb: str, make_target: str, env_id: str) -> str:
     """The command that made a grid's files: this process's ``python -m flow <verb> ...``
-    line when it was called that way, else ``make <make_target> ENV=<env_id>``."""
+    line when it was called that way, else ``make <make_target> ENV=<env_id>``. Where the trials
+    ran (``--executor``) is left out: it does not change what they compute."""
     if sys.argv[1:2] == [verb]:
-        return "python -m flow " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        args, kept = sys.argv[1:], []
+        skip = False
+        for arg in args:
+            if skip or arg.startswith("--executor="):
+                skip = False
+                continue
+            if arg == "--executor":
+                skip = True
+                continue
+            kept.append(arg)
+        return "python -m flow " + " ".join(shlex.quote(a) for a in kept)
     return f"make {make_target} ENV={env_id}"
 
 
@@ -264,9 +275,11 @@ def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path:
 
 def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], methods: list[str],
               hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path,
-              settings: dict[str, Any] | None = None, hardware: bool = True) -> dict[str, Any]:
+              settings: dict[str, Any] | None = None, hardware: bool = True,
+              executor: str = "process") -> dict[str, Any]:
     """Run (or read) every trial and write the table's files into ``out_dir``.
 
+    ``executor``: where the trials run (see :func:`flow.experiments.trials.run_trials`);
     ``settings``: distillation settings for the distilling methods (see :func:`grid_settings`);
     ``hardware``: add what each student architecture costs on the fabric (FINN estimate, cached).
     """
@@ -278,8 +291,8 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
                                   settings)
     cache = out_dir / "trials"
     if floats:
-        run_trials(floats, cache, jobs, desc="float students")
-    records = run_trials(trials, cache, jobs, desc=f"{env_id} table")
+        run_trials(floats, cache, jobs, desc="float students", executor=executor)
+    records = run_trials(trials, cache, jobs, desc=f"{env_id} table", executor=executor)
     rows = aggregate(records, teacher, ("method", "bits"))
     command = made_by("table", "qpd-table", env_id)
     data = {"env_id": env_id, "teacher": teacher, "settings": {"bits": bits, "seeds": seeds, "methods": methods,

@@ -2,19 +2,17 @@
 
 The QPD table and the frontier are grids of trials. Each trial's result is a JSON file named
 after the trial, so a grid can be built up across invocations: a trial already done is read,
-not run again. ``jobs > 1`` runs trials in separate processes (one torch thread each).
-Beyond one machine the same trial function is what a Ray task would call (DESIGN.md §8).
+not run again. Trials run in this process, in ``jobs`` local processes (one torch thread each)
+or, beyond one machine, as Ray tasks (``executor="ray"``, :mod:`flow.executors`; DESIGN.md §8).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -131,22 +129,23 @@ def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
     return {**asdict(trial), "key": trial.key, **{k: out[k] for k in keep if k in out}}
 
 
-def _run_and_save(trial: Trial, path: str, rerun: bool = False) -> dict[str, Any]:
-    record = run_trial(trial, rerun)
-    atomic.write_json(path, record)
-    return record
-
-
 def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = "trials",
-               on_result: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run the trials not yet in ``cache_dir`` (``jobs`` at a time); return every trial's record.
+               executor: str = "process") -> list[dict[str, Any]]:
+    """Run the trials not yet in ``cache_dir``; return every trial's record.
 
+    ``executor``: ``process`` (``jobs`` local processes) or ``ray`` (one Ray task per trial, on
+    ``RAY_ADDRESS``'s cluster or a local Ray; see :mod:`flow.executors`). Each finished trial's
+    record is written into the cache here, by the driver, as it arrives; a trial that fails is
+    reported and the others go on, and then the grid stops with one sentence naming the failed
+    trials (the finished ones stay cached, so running the same command again retries only those).
     A cached distilling trial whose stored config is not what the current defaults would run
     (a default changed since) is run again, its run folder replaced. Records from before
     configs were stored carry none and are taken as they are.
     """
+    from flow.executors import TaskRunner
     from training.qpd.config import same_computation
 
+    runner = TaskRunner(executor, jobs)
     cache_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
     todo = []
@@ -172,21 +171,27 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
             records[trial.key] = record
         else:
             todo.append(trial)
+    failed: dict[str, str] = {}
+    left = len(todo)
     bar = tqdm(total=len(trials), initial=len(records), desc=desc, unit="trial", dynamic_ncols=True)
-    if jobs <= 1:
-        for trial in todo:
-            records[trial.key] = _run_and_save(trial, str(cache_dir / f"{trial.key}.json"), trial.key in stale)
-            bar.set_postfix_str(f"{trial.key}: {records[trial.key]['mean_return']:.1f}")
+    bar.set_postfix_str(f"running {min(runner.slots, left)}, failed 0")
+    for outcome in runner.run(run_trial, todo, lambda t: (t, t.key in stale)):
+        trial, left = outcome.item, left - 1
+        if outcome.error is None:
+            atomic.write_json(cache_dir / f"{trial.key}.json", outcome.result)
+            records[trial.key] = outcome.result
             bar.update(1)
-    elif todo:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_run_and_save, t, str(cache_dir / f"{t.key}.json"), t.key in stale): t for t in todo}
-            for future in as_completed(futures):
-                trial = futures[future]
-                records[trial.key] = future.result()
-                bar.set_postfix_str(f"{trial.key}: {records[trial.key]['mean_return']:.1f}")
-                bar.update(1)
+            last = f"{trial.key}: {outcome.result['mean_return']:.1f}"
+        else:
+            failed[trial.key] = outcome.error
+            tqdm.write(f"{trial.key}: failed: {outcome.error}")
+            last = f"{trial.key} failed"
+        bar.set_postfix_str(f"running {min(runner.slots, left)}, failed {len(failed)}; {last}")
     bar.close()
+    if failed:
+        raise FlowError(f"{len(failed)} of {len(trials)} trials failed ({', '.join(sorted(failed))}; first: "
+                        f"{next(iter(failed.values()))}); the {len(records)} others are cached in {cache_dir}: "
+                        "run the same command again to retry the failed ones")
     return [records[t.key] for t in trials]
 
 

@@ -1,0 +1,94 @@
+"""Where trials and designs run: local processes and Ray give the same results; a failing task
+is reported and the others go on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flow.executors import TaskRunner, ray_started
+from flow.experiments.table import qpd_table
+from flow.experiments.trials import Trial, run_trials
+from training.errors import FlowError
+
+
+def square_or_fail(x: int) -> int:
+    """A task for the tests: fails on 3, in two ways a task can."""
+    if x == 3:
+        raise FlowError("three is refused")
+    if x == 4:
+        raise ZeroDivisionError("four divides by zero")
+    return x * x
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray (this machine's cores) for the module's tests."""
+    ray = pytest.importorskip("ray")
+    ray_started()
+    yield
+    ray.shutdown()
+
+
+def _outcomes(runner: TaskRunner) -> dict[int, tuple]:
+    return {o.item: (o.result, o.error, o.exit_code) for o in runner.run(square_or_fail, [1, 2, 3, 4, 5], lambda x: (x,))}
+
+
+@pytest.mark.parametrize("executor, jobs", [("process", 1), ("process", 2), ("ray", 1)])
+def test_every_executor_reports_a_failing_task_and_runs_the_others(executor, jobs, request):
+    if executor == "ray":
+        request.getfixturevalue("local_ray")
+    got = _outcomes(TaskRunner(executor, jobs))
+    assert {k: v[0] for k, v in got.items() if v[1] is None} == {1: 1, 2: 4, 5: 25}
+    assert got[3][1:] == ("three is refused", 2)
+    assert got[4][1].startswith("ZeroDivisionError: four divides by zero at test_executors.py:") and got[4][2] == 1
+
+
+def test_an_unknown_executor_is_one_sentence():
+    with pytest.raises(FlowError, match="unknown executor 'slurm'; known: process, ray"):
+        TaskRunner("slurm")
+
+
+def test_tiny_grid_on_ray_gives_the_process_executors_table(local_ray, cartpole_teacher, tmp_path):
+    kwargs = dict(bits=[4], seeds=[0], methods=["ptq", "direct"], hidden=[8, 8], updates=600, episodes=3, jobs=1,
+                  hardware=False)
+    here = qpd_table("CartPole-v1", cartpole_teacher, out_dir=tmp_path / "process", runs_dir=tmp_path / "runs-p",
+                     **kwargs)
+    on_ray = qpd_table("CartPole-v1", cartpole_teacher, out_dir=tmp_path / "ray", runs_dir=tmp_path / "runs-r",
+                       executor="ray", **kwargs)
+    assert json.dumps(on_ray["rows"]) == json.dumps(here["rows"])
+    for a, b in zip(here["trials"], on_ray["trials"]):
+        assert {k: v for k, v in a.items() if k not in ("run", "runs_dir", "wall_s")} == \
+            {k: v for k, v in b.items() if k not in ("run", "runs_dir", "wall_s")}
+    assert (tmp_path / "ray" / "qpd_table.md").read_bytes() == (tmp_path / "process" / "qpd_table.md").read_bytes()
+
+
+def test_a_failing_trial_is_reported_and_the_grid_goes_on(local_ray, cartpole_teacher, tmp_path):
+    good = Trial(env_id="CartPole-v1", method="ptq", bits=4, seed=0, episodes=2, teacher_dir=str(cartpole_teacher),
+                 runs_dir=str(tmp_path / "runs"))
+    bad = Trial(env_id="CartPole-v1", method="no-such-method", bits=4, seed=0, teacher_dir=str(cartpole_teacher),
+                runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(FlowError, match=r"1 of 2 trials failed \(no-such-method-2x32-w4-s0; first: unknown method") as err:
+        run_trials([bad, good], tmp_path / "trials", executor="ray")
+    assert "run the same command again to retry" in str(err.value)
+    assert json.loads((tmp_path / "trials" / f"{good.key}.json").read_text())["mean_return"] > 0
+    assert not (tmp_path / "trials" / f"{bad.key}.json").exists()
+
+
+def test_many_designs_at_once_exit_3_without_vivado_and_the_others_go_on(short_qpd_student, cartpole_teacher,
+                                                                         tmp_path, monkeypatch):
+    from flow.designs import build_designs
+
+    monkeypatch.setenv("QPD_BITSTREAMS", str(tmp_path / "bitstreams"))
+    monkeypatch.delenv("XILINX_VIVADO", raising=False)
+    run = str(short_qpd_student[0])
+    code = build_designs([run, str(cartpole_teacher)], bitstream=True, executor="process", jobs=2, out=tmp_path / "sum")
+    assert code == 3
+    rows = {r["run"]: r for r in json.loads((tmp_path / "sum" / "designs.json").read_text())["designs"]}
+    built = rows[run]
+    assert built["exit_code"] == 3 and "no Vivado" in built["status"] and built["LUT"] > 0
+    assert (tmp_path / "bitstreams" / built["design"] / "accel.json").exists()  # as make export + make estimate make it
+    failed = rows[str(cartpole_teacher)]
+    assert failed["status"] == "failed" and failed["exit_code"] == 2 and "has no distilled student" in failed["error"]
+    assert "| 3 |" in (tmp_path / "sum" / "designs.md").read_text()
