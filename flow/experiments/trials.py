@@ -189,7 +189,9 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
         bar.set_postfix_str(f"running {min(runner.slots, left)}, failed {len(failed)}; {last}")
     bar.close()
     if failed:
-        raise FlowError(f"{len(failed)} of {len(trials)} trials failed ({', '.join(sorted(failed))}; first: "
+        keys = sorted(failed)
+        named = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        raise FlowError(f"{len(failed)} of {len(trials)} trials failed ({named}; first: "
                         f"{next(iter(failed.values()))}); the {len(records)} others are cached in {cache_dir}: "
                         "run the same command again to retry the failed ones")
     return [records[t.key] for t in trials]
