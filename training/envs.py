@@ -35,10 +35,47 @@ def check_supported(env_id: str) -> None:
         raise unsupported_env_error(env_id, supported)
 
 
+#: MinAtar registers no time limit; episodes are cut here (a good Breakout agent otherwise plays on).
+MINATAR_TIME_LIMIT = 10_000
+
+
+def register_family(env_id: str) -> None:
+    """Register the gymnasium ids of ``env_id``'s family where gymnasium does not know them itself.
+
+    MinAtar (``MinAtar/<Game>-v1``) declares a gymnasium entry point that gymnasium 1.x no
+    longer loads, so its ``register_envs()`` is called here (once; its warning that seaborn is
+    missing concerns plotting only and is silenced).
+    """
+    if not env_id.startswith("MinAtar/") or env_id in gym.registry:
+        return
+    import logging
+
+    logging.getLogger().disabled, was = True, logging.getLogger().disabled
+    try:
+        import minatar.gym
+    except ImportError:
+        raise FlowError(f"{env_id} needs the minatar package: make install (the lock pins minatar 1.0.15)") from None
+    finally:
+        logging.getLogger().disabled = was
+    minatar.gym.register_envs()
+
+
 def make_env(env_id: str, **kwargs) -> gym.Env:
     """Make one supported environment (raises :class:`FlowError` for an unknown id)."""
     check_supported(env_id)
+    register_family(env_id)
+    if env_id.startswith("MinAtar/"):
+        kwargs.setdefault("max_episode_steps", MINATAR_TIME_LIMIT)
     return gym.make(env_id, **kwargs)
+
+
+def observation_shape(env_id: str) -> tuple[int, ...]:
+    """The shape of one observation of a supported environment (flat or image)."""
+    env = make_env(env_id)
+    try:
+        return tuple(int(d) for d in env.observation_space.shape)
+    finally:
+        env.close()
 
 
 def env_info(env_id: str) -> EnvInfo:
@@ -46,6 +83,9 @@ def env_info(env_id: str) -> EnvInfo:
     env = make_env(env_id)
     try:
         obs_space, act_space = env.observation_space, env.action_space
+        if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 3:
+            raise FlowError(f"{env_id} has image observations {obs_space.shape}: its teacher trains (make teacher), "
+                            "but students, export and the host take flat observations only so far")
         if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
             raise FlowError(f"{env_id}: only flat Box observations are supported, got {obs_space}")
         if isinstance(act_space, gym.spaces.Discrete):

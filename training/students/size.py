@@ -56,10 +56,13 @@ def mlp_size(obs_dim: int, hidden: list[int], n_out: int, bits: int = FLOAT_BITS
 
 
 def teacher_size(teacher) -> SizeCount:
-    """Size of a stable-baselines3 teacher's actor (policy MLP plus action head), float32."""
+    """Size of a stable-baselines3 teacher's actor (its feature extractor's layers, e.g. a
+    CNN's, then the policy MLP and the action head), float32."""
     import torch.nn as nn
 
-    layers = [m for m in teacher.model.policy.mlp_extractor.policy_net.modules() if isinstance(m, nn.Linear)]
+    policy = teacher.model.policy
+    layers = [m for m in policy.pi_features_extractor.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    layers += [m for m in policy.mlp_extractor.policy_net.modules() if isinstance(m, nn.Linear)]
     layers.append(teacher.model.policy.action_net)
     weights = sum(m.weight.numel() for m in layers)
     biases = sum(m.bias.numel() for m in layers if m.bias is not None)

@@ -21,7 +21,9 @@ _PPO_KEYS = {
     "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde",
     "sde_sample_freq", "target_kl", "policy_kwargs",
 }
-_POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "squash_output"}
+_POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "squash_output", "features_extractor",
+                  "features_extractor_kwargs"}
+_FEATURE_EXTRACTORS = ("minatar_cnn",)  # training/teacher/features.py
 _ACTIVATIONS = ("tanh", "relu")
 
 
@@ -80,6 +82,8 @@ def validate_hyperparams(env_id: str, hp: dict[str, Any]) -> None:
         raise FlowError(f"{env_id}: policy_kwargs may set only {', '.join(sorted(_POLICY_KWARGS))}")
     if pk.get("activation_fn", "tanh") not in _ACTIVATIONS:
         raise FlowError(f"{env_id}: activation_fn must be one of {', '.join(_ACTIVATIONS)}")
+    if pk.get("features_extractor", _FEATURE_EXTRACTORS[0]) not in _FEATURE_EXTRACTORS:
+        raise FlowError(f"{env_id}: features_extractor must be one of {', '.join(_FEATURE_EXTRACTORS)}")
     for key in ("learning_rate", "clip_range"):
         _parse_schedule(env_id, key, hp.get(key, 0.1))
     norm = hp.get("normalize", False)
@@ -129,5 +133,9 @@ def ppo_kwargs(env_id: str, hp: dict[str, Any]) -> dict[str, Any]:
             kwargs[key] = LinearSchedule(value, 0.0, 1.0) if kind == "linear" else value
     pk = dict(kwargs.get("policy_kwargs") or {})
     pk["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU}[pk.get("activation_fn", "tanh")]
+    if "features_extractor" in pk:
+        from training.teacher.features import FEATURE_EXTRACTORS
+
+        pk["features_extractor_class"] = FEATURE_EXTRACTORS[pk.pop("features_extractor")]
     kwargs["policy_kwargs"] = pk
     return kwargs

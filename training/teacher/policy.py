@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.envs import env_info
+from training.envs import make_env
 from training.errors import FlowError
 from training.runs import check_run_env, read_run_config
 
@@ -78,9 +78,11 @@ def load_ppo(path: Path, env_id: str):
         model = PPO.load(path, device="cpu")
     except Exception as exc:  # SB3 raises many types for a damaged zip; all mean the same to a user
         raise FlowError(f"checkpoint {path} is corrupt or not a stable-baselines3 PPO model ({type(exc).__name__})") from None
-    info = env_info(env_id)
-    if model.observation_space.shape != (info.obs_dim,) or (
-        info.discrete and getattr(model.action_space, "n", None) != info.n_actions
+    env = make_env(env_id)
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    if model.observation_space.shape != obs_space.shape or getattr(model.action_space, "n", None) != getattr(
+        act_space, "n", None
     ):
         raise FlowError(
             f"checkpoint {path} was trained on spaces {model.observation_space} / {model.action_space}, "
@@ -130,8 +132,8 @@ class TeacherPolicy:
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray | int:
         """Deterministic action(s): argmax for discrete, the clipped Gaussian mean for continuous."""
-        single = np.ndim(obs) == 1
-        x = self.preprocess(np.atleast_2d(obs))
+        single = np.ndim(obs) == len(self.model.observation_space.shape)
+        x = self.preprocess(np.asarray(obs)[None] if single else obs)
         actions = self.model.policy._predict(x, deterministic=True).cpu().numpy()
         if not self.discrete:
             actions = np.clip(actions, self.model.action_space.low, self.model.action_space.high)

@@ -87,7 +87,11 @@ def _make_vec_env(config: dict[str, Any]):
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     hp = config["hyperparams"]
-    venv = make_vec_env(config["env_id"], n_envs=int(hp.get("n_envs", 1)), seed=config["seed"], vec_env_cls=DummyVecEnv)
+    from training.envs import make_env
+
+    env_id = config["env_id"]
+    venv = make_vec_env(lambda: make_env(env_id), n_envs=int(hp.get("n_envs", 1)), seed=config["seed"],
+                        vec_env_cls=DummyVecEnv)
     norm = normalize_settings(hp)
     if norm["norm_obs"] or norm["norm_reward"]:
         venv = VecNormalize(venv, gamma=float(hp.get("gamma", 0.99)), **norm)
