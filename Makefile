@@ -35,7 +35,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WID
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost rtlsim verify compare designs deploy-folder deploy board-setup board-eval bench clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost rtlsim verify compare serve designs deploy-folder deploy board-setup board-eval bench clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -157,9 +157,15 @@ BOARD_DIR ?= qpd
 compare_flags = --design $(DESIGN) --episodes $(EPISODES) --num-envs $(NUM_ENVS) \
   $(if $(filter command line environment,$(origin ENV)),--env $(ENV),)
 
-compare: install ## hardware vs software on the same seeds: DESIGN=<name> [BACKEND=emulated] [EPISODES=100] [NUM_ENVS=1] [ENV=]
+compare: install ## hardware vs software on the same seeds: DESIGN=<name> [BACKEND=emulated|remote BOARD=<host>:<port>] [EPISODES=100] [NUM_ENVS=1] [ENV=]
 	@test -n "$(DESIGN)" || { echo "make compare needs DESIGN=<name> (see bitstreams/)"; exit 2; }
-	$(PY) -m flow compare --backend $(BACKEND) $(compare_flags)
+	$(PY) -m flow compare --backend $(BACKEND) $(if $(filter remote,$(BACKEND)),--board $(BOARD),) $(compare_flags)
+
+PORT ?= 5555
+serve: ## serve a design's policy over the network for compare BACKEND=remote: DESIGN=<name> [PORT=5555] [BACKEND=pynq|emulated]
+	@test -n "$(DESIGN)" || { echo "make serve needs DESIGN=<name>"; exit 2; }
+	$(BOARD_PYTHON) -m host serve --design $(DESIGN) --port $(PORT) \
+	  --backend $(if $(filter command line environment,$(origin BACKEND)),$(BACKEND),pynq)
 
 designs: install ## many designs at once: RUNS=<run>,<run>,... [BITSTREAM=1] [EXECUTOR=process|ray] [JOBS=] [FORCE=1]
 	@test -n "$(RUNS)" || { echo "make designs needs RUNS=<run folder>,<run folder>,..."; exit 2; }

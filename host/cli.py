@@ -104,8 +104,15 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     probe.close()
     if args.episodes <= 0 or args.num_envs <= 0:
         raise HostError("--episodes and --num-envs must be positive")
-    backend = PynqBackend(str(spec.bitfile)) if args.backend == "pynq" else EmulatedBackend(spec)
-    driver = FinnZynqDriver(spec, backend, max_batch=args.num_envs, timeout_s=args.timeout)
+    if args.backend == "remote":
+        from host.remote import RemotePolicy
+
+        if not args.board:
+            raise HostError("--backend remote needs --board <host>:<port> (the machine running make serve)")
+        backend, driver = None, RemotePolicy(spec, f"tcp://{args.board}", timeout_s=args.timeout)
+    else:
+        backend = PynqBackend(str(spec.bitfile)) if args.backend == "pynq" else EmulatedBackend(spec)
+        driver = FinnZynqDriver(spec, backend, max_batch=args.num_envs, timeout_s=args.timeout)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
 
     refs = references(design, spec) if references is not None else SoftwareReferences()
@@ -132,7 +139,8 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     results = {name: run_episodes(policy, make_env, seeds, num_envs=len(seeds)) for name, policy in software.items()}
     meta = {"format_version": 1, "design": design.name, "env_id": env_id, "backend": args.backend,
             "num_envs": args.num_envs, "notes": notes, "deployed": spec.data.get("deployed"),
-            "accelerator_resets": driver.resets,
+            "accelerator_resets": getattr(driver, "resets", None),
+            "board": args.board if args.backend == "remote" else None,
             "command": f"{prog} " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"]
             else f"make compare DESIGN={design.name} BACKEND={args.backend}",
             "frames_through_emulated_fabric": getattr(backend, "frames_run", None),
@@ -155,7 +163,9 @@ def add_design_argument(p: argparse.ArgumentParser) -> None:
 def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``compare``, shared with the workstation's ``python -m flow compare``."""
     add_design_argument(p)
-    p.add_argument("--backend", choices=["emulated", "pynq"], default="emulated")
+    p.add_argument("--backend", choices=["emulated", "pynq", "remote"], default="emulated",
+                   help="emulated (default), pynq (on the board), or remote: a policy server (make serve) at --board")
+    p.add_argument("--board", default=None, help="with --backend remote: <host>:<port> of the policy server")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed-start", type=int, default=1000, help="first episode seed (default 1000, as every evaluation)")
     p.add_argument("--env", default=None, help="environment id (default: the design's own)")
@@ -173,6 +183,29 @@ def finn_settings(args: argparse.Namespace) -> Path:
     print(f"written: {path} (for finn-plus-driver: finn-plus-driver -b <design>/<bitfile> -s {path} -f <function>; its input is "
           "accel.json's input datatype, for integer-input designs the host quantizer's codes)")
     return path
+
+
+def serve(args: argparse.Namespace) -> None:
+    """``make serve``: answer observation → action for a design over the network (see :mod:`host.remote`)."""
+    from host.driver import FinnZynqDriver, PynqBackend
+    from host.emulated_board import EmulatedBackend
+    from host.remote import MAX_BATCH, PolicyServer
+    from host.spec import load_spec
+
+    spec = load_spec(resolve_design(args.design), require_bitstream=args.backend == "pynq")
+    if args.backend == "pynq":
+        from host.board import preflight
+
+        preflight(spec)
+    backend = PynqBackend(str(spec.bitfile)) if args.backend == "pynq" else EmulatedBackend(spec)
+    driver = FinnZynqDriver(spec, backend, max_batch=min(args.max_batch, MAX_BATCH), timeout_s=args.timeout)
+    server = PolicyServer(spec, driver, f"tcp://{args.host}:{args.port}")
+    print(f"serving {spec.folder.name} ({args.backend} backend) at {server.address}; Ctrl-C stops", flush=True)
+    try:
+        server.serve(idle_s=args.idle_exit)
+    finally:
+        server.close()
+        print(f"served {server.served} calls, refused {server.refused} requests")
 
 
 def board_setup(args: argparse.Namespace) -> None:
@@ -206,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_design_argument(p)
     p.add_argument("--out", default=None, help="output file (default <design>/finn_settings.json)")
     p.set_defaults(func=finn_settings)
+    p = sub.add_parser("serve", help="serve the design's policy over the network (ZeroMQ) for compare --backend remote")
+    add_design_argument(p)
+    p.add_argument("--backend", choices=["pynq", "emulated"], default="pynq", help="pynq (on the board, default) or emulated")
+    p.add_argument("--host", default="*", help="interface to listen on (default all)")
+    p.add_argument("--port", type=int, default=5555, help="TCP port (default 5555)")
+    p.add_argument("--max-batch", type=int, default=64, help="most observations in one request (default 64)")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the accelerator (default 1)")
+    p.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without a request")
+    p.set_defaults(func=serve)
     p = sub.add_parser("board-setup", help="on the board: install the wheels make deploy brought (gymnasium and its "
                        "pure-Python dependencies) with pip --no-index, after checking numpy < 2 and pynq 3.x")
     p.add_argument("--wheels", default="wheels", help="the wheels folder make deploy copied (default wheels)")

@@ -79,7 +79,7 @@ def run_episodes(
     seen_episode: list[np.ndarray] = []
     envs = [make_env() for _ in range(max(1, min(num_envs, len(seeds))))]
     records = [EpisodeRecord(int(s), agree={name: 0 for name in shadows}) for s in seeds]
-    times: dict[str, list[float]] = {k: [] for k in ("policy", "check", "pack", "accel", "unpack", "env_step")}
+    times: dict[str, list[float]] = {k: [] for k in ("policy", "check", "pack", "accel", "unpack", "network", "env_step")}
     times.update({f"shadow:{name}": [] for name in shadows})
     pending = list(range(len(seeds)))
     slots: dict[int, tuple[int, np.ndarray]] = {}  # env index -> (episode index, observation)
@@ -120,8 +120,9 @@ def run_episodes(
             times["policy"].append(time.perf_counter() - t0)
             if call_times is not None:
                 split = call_times()
-                for key in ("check", "pack", "accel", "unpack"):
-                    times[key].append(getattr(split, key))
+                for key in ("check", "pack", "accel", "unpack", "network"):
+                    if hasattr(split, key):  # network: the remote backend's round trip less the server's call
+                        times[key].append(getattr(split, key))
             if shadows:
                 seen_obs.append(obs)
                 seen_actions.append(np.asarray(actions))

@@ -52,7 +52,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 #: How the report names the parts of a hardware call (``pack`` includes the host's input quantizer).
-CALL_PART_LABELS = {"pack": "quantize + pack", "accel": "accelerator", "env_step": "env step"}
+CALL_PART_LABELS = {"pack": "quantize + pack", "accel": "accelerator", "network": "network round trip (remote)",
+                    "env_step": "env step"}
 
 
 def build_report(meta: dict[str, Any], hw: LoopResult, software: dict[str, LoopResult]) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def markdown(rep: dict[str, Any]) -> str:
         out.append(f"| {name} | {sw['mean_return']:.2f} ± {sw['std_return']:.2f} | {sw['identical_returns']}/{rep['episodes']} "
                    f"| {100 * sw['step_agreement']:.2f} % | {p_value} | {sw['latency'].get('p50_us', float('nan')):.1f} |")
     out += ["", "Hardware call split (per call, µs):", "", "| part | p50 | p99 |", "| --- | ---: | ---: |"]
-    for key in ("check", "pack", "accel", "unpack", "env_step"):
+    for key in ("check", "pack", "accel", "unpack", "network", "env_step"):
         lat = rep["latency"].get(key)
         if lat:
             out.append(f"| {CALL_PART_LABELS.get(key, key)} | {lat['p50_us']:.1f} | {lat['p99_us']:.1f} |")
