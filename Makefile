@@ -29,7 +29,7 @@ env_check  = $(if $(filter command line environment,$(origin ENV)),--env $(ENV),
 steps_flag = $(if $(STEPS),--steps $(STEPS),)
 # Optional distillation settings: each is passed only when set.
 opt = $(if $($(1)),$(2) $($(1)),)
-distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,WIDTH,--width) \
+distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,INPUT_BITS,--input-bits) $(call opt,WIDTH,--width) \
   $(if $(filter 1 yes true,$(NARROW)),--narrow,) \
   $(call opt,METHOD,--method) $(call opt,SCHEDULE,--schedule) $(call opt,UPDATES,--updates) \
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
@@ -89,7 +89,7 @@ eval: install ## re-evaluate a saved policy: RUN=<run folder> [EPISODES=100]
 	@test -n "$(RUN)" || { echo "make eval needs RUN=<run folder>, e.g. RUN=runs/CartPole-v1/ppo-teacher-s0"; exit 2; }
 	$(PY) -m training eval $(RUN) --episodes $(EPISODES) $(env_check)
 
-distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] [ABITS=] [WIDTH=32] [SEED=0] [TEACHER=<run>] [METHOD=qpd] [NARROW=1]
+distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] [ABITS=] [INPUT_BITS=8] [WIDTH=32] [SEED=0] [TEACHER=<run>] [METHOD=qpd] [NARROW=1]
 	$(PY) -m training distill --env $(ENV) --seed $(SEED) $(distill_flags) $(force_flag)
 
 JOBS ?= 2
