@@ -29,7 +29,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from host.driver import CallTimes
 from host.errors import HostError
+from host.quantizer import NONFINITE
 
 PROTOCOL = 1
 MAX_BATCH = 4096  # observations in one message: anything larger is refused unread
@@ -51,13 +53,9 @@ def design_identity(spec) -> dict[str, Any]:
 
 
 @dataclass
-class RemoteTimes:
+class RemoteTimes(CallTimes):
     """One remote call: the server's split of its accelerator call, and the network round trip around it."""
 
-    check: float = 0.0
-    pack: float = 0.0
-    accel: float = 0.0
-    unpack: float = 0.0
     network: float = 0.0
 
 
@@ -193,7 +191,7 @@ class RemotePolicy:
         """Actions for a batch ``(n, obs_dim)`` of observations."""
         x = np.ascontiguousarray(obs, dtype=np.float32).reshape(-1, self.spec.obs_dim)
         if not np.isfinite(x).all():
-            raise HostError("an observation holds NaN or infinity; it is not sent to the accelerator")
+            raise HostError(NONFINITE)
         t0 = time.perf_counter()
         reply, payload = self._request({"kind": "act", "n": len(x)}, x.tobytes())
         round_trip = time.perf_counter() - t0
