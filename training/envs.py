@@ -50,13 +50,14 @@ def register_family(env_id: str) -> None:
         return
     import logging
 
-    logging.getLogger().disabled, was = True, logging.getLogger().disabled
+    root = logging.getLogger()
+    was, root.disabled = root.disabled, True
     try:
         import minatar.gym
     except ImportError:
         raise FlowError(f"{env_id} needs the minatar package: make install (the lock pins minatar 1.0.15)") from None
     finally:
-        logging.getLogger().disabled = was
+        root.disabled = was
     minatar.gym.register_envs()
 
 
@@ -67,15 +68,6 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
     if env_id.startswith("MinAtar/"):
         kwargs.setdefault("max_episode_steps", MINATAR_TIME_LIMIT)
     return gym.make(env_id, **kwargs)
-
-
-def observation_shape(env_id: str) -> tuple[int, ...]:
-    """The shape of one observation of a supported environment (flat or image)."""
-    env = make_env(env_id)
-    try:
-        return tuple(int(d) for d in env.observation_space.shape)
-    finally:
-        env.close()
 
 
 def env_info(env_id: str) -> EnvInfo:

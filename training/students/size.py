@@ -63,7 +63,7 @@ def teacher_size(teacher) -> SizeCount:
     policy = teacher.model.policy
     layers = [m for m in policy.pi_features_extractor.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     layers += [m for m in policy.mlp_extractor.policy_net.modules() if isinstance(m, nn.Linear)]
-    layers.append(teacher.model.policy.action_net)
+    layers.append(policy.action_net)
     weights = sum(m.weight.numel() for m in layers)
     biases = sum(m.bias.numel() for m in layers if m.bias is not None)
     return SizeCount(weights, biases, weights * FLOAT_BITS, biases * BIAS_BITS)
