@@ -57,6 +57,27 @@ class SoftwareReferences:
 ReferenceProvider = Callable[[Path, Any], SoftwareReferences]
 
 
+def load_design(name: str, backend: str):
+    """The design's spec for ``backend``: with ``pynq``, its bitstream required and the board's
+    pre-flight checks passed (:func:`host.board.preflight`)."""
+    from host.board import preflight
+    from host.spec import load_spec
+
+    spec = load_spec(resolve_design(name), require_bitstream=backend == "pynq")
+    if backend == "pynq":
+        preflight(spec)
+    return spec
+
+
+def local_accelerator(spec, backend: str, max_batch: int, timeout_s: float):
+    """``(backend, driver)`` for the fabric on this machine: the board's (``pynq``) or the emulated one."""
+    from host.driver import FinnZynqDriver, PynqBackend
+    from host.emulated_board import EmulatedBackend
+
+    board = PynqBackend(str(spec.bitfile)) if backend == "pynq" else EmulatedBackend(spec)
+    return board, FinnZynqDriver(spec, board, max_batch=max_batch, timeout_s=timeout_s)
+
+
 def independent_reference(spec, refs: SoftwareReferences) -> tuple[str, Callable, str | None]:
     """A software reference of the accelerator that does not share the emulator's code.
 
@@ -83,18 +104,13 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     """
     import gymnasium as gym
 
-    from host.board import preflight
-    from host.driver import FinnZynqDriver, PynqBackend
-    from host.emulated_board import EmulatedBackend
     from host.episodes import run_episodes
     from host.report import build_report, headline, write_report
-    from host.spec import TEACHER_FILE, check_env_fits, load_spec
+    from host.spec import TEACHER_FILE, check_env_fits
     from host.teacher_numpy import NumpyTeacher
 
-    design = resolve_design(args.design)
-    spec = load_spec(design, require_bitstream=args.backend == "pynq")
-    if args.backend == "pynq":
-        preflight(spec)
+    spec = load_design(args.design, args.backend)
+    design = spec.folder
     env_id = args.env or spec.env_id
     try:
         probe = gym.make(env_id)
@@ -111,8 +127,7 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
             raise HostError("--backend remote needs --board <host>:<port> (the machine running make serve)")
         backend, driver = None, RemotePolicy(spec, f"tcp://{args.board}", timeout_s=args.timeout)
     else:
-        backend = PynqBackend(str(spec.bitfile)) if args.backend == "pynq" else EmulatedBackend(spec)
-        driver = FinnZynqDriver(spec, backend, max_batch=args.num_envs, timeout_s=args.timeout)
+        backend, driver = local_accelerator(spec, args.backend, args.num_envs, args.timeout)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
 
     refs = references(design, spec) if references is not None else SoftwareReferences()
@@ -187,18 +202,10 @@ def finn_settings(args: argparse.Namespace) -> Path:
 
 def serve(args: argparse.Namespace) -> None:
     """``make serve``: answer observation → action for a design over the network (see :mod:`host.remote`)."""
-    from host.driver import FinnZynqDriver, PynqBackend
-    from host.emulated_board import EmulatedBackend
     from host.remote import MAX_BATCH, PolicyServer
-    from host.spec import load_spec
 
-    spec = load_spec(resolve_design(args.design), require_bitstream=args.backend == "pynq")
-    if args.backend == "pynq":
-        from host.board import preflight
-
-        preflight(spec)
-    backend = PynqBackend(str(spec.bitfile)) if args.backend == "pynq" else EmulatedBackend(spec)
-    driver = FinnZynqDriver(spec, backend, max_batch=min(args.max_batch, MAX_BATCH), timeout_s=args.timeout)
+    spec = load_design(args.design, args.backend)
+    _, driver = local_accelerator(spec, args.backend, min(args.max_batch, MAX_BATCH), args.timeout)
     server = PolicyServer(spec, driver, f"tcp://{args.host}:{args.port}")
     print(f"serving {spec.folder.name} ({args.backend} backend) at {server.address}; Ctrl-C stops", flush=True)
     try:
