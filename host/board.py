@@ -53,6 +53,10 @@ def _version(module: str) -> str | None:
         return None
 
 
+def _not_pynq3(version: str) -> str:
+    return f"pynq {version} is installed; the PYNQ-Z2 needs pynq 3.x (pynq 4 drops the Z1/Z2)"
+
+
 def image_problems() -> list[str]:
     """What the board image should have and this Python lacks: Python >= 3.10, numpy < 2, pynq 3.x."""
     problems = []
@@ -67,7 +71,7 @@ def image_problems() -> list[str]:
     if pynq is None:
         problems.append("pynq is missing: this is not the PYNQ image's pynq venv (sudo -i, or source /etc/profile.d/pynq_venv.sh)")
     elif not pynq.startswith("3."):
-        problems.append(f"pynq {pynq} is installed; the PYNQ-Z2 needs pynq 3.x (pynq 4 drops the Z1/Z2)")
+        problems.append(_not_pynq3(pynq))
     return problems
 
 
@@ -112,6 +116,6 @@ def preflight(spec) -> None:
     if pynq is None:
         raise HostError(missing_module_sentence("pynq"))
     if not pynq.startswith("3."):
-        raise HostError(f"pynq {pynq} is installed; the PYNQ-Z2 needs pynq 3.x (pynq 4 drops the Z1/Z2)")
+        raise HostError(_not_pynq3(pynq))
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         raise HostError("loading an overlay needs root (pynq maps /dev/mem): run sudo -i, then make board-eval")
