@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-
 from training.envs import MINATAR_TIME_LIMIT, env_info, make_env
-from training.errors import FlowError
 from training.students.size import teacher_size
 from training.teacher.config import supported_envs
 from training.teacher.policy import TeacherPolicy
@@ -39,6 +36,8 @@ def test_a_short_minatar_teacher_trains_and_its_size_counts_the_convolution(tmp_
     assert json.loads((run_dir / "results.json").read_text())["returns"] == results["returns"]
 
 
-def test_image_environments_stop_at_the_student_in_one_sentence():
-    with pytest.raises(FlowError, match="image observations .* students, export and the host take flat"):
-        env_info("MinAtar/Breakout-v1")
+def test_minatar_frames_are_described_as_binary_frames():
+    info = env_info("MinAtar/Breakout-v1")
+    assert info.pixels and info.binary_obs and info.obs_shape == (10, 10, 4) and info.obs_dim == 400
+    flat = env_info("CartPole-v1")
+    assert not flat.pixels and flat.obs_shape == (4,) and not flat.binary_obs

@@ -61,15 +61,31 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 def _cmd_distill(args: argparse.Namespace) -> None:
     from training.qpd.distill import distill
     from training.teacher.train import ensure_teacher
-    from training.qpd.config import load_qpd_config
+    from training.qpd.config import default_architecture, load_qpd_config
 
-    hidden = [args.width] * args.depth if args.width is not None else None
+    hidden = None
+    if args.width is not None:  # --width alone: the environment's default number of layers
+        depth = args.depth if args.depth is not None else \
+            len(default_architecture(args.env or load_qpd_config(args.config).env_id)[1])
+        hidden = [args.width] * depth
     cfg = load_qpd_config(args.config, env_id=args.env, seed=args.seed, method=args.method, weight_bits=args.bits,
                           act_bits=args.abits, input_bits=args.input_bits, narrow_weights=args.narrow, hidden=hidden,
+                          conv=_parse_conv(args.conv), kernel=args.kernel, stride=args.stride,
                           updates=args.updates,
                           schedule=_parse_schedule(args.schedule) if args.schedule else None,
                           eval_episodes=args.episodes)
     distill(cfg, ensure_teacher(cfg.env_id, args.teacher), args.run_dir, force=args.force)
+
+
+def _parse_conv(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "none", "0"):
+        return []
+    try:
+        return [int(c) for c in text.split(",")]
+    except ValueError:
+        raise FlowError(f"--conv must be comma-separated channel counts (or none), got '{text}'") from None
 
 
 def _parse_schedule(text: str) -> list:
@@ -116,8 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-bits", type=int, default=None, help="input quantizer bits (default 8)")
     p.add_argument("--narrow", action="store_true", default=None,
                    help="narrow-range weights (2 bits: -1, 0, 1), for FINN's RTL MVU (make codegen IMPL=rtl)")
-    p.add_argument("--width", type=int, default=None, help="hidden width (default 32)")
-    p.add_argument("--depth", type=int, default=2, help="hidden layers when --width is given (default 2)")
+    p.add_argument("--width", type=int, default=None, help="hidden width (default 32; 16 for frames)")
+    p.add_argument("--depth", type=int, default=None, help="hidden layers when --width is given (default 2; 1 for frames)")
+    p.add_argument("--conv", default=None, help="output channels of each convolution, e.g. 8 or 8,8 (pixel students; "
+                                                "default 8 for frames, none for flat observations)")
+    p.add_argument("--kernel", type=int, default=None, help="convolution kernel size (default 3)")
+    p.add_argument("--stride", type=int, default=None, help="convolution stride (default 1)")
     p.add_argument("--method", default=None, choices=["qpd", "direct", "float"],
                    help="qpd: precision schedule (default); direct: the target bits from the start; float: float student")
     p.add_argument("--schedule", default=None, help="weight bits per stage, e.g. 8,4,3,2 or float,8,4,2")

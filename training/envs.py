@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from host.envs import MINATAR_TIME_LIMIT  # noqa: F401  (the one episode limit, re-exported)
 from training.errors import FlowError
 
 
@@ -19,11 +20,18 @@ class EnvInfo:
     """What the flow needs to know about an environment's spaces."""
 
     env_id: str
-    obs_dim: int
+    obs_dim: int  # values per observation (a frame's height × width × channels)
     discrete: bool
     n_actions: int  # number of discrete actions, or the dimension of a continuous action
     action_low: np.ndarray | None = None
     action_high: np.ndarray | None = None
+    obs_shape: tuple[int, ...] = ()  # the observation's own shape: (obs_dim,), or (height, width, channels)
+    binary_obs: bool = False  # every value is 0 or 1 (MinAtar's frames)
+
+    @property
+    def pixels(self) -> bool:
+        """Whether observations are frames (height × width × channels) rather than flat vectors."""
+        return len(self.obs_shape) == 3
 
 
 def check_supported(env_id: str) -> None:
@@ -35,30 +43,15 @@ def check_supported(env_id: str) -> None:
         raise unsupported_env_error(env_id, supported)
 
 
-#: MinAtar registers no time limit; episodes are cut here (a good Breakout agent otherwise plays on).
-MINATAR_TIME_LIMIT = 10_000
-
-
 def register_family(env_id: str) -> None:
-    """Register the gymnasium ids of ``env_id``'s family where gymnasium does not know them itself.
+    """Register ``env_id``'s family where gymnasium does not know it (:func:`host.envs.register_family`)."""
+    from host.envs import register_family as register
+    from host.errors import HostError
 
-    MinAtar (``MinAtar/<Game>-v1``) declares a gymnasium entry point that gymnasium 1.x no
-    longer loads, so its ``register_envs()`` is called here (once; its warning that seaborn is
-    missing concerns plotting only and is silenced).
-    """
-    if not env_id.startswith("MinAtar/") or env_id in gym.registry:
-        return
-    import logging
-
-    root = logging.getLogger()
-    was, root.disabled = root.disabled, True
     try:
-        import minatar.gym
-    except ImportError:
-        raise FlowError(f"{env_id} needs the minatar package: make install (the lock pins minatar 1.0.15)") from None
-    finally:
-        root.disabled = was
-    minatar.gym.register_envs()
+        register(env_id)
+    except HostError as exc:
+        raise FlowError(str(exc)) from None
 
 
 def make_env(env_id: str, **kwargs) -> gym.Env:
@@ -75,22 +68,19 @@ def env_info(env_id: str) -> EnvInfo:
     env = make_env(env_id)
     try:
         obs_space, act_space = env.observation_space, env.action_space
-        if isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 3:
-            raise FlowError(f"{env_id} has image observations {obs_space.shape}: its teacher trains (make teacher), "
-                            "but students, export and the host take flat observations only so far")
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise FlowError(f"{env_id}: only flat Box observations are supported, got {obs_space}")
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) not in (1, 3):
+            raise FlowError(f"{env_id}: only flat or image (height × width × channels) Box observations are supported, "
+                            f"got {obs_space}")
+        shape = tuple(int(d) for d in obs_space.shape)
+        binary = obs_space.dtype == np.bool_ or (bool(np.all(obs_space.low == 0)) and bool(np.all(obs_space.high == 1))
+                                                 and np.issubdtype(obs_space.dtype, np.integer))
+        obs = {"obs_dim": int(np.prod(shape)), "obs_shape": shape, "binary_obs": bool(binary)}
         if isinstance(act_space, gym.spaces.Discrete):
-            return EnvInfo(env_id, int(obs_space.shape[0]), True, int(act_space.n))
+            return EnvInfo(env_id, discrete=True, n_actions=int(act_space.n), **obs)
         if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
-            return EnvInfo(
-                env_id,
-                int(obs_space.shape[0]),
-                False,
-                int(act_space.shape[0]),
-                np.asarray(act_space.low, dtype=np.float32),
-                np.asarray(act_space.high, dtype=np.float32),
-            )
+            return EnvInfo(env_id, discrete=False, n_actions=int(act_space.shape[0]),
+                           action_low=np.asarray(act_space.low, dtype=np.float32),
+                           action_high=np.asarray(act_space.high, dtype=np.float32), **obs)
         raise FlowError(f"{env_id}: only Discrete or flat Box actions are supported, got {act_space}")
     finally:
         env.close()

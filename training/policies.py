@@ -23,7 +23,7 @@ def load_policy(run_dir: str | Path, env_id: str | None = None) -> tuple[Callabl
 
         student, _ = load_student(Path(run_dir) / STUDENT_FILE)
         info = env_info(config["env_id"])
-        if student.spec.obs_dim != info.obs_dim or student.spec.n_out != info.n_actions:
+        if student.spec.obs_shape != info.obs_shape or student.spec.n_out != info.n_actions:
             raise FlowError(f"student in {run_dir} does not match the spaces of {config['env_id']}")
         return StudentPolicy(student, info.action_low, info.action_high), config
     raise FlowError(f"{run_dir} holds a '{config['kind']}' run, which this version cannot evaluate")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from brevitas.nn import QuantIdentity, QuantLinear
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas.quant.binary import SignedBinaryActPerTensorConst
 from stable_baselines3.common.policies import ActorCriticPolicy
 
@@ -27,7 +27,7 @@ from training.qpd.distill import StudentPolicy
 from training.envs import env_info
 from training.evaluation import eval_seeds, evaluate
 from training.qpd.replay import Collector
-from training.students.size import mlp_size
+from training.students.size import BIAS_BITS, SizeCount
 from training.students.student import InputQuant, QuantStudent, StudentSpec, calibrate, student_act_bits, weight_quant
 from training.teacher.policy import TeacherPolicy
 
@@ -35,9 +35,11 @@ PTQ_SEED_BASE = 40_000_000
 
 
 class QuantizedTeacherActor(nn.Module):
-    """The teacher's actor MLP with Brevitas quantizers inserted, for post-training quantization.
+    """The teacher's actor with Brevitas quantizers inserted, for post-training quantization.
 
-    Input: a signed 8-bit quantizer on the (normalised) observation. Each hidden layer: a
+    Input: a signed 8-bit quantizer on the (normalised) observation; a MinAtar teacher's binary
+    frame as it is, into its convolution (quantized like a hidden layer, ReLU, then the
+    activation quantizer) and its 128-unit layer. Each hidden layer: a
     QuantLinear at ``bits`` (per-channel scales; bipolar at 1 bit), the teacher's activation,
     then a signed ``bits``-bit quantizer on its output (its sign at 1 bit, as a BNN would).
     Output: a QuantLinear at ``bits`` with its bias.
@@ -45,10 +47,26 @@ class QuantizedTeacherActor(nn.Module):
 
     def __init__(self, teacher: TeacherPolicy, bits: int, input_bits: int = 8) -> None:
         super().__init__()
+        from training.teacher.features import MinAtarCNN
+
         policy = teacher.model.policy
+        extractor = policy.pi_features_extractor
         linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)] + [policy.action_net]
         acts = [m for m in policy.mlp_extractor.policy_net if not isinstance(m, nn.Linear)]
-        layers: list[nn.Module] = [QuantIdentity(act_quant=InputQuant, bit_width=input_bits, return_quant_tensor=True)]
+        layers: list[nn.Module] = []
+        self.frame_shape = None
+        if isinstance(extractor, MinAtarCNN):  # binary frames as they are; conv and its 128-unit layer quantized too
+            conv = extractor.conv[0]
+            q = QuantConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, bias=True,
+                            weight_quant=weight_quant(bits, False), weight_bit_width=bits, return_quant_tensor=False)
+            q.weight.data.copy_(conv.weight.data)
+            q.bias.data.copy_(conv.bias.data)
+            layers += [q, nn.ReLU(), self._act_quant(bits), nn.Flatten()]
+            linears.insert(0, extractor.linear[0])
+            acts.insert(0, nn.ReLU())
+            self.frame_shape = tuple(teacher.model.observation_space.shape)
+        else:
+            layers.append(QuantIdentity(act_quant=InputQuant, bit_width=input_bits, return_quant_tensor=True))
         for i, lin in enumerate(linears):
             q = QuantLinear(lin.in_features, lin.out_features, bias=True, weight_quant=weight_quant(bits, False),
                             weight_bit_width=bits, return_quant_tensor=False)
@@ -56,16 +74,28 @@ class QuantizedTeacherActor(nn.Module):
             q.bias.data.copy_(lin.bias.data)
             layers.append(q)
             if i < len(acts):
-                act_quant = QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True) if bits == 1 \
-                    else QuantIdentity(act_quant=InputQuant, bit_width=bits, return_quant_tensor=True)
-                layers += [type(acts[i])(), act_quant]
+                layers += [type(acts[i])(), self._act_quant(bits)]
         self.net = nn.Sequential(*layers)
         self.normalizer = teacher.normalizer
         self.discrete = teacher.discrete
-        self.hidden = [lin.out_features for lin in linears[:-1]]
+        self.bits = bits
+
+    @staticmethod
+    def _act_quant(bits: int) -> nn.Module:
+        if bits == 1:
+            return QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
+        return QuantIdentity(act_quant=InputQuant, bit_width=bits, return_quant_tensor=True)
+
+    def size(self) -> SizeCount:
+        """The quantized actor's size: every weight at ``bits``, biases at 32 bits."""
+        layers = [m for m in self.net if isinstance(m, (QuantLinear, QuantConv2d))]
+        weights, biases = sum(m.weight.numel() for m in layers), sum(m.bias.numel() for m in layers)
+        return SizeCount(weights, biases, weights * self.bits, biases * BIAS_BITS)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Normalised observation to logits or action mean."""
+        """Normalised observation (or binary frame) to logits or action mean."""
+        if self.frame_shape is not None:
+            obs = obs.reshape(len(obs), *self.frame_shape).permute(0, 3, 1, 2)
         out = self.net(obs)
         return out.value if hasattr(out, "value") else out
 
@@ -99,7 +129,7 @@ def ptq_teacher(teacher: TeacherPolicy, env_id: str, bits: int, seed: int, episo
     torch.manual_seed(seed)
     actor = calibrate(QuantizedTeacherActor(teacher, bits), states, seed=seed)
     result = evaluate(actor.policy(info.action_low, info.action_high), env_id, eval_seeds(episodes))
-    size = mlp_size(info.obs_dim, actor.hidden, info.n_actions, bits=bits)
+    size = actor.size()
     return {"size_bits": size.total_bits, "wall_s": time.perf_counter() - t0, **result.to_dict()}
 
 
@@ -181,7 +211,8 @@ class QuantStudentPolicy(ActorCriticPolicy):
 
 
 def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
-            steps: int | None = None, separate_critic: bool = True) -> tuple[QuantStudent, dict[str, Any]]:
+            steps: int | None = None, separate_critic: bool = True,
+            conv: list[int] | None = None) -> tuple[QuantStudent, dict[str, Any]]:
     """PPO from scratch on the quantized student architecture, with the teacher's hyperparameters and budget.
 
     The actor is the quantized student; the critic is a separate float network of the teacher's
@@ -192,7 +223,11 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     full 1M steps: -159.8 over 100 episodes). Differences from the teacher's recipe,
     because the actor is the deployed network: no observation normalisation wrapper (the
     student's fixed input affine, set from random-policy states, does that job in the network),
-    and no gSDE (the student has a state-independent std).
+    and no gSDE (the student has a state-independent std). ``conv``: the pixel student's
+    convolutions (default: the environment's default student, :func:`training.qpd.config.default_architecture`);
+    its binary frames go in as they are, like the distilled students', and the critic is the
+    student's own head on its convolutional trunk (the teacher's critic is a head on its CNN
+    features; a separate critic on raw pixels would be a linear function of the frame).
     """
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -211,15 +246,21 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     space.seed(seed)
     states = random_states.collect(lambda obs: np.stack([space.sample() for _ in obs]), 5000)
     random_states.close()
-    shift, scale = input_affine(states)
-    spec = StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(hidden), bits, student_act_bits(bits), 8,
-                       shift, scale)
+    from training.qpd.config import QPDConfig, default_architecture
+    from training.qpd.distill import student_spec_for
+
+    pixels = info.pixels and info.binary_obs
+    shift, scale = ([], []) if pixels else input_affine(states.reshape(len(states), -1))
+    cfg = QPDConfig(env_id=env_id, hidden=list(hidden), weight_bits=bits,
+                    conv=list(conv) if conv is not None else default_architecture(env_id)[0])
+    spec = student_spec_for(info, cfg, shift, scale)
     kwargs = ppo_kwargs(env_id, hp)
     kwargs.pop("use_sde", None)
     kwargs.pop("sde_sample_freq", None)
     teacher_arch = kwargs["policy_kwargs"].get("net_arch") or {}
-    kwargs["policy_kwargs"] = {"student_spec": spec.__dict__ | {"hidden": list(spec.hidden)},
-                               "critic_arch": None if not separate_critic else
+    kwargs["policy_kwargs"] = {"student_spec": spec.__dict__ | {"hidden": list(spec.hidden), "conv": list(spec.conv),
+                                                                "obs_shape": list(spec.obs_shape)},
+                               "critic_arch": None if not separate_critic or pixels else
                                list(teacher_arch.get("vf", [64, 64])) if isinstance(teacher_arch, dict) else list(teacher_arch),
                                "critic_activation": kwargs["policy_kwargs"]["activation_fn"]}
     venv = make_vec_env(env_id, n_envs=int(hp.get("n_envs", 1)), seed=seed, vec_env_cls=DummyVecEnv)

@@ -21,6 +21,10 @@ from training.students.student import COLLECT_STATS_STEPS, MAX_BITS, MIN_WEIGHT_
 METHODS = ("qpd", "direct", "float")
 #: The precision ladder QPD walks down by default, truncated at the target.
 DEFAULT_LADDER = (8, 6, 4, 3, 2, 1)
+FLAT_HIDDEN = [32, 32]
+#: The pixel student by default: one 3×3 convolution of 8 channels and a 16-unit layer (MinAtar
+#: Breakout: 8,528 weights, 0.4 % of the teacher's bits at 2 bits).
+PIXEL_CONV, PIXEL_HIDDEN = [8], [16]
 
 
 @dataclass
@@ -33,6 +37,10 @@ class QPDConfig:
         schedule: weight bits per stage, high to low, ending at ``weight_bits``; the first
             entry may be ``"float"``. Default: 8, 6, 4, 3, 2, 1 down to the target.
         act_bits: default ``max(weight_bits, 2)`` (1-bit weights are bipolar; activations stop at 2).
+        hidden: dense layer widths; default ``[32, 32]``, or :data:`PIXEL_HIDDEN` for frames.
+        conv: output channels of each convolution (pixel students, binary frames only);
+            default none, or :data:`PIXEL_CONV` for an environment with frames.
+        kernel / stride: of every convolution (valid padding).
         narrow_weights: narrow-range weights (2 bits: {-1, 0, 1}), which FINN's RTL MVU needs on
             the xc7z020 (``make codegen IMPL=rtl``); ``NARROW=1`` on ``make distill``.
         updates: Adam updates over all stages together (the same budget for every method).
@@ -47,7 +55,10 @@ class QPDConfig:
     env_id: str = "CartPole-v1"
     seed: int = 0
     method: str = "qpd"
-    hidden: list[int] = field(default_factory=lambda: [32, 32])
+    hidden: list[int] | None = None
+    conv: list[int] | None = None
+    kernel: int = 3
+    stride: int = 1
     weight_bits: int = 2
     act_bits: int | None = None
     input_bits: int = 8
@@ -76,7 +87,14 @@ class QPDConfig:
             self.loss = _build(LossConfig, self.loss, "loss")
         if self.act_bits is None:
             self.act_bits = student_act_bits(self.weight_bits) if isinstance(self.weight_bits, int) else self.weight_bits
+        if self.hidden is None or self.conv is None:
+            conv, hidden = default_architecture(self.env_id)
+            if self.hidden is None:
+                self.hidden = hidden
+            if self.conv is None:
+                self.conv = conv
         self.hidden = [int(h) for h in self.hidden]
+        self.conv = [int(c) for c in self.conv]
         self.validate()
 
     def validate(self) -> None:
@@ -87,6 +105,8 @@ class QPDConfig:
             check_bit_width(name, getattr(self, name))
         if not self.hidden or min(self.hidden) <= 0:
             raise FlowError(f"hidden widths must be positive, got {self.hidden}")
+        if self.conv and (min(self.conv) <= 0 or self.kernel <= 0 or self.stride <= 0):
+            raise FlowError(f"conv channels, kernel and stride must be positive, got {self.conv}, {self.kernel}, {self.stride}")
         for name in ("updates", "batch_size", "teacher_states", "dagger_interval", "dagger_steps",
                      "student_memory", "n_envs", "eval_episodes", "stage_eval_episodes", "agreement_states"):
             if int(getattr(self, name)) <= 0:
@@ -156,13 +176,33 @@ class QPDConfig:
             data.pop("final_stage_share")
         if not self.narrow_weights:  # the former behaviour: runs and trials made before the setting match
             data.pop("narrow_weights")
+        if not self.conv:  # likewise for the pixel settings of an MLP student
+            for key in ("conv", "kernel", "stride"):
+                data.pop(key)
         return data
+
+    def arch_label(self) -> str:
+        """The architecture part of names, e.g. ``2x32`` or ``c8-1x16`` (as :meth:`StudentSpec.label`)."""
+        arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
+        if self.conv:
+            arch = "c" + "-".join(map(str, self.conv)) + (f"k{self.kernel}" if self.kernel != 3 else "") + \
+                   (f"s{self.stride}" if self.stride != 1 else "") + "-" + arch
+        return arch
 
     def run_name(self) -> str:
         """Default run folder name, e.g. ``qpd-2x32-w2a2-s0``."""
-        arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
+        arch = self.arch_label()
         bits = "float" if self.method == "float" else f"w{self.weight_bits}a{self.act_bits}" + ("n" if self.narrow_weights else "")
         return f"{self.method}-{arch}-{bits}-s{self.seed}"
+
+
+def default_architecture(env_id: str) -> tuple[list[int], list[int]]:
+    """The default student of ``env_id``: ``(conv channels, hidden widths)`` (no convolution for flat observations)."""
+    from training.envs import env_info
+
+    if env_info(env_id).pixels:
+        return list(PIXEL_CONV), list(PIXEL_HIDDEN)
+    return [], list(FLAT_HIDDEN)
 
 
 def _build(cls, data: dict[str, Any], where: str):

@@ -115,6 +115,20 @@ def agreement(student: QuantStudent, teacher: TeacherPolicy, states: np.ndarray)
     return float(1.0 - ((s_out - t["mean"]).abs() / span).mean())
 
 
+def student_spec_for(info, cfg: QPDConfig, shift: list[float], scale: list[float]) -> StudentSpec:
+    """The student ``cfg`` asks for on the environment ``info`` describes (a pixel student on frames)."""
+    if cfg.conv and not info.pixels:
+        raise FlowError(f"{info.env_id} has flat observations {info.obs_shape}: a convolutional student (conv "
+                        f"{cfg.conv}) needs frames; leave conv unset")
+    if info.pixels and not cfg.conv:
+        raise FlowError(f"{info.env_id} has frames {info.obs_shape}: its student needs convolutions (conv)")
+    if info.pixels and not info.binary_obs:
+        raise FlowError(f"{info.env_id} has non-binary frames: pixel students take binary frames (MinAtar) only so far")
+    return StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(cfg.hidden), cfg.weight_bits, cfg.act_bits,
+                       cfg.input_bits, shift, scale, cfg.narrow_weights, obs_shape=info.obs_shape, conv=tuple(cfg.conv),
+                       kernel=cfg.kernel, stride=cfg.stride, binary_input=info.pixels)
+
+
 def _cosine(progress: float, final_factor: float) -> float:
     return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -156,24 +170,25 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     info = env_info(cfg.env_id)
+    student_spec_for(info, cfg, [], [])  # refuse a student that does not fit the observations before any work
     t_start = time.perf_counter()
 
     # 1. Teacher memory, input affine, value standardisation.
     teacher_collector = Collector(cfg.env_id, cfg.n_envs, TEACHER_SEED_BASE + 100_000 * cfg.seed)
-    teacher_mem = ObservationMemory(cfg.teacher_states, info.obs_dim)
+    teacher_mem = ObservationMemory(cfg.teacher_states, info.obs_shape)
     teacher_mem.add(teacher_collector.collect(teacher.sample, cfg.teacher_states))
     teacher_collector.close()
     held_out = Collector(cfg.env_id, cfg.n_envs, AGREEMENT_SEED_BASE + 100_000 * cfg.seed)
     agreement_states = held_out.collect(teacher.sample, cfg.agreement_states)
     held_out.close()
-    shift, scale = input_affine(teacher_mem.data[: len(teacher_mem)])
+    binary = info.pixels and info.binary_obs  # binary frames go in as they are: no affine
+    shift, scale = ([], []) if binary else input_affine(teacher_mem.data[: len(teacher_mem)].reshape(len(teacher_mem), -1))
     values = teacher.targets(teacher_mem.data[: len(teacher_mem)])["value"]
     value_mean, value_std = float(values.mean()), float(values.std().clamp_min(1e-6))
-    base_spec = StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(cfg.hidden),
-                            cfg.weight_bits, cfg.act_bits, cfg.input_bits, shift, scale, cfg.narrow_weights)
+    base_spec = student_spec_for(info, cfg, shift, scale)
 
     # 2. Precision stages.
-    student_mem = ObservationMemory(cfg.student_memory, info.obs_dim)
+    student_mem = ObservationMemory(cfg.student_memory, info.obs_shape)
     student_collector = Collector(cfg.env_id, cfg.n_envs, STUDENT_SEED_BASE + 100_000 * cfg.seed)
     low, high = (info.action_low, info.action_high) if not info.discrete else (None, None)
     stages, counts = cfg.stages(), cfg.stage_updates()

@@ -17,8 +17,9 @@ from training.envs import make_env
 class ObservationMemory:
     """A ring buffer of observations with uniform sampling."""
 
-    def __init__(self, capacity: int, obs_dim: int) -> None:
-        self.data = np.zeros((capacity, obs_dim), dtype=np.float32)
+    def __init__(self, capacity: int, obs_shape: int | tuple[int, ...]) -> None:
+        shape = (obs_shape,) if isinstance(obs_shape, int) else tuple(obs_shape)
+        self.data = np.zeros((capacity, *shape), dtype=np.float32)
         self.capacity, self.size, self.pos = capacity, 0, 0
 
     def __len__(self) -> int:
@@ -26,7 +27,7 @@ class ObservationMemory:
 
     def add(self, obs: np.ndarray) -> None:
         """Append a batch of observations, overwriting the oldest once full."""
-        for row in np.atleast_2d(obs):
+        for row in np.asarray(obs).reshape(-1, *self.data.shape[1:]):
             self.data[self.pos] = row
             self.pos = (self.pos + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)

@@ -43,8 +43,9 @@ def _mlp_counts(sizes: list[int], out_bias: bool) -> tuple[int, int]:
 
 
 def student_size(spec: StudentSpec) -> SizeCount:
-    """Size of a student's actor (hidden biases yes, output bias none)."""
-    weights, biases = _mlp_counts([spec.obs_dim, *spec.hidden, spec.n_out], out_bias=False)
+    """Size of a student's actor (convolutions and hidden layers with biases, output bias none)."""
+    counts = spec.layer_counts()
+    weights, biases = sum(w for w, _ in counts), sum(b for _, b in counts)
     wbits = spec.weight_bits if spec.weight_bits is not None else FLOAT_BITS
     return SizeCount(weights, biases, weights * wbits, biases * BIAS_BITS)
 

@@ -15,6 +15,14 @@ Built for FINN by construction (see ../shared/STACK.md):
 - the critic head is a float ``Linear`` on the last hidden features: it trains the shared
   trunk (the actor-critic part of the loss) and is never deployed.
 
+Pixel students (``conv`` set, binary frames such as MinAtar's): the frame (height × width ×
+channels, the environment's own layout) is taken as is, 0 or 1, with no affine and no input
+quantizer (the accelerator's input is ``BINARY``); it is transposed to channels-first for
+``QuantConv2d`` layers (valid padding, per-output-channel weight scales, float biases, each
+followed by a ``QuantReLU``), flattened, and continues into the dense layers above. FINN cancels
+the transposes against those of its own convolution lowering, so the accelerator streams the
+frame channels-last, as the environment gives it.
+
 ``weight_bits=None`` gives the same architecture in float (the float-distillation baseline).
 """
 
@@ -29,7 +37,7 @@ import torch
 import torch.nn as nn
 from brevitas.core.scaling import ScalingImplType
 from brevitas.core.stats import StatsOp
-from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant.binary import SignedBinaryWeightPerTensorConst
 from brevitas.quant.scaled_int import (
     Int8ActPerTensorFloatMSE,
@@ -141,12 +149,36 @@ class StudentSpec:
     obs_shift: list[float] = field(default_factory=list)
     obs_scale: list[float] = field(default_factory=list)
     narrow_weights: bool = False
+    #: A frame's (height, width, channels); empty for a flat observation.
+    obs_shape: tuple[int, ...] = ()
+    #: Output channels of each convolution (pixel students), before the dense ``hidden`` layers.
+    conv: tuple[int, ...] = ()
+    kernel: int = 3
+    stride: int = 1
+    #: The observation is binary (0/1) and goes in as is: no affine, no input quantizer.
+    binary_input: bool = False
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
-        for name in ("weight_bits", "act_bits", "input_bits"):
+        self.conv = tuple(int(c) for c in self.conv)
+        self.obs_shape = tuple(int(d) for d in self.obs_shape) or (self.obs_dim,)
+        if int(np.prod(self.obs_shape)) != self.obs_dim:
+            raise FlowError(f"obs_shape {self.obs_shape} does not hold {self.obs_dim} values")
+        if self.binary_input:
+            self.input_bits = 1 if self.weight_bits is not None else None
+        for name in ("weight_bits", "act_bits") + (() if self.binary_input else ("input_bits",)):
             if getattr(self, name) is not None:  # None: a float layer
                 check_bit_width(name, getattr(self, name))
+        if self.conv:
+            if len(self.obs_shape) != 3:
+                raise FlowError(f"a convolutional student needs frames (height, width, channels), got {self.obs_shape}")
+            if not self.binary_input:
+                raise FlowError("convolutional students take binary frames (MinAtar's) only so far")
+            if min(self.conv) <= 0 or self.kernel <= 0 or self.stride <= 0:
+                raise FlowError(f"conv channels, kernel and stride must be positive, got {self.conv}, {self.kernel}, {self.stride}")
+            if min(self.conv_output_hw()) <= 0:
+                raise FlowError(f"{len(self.conv)} convolutions of kernel {self.kernel}, stride {self.stride} do not fit "
+                                f"a {self.obs_shape[0]}×{self.obs_shape[1]} frame")
         if (self.weight_bits is None) != (self.act_bits is None):
             raise FlowError("weight_bits and act_bits must both be set or both be float (None)")
         if not self.hidden or min(self.hidden) <= 0:
@@ -163,11 +195,38 @@ class StudentSpec:
         """True unless this is the float architecture."""
         return self.weight_bits is not None
 
+    def conv_output_hw(self) -> tuple[int, int]:
+        """Height and width of the last convolution's output (valid padding)."""
+        h, w = self.obs_shape[:2]
+        for _ in self.conv:
+            h, w = (h - self.kernel) // self.stride + 1, (w - self.kernel) // self.stride + 1
+        return h, w
+
+    def flat_features(self) -> int:
+        """Width of the input of the first dense layer (the flattened last feature map, or the observation)."""
+        if not self.conv:
+            return self.obs_dim
+        h, w = self.conv_output_hw()
+        return h * w * self.conv[-1]
+
+    def layer_counts(self) -> list[tuple[int, int]]:
+        """``(weights, biases)`` of each deployed layer in order: convolutions, dense layers, output (no bias)."""
+        counts, cin = [], self.obs_shape[-1]
+        for c in self.conv:
+            counts.append((self.kernel * self.kernel * cin * c, c))
+            cin = c
+        sizes = [self.flat_features(), *self.hidden, self.n_out]
+        counts += [(a * b, b) for a, b in zip(sizes[:-2], sizes[1:-1])]
+        counts.append((sizes[-2] * sizes[-1], 0))
+        return counts
+
     def with_bits(self, weight_bits: int | None, act_bits: int | None) -> "StudentSpec":
         """The same student at other bit widths."""
         data = asdict(self)
         data.update(weight_bits=weight_bits, act_bits=act_bits)
-        if weight_bits is None:
+        if self.binary_input:
+            pass  # the input stays binary at every precision
+        elif weight_bits is None:
             data["input_bits"] = None
         elif data["input_bits"] is None:
             data["input_bits"] = 8
@@ -176,6 +235,9 @@ class StudentSpec:
     def label(self) -> str:
         """Short name, e.g. ``2x32-w2a2``, ``2x32-w4a4n`` (narrow-range weights) or ``2x32-float``."""
         arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
+        if self.conv:
+            arch = "c" + "-".join(map(str, self.conv)) + (f"k{self.kernel}" if self.kernel != 3 else "") + \
+                   (f"s{self.stride}" if self.stride != 1 else "") + "-" + arch
         narrow = "n" if self.narrow_weights and self.quantized else ""
         return f"{arch}-{'float' if not self.quantized else f'w{self.weight_bits}a{self.act_bits}{narrow}'}"
 
@@ -190,10 +252,23 @@ class QuantStudent(nn.Module):
         self.register_buffer("obs_scale", torch.tensor(spec.obs_scale, dtype=torch.float32))
         q = spec.quantized
         self.input_quant = (
-            QuantIdentity(act_quant=InputQuant, bit_width=spec.input_bits, return_quant_tensor=True) if q else nn.Identity()
+            QuantIdentity(act_quant=InputQuant, bit_width=spec.input_bits, return_quant_tensor=True)
+            if q and not spec.binary_input else nn.Identity()
         )
+        convs: list[nn.Module] = []
+        cin = spec.obs_shape[-1]
+        for c in spec.conv:
+            if q:
+                convs.append(QuantConv2d(cin, c, spec.kernel, stride=spec.stride, bias=True,
+                                         weight_quant=weight_quant(spec.weight_bits, False, spec.narrow_weights),
+                                         weight_bit_width=spec.weight_bits, return_quant_tensor=False))
+                convs.append(QuantReLU(act_quant=ReluQuant, bit_width=spec.act_bits, return_quant_tensor=True))
+            else:
+                convs += [nn.Conv2d(cin, c, spec.kernel, stride=spec.stride), nn.ReLU()]
+            cin = c
+        self.convs = nn.Sequential(*convs)
         layers: list[nn.Module] = []
-        width = spec.obs_dim
+        width = spec.flat_features()
         for h in spec.hidden:
             if q:
                 layers.append(QuantLinear(width, h, bias=True, weight_quant=weight_quant(spec.weight_bits, False, spec.narrow_weights),
@@ -214,6 +289,12 @@ class QuantStudent(nn.Module):
 
     def features(self, obs: torch.Tensor):
         """The last hidden layer's output (a QuantTensor when quantized)."""
+        if self.spec.conv:  # a binary frame, as is, channels-last to channels-first
+            if tuple(obs.shape[1:]) != self.spec.obs_shape:  # flat rows (the export's input is a frame)
+                obs = obs.reshape(len(obs), *self.spec.obs_shape)
+            return self.trunk(torch.flatten(self.convs(obs.permute(0, 3, 1, 2)), 1))
+        if obs.dim() != 2:  # frames or other shapes as rows (the export's graph gets rows and has no reshape)
+            obs = obs.reshape(len(obs), -1)
         x = (obs - self.obs_shift) * self.obs_scale
         return self.trunk(self.input_quant(x))
 
@@ -240,6 +321,8 @@ class QuantStudent(nn.Module):
         input quantizer's scale, zero point, bit width and integer range, all float32 values."""
         if not self.spec.quantized:
             raise FlowError("a float student has no input quantizer")
+        if self.spec.binary_input:
+            return {"binary": True, "bit_width": 1, "signed": False, "narrow_range": False, "min_int": 0, "max_int": 1}
         self.eval()
         qt = self.input_quant(torch.zeros(1, self.spec.obs_dim))
         int_quant = self._input_int_quant()
@@ -252,7 +335,10 @@ class QuantStudent(nn.Module):
     @torch.no_grad()
     def input_codes(self, obs: torch.Tensor) -> torch.Tensor:
         """The input quantizer's integer codes of a batch of raw observations, by Brevitas's own
-        ``IntQuant.to_int`` (the reference the host's quantizer is checked against)."""
+        ``IntQuant.to_int`` (the reference the host's quantizer is checked against); a binary
+        frame's codes are its values."""
+        if self.spec.binary_input:
+            return obs.reshape(len(obs), -1).to(torch.int64)
         x = (obs - self.obs_shift) * self.obs_scale
         qt = self.input_quant(x)
         return self._input_int_quant().to_int(qt.scale, qt.zero_point, qt.bit_width, x)
@@ -355,7 +441,7 @@ def student_from_state(state: dict[str, Any]) -> QuantStudent:
         # Run once so brevitas's stats-initialised scales exist before loading their values.
         student.eval()
         with torch.no_grad():
-            student(torch.zeros(1, student.spec.obs_dim))
+            student(torch.zeros(1, *student.spec.obs_shape))
     student.load_state_dict(state["state_dict"])
     student.eval()
     return student
