@@ -35,6 +35,8 @@ def _layer(model, node, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     op = getCustomOp(node)
     kind = node.op_type.split("_")[0]
     common = {"name": node.name, "op": kind, "pe": int(_attr(op, "PE", 1)),
+              "input_shape": list(model.get_tensor_shape(node.input[0])[1:]),
+              "output_shape": list(model.get_tensor_shape(node.output[0])[1:]),
               "input_dtype": str(_attr(op, "inputDataType")), "output_dtype": str(_attr(op, "outputDataType"))}
     if kind == "Thresholding":
         arrays[f"{node.name}.thresholds"] = np.asarray(model.get_initializer(node.input[1]))
@@ -52,11 +54,18 @@ def _layer(model, node, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
             arrays[f"{node.name}.thresholds"] = np.asarray(model.get_initializer(node.input[2]))
             layer["thresholds"] = f"{node.name}.thresholds"
         return layer
+    if kind == "ConvolutionInputGenerator":
+        return {**common, "channels": int(op.get_nodeattr("IFMChannels")), "simd": int(op.get_nodeattr("SIMD")),
+                "ifm_dim": [int(d) for d in op.get_nodeattr("IFMDim")], "ofm_dim": [int(d) for d in op.get_nodeattr("OFMDim")],
+                "kernel": [int(d) for d in op.get_nodeattr("ConvKernelDim")],
+                "stride": [int(d) for d in op.get_nodeattr("Stride")], "dilation": [int(d) for d in op.get_nodeattr("Dilation")],
+                "depthwise": bool(op.get_nodeattr("depthwise")),
+                "order": "windows row by row; in each window (kernel row, kernel column, channel), channel fastest"}
     if kind == "LabelSelect":
         return {**common, "labels": int(op.get_nodeattr("Labels")), "k": int(op.get_nodeattr("K")),
                 "tie_rule": "lowest index"}
     raise FlowError(f"the compiled graph has a {node.op_type} layer ({node.name}), which the host's emulator "
-                    "does not implement; only Thresholding, MVAU and LabelSelect students are supported")
+                    "does not implement; only ConvolutionInputGenerator, Thresholding, MVAU and LabelSelect students are supported")
 
 
 def _io(model, tensor: str, node, first: bool) -> dict[str, Any]:
@@ -82,6 +91,9 @@ def input_transform(export: dict[str, Any], input_mode: str) -> dict[str, Any]:
         raise FlowError(f"design {export['design']}: export.json has no input quantizer; re-export it with make export")
     from host.quantizer import ROUNDING
 
+    if quant.get("binary"):
+        return {"kind": "binary", "what": "binary frames (0/1 per cell and channel, the environment's channels-last "
+                                          "layout) go to the accelerator as they are, one bit per value"}
     return {"kind": "quantize", **quant, "rounding": ROUNDING,
             "formula": "q = clip(round(((obs - shift) * scale) / quant_scale + zero_point), min_int, max_int), "
                        "float32 arithmetic"}
@@ -127,7 +139,8 @@ def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
         "action": action,
         "dma": {"input": IDMA_NAME, "output": ODMA_NAME, "protocol": "FINN Zynq IODMA"},
         "layers": layers,
-        "deployed": {**deployed_bits(model, host_input_dim=info.obs_dim if input_mode == "integer" else None,
+        "deployed": {**deployed_bits(model, host_input_dim=info.obs_dim if input_mode == "integer"
+                                     and not export["input_quantizer"].get("binary") else None,
                                      host_output_scale=not discrete),
                      "counts": "every weight and threshold at the width the hardware stores it, the input stage "
                                "included (host constants at float32)"},

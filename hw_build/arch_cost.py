@@ -20,32 +20,40 @@ import torch
 
 
 def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits: int, *, input_bits: int = 8,
-                      latency_us: float | None = None, impl: str = "hls", quiet: bool = True) -> dict[str, Any]:
-    """Deployed bits (bound) and FINN's estimates of the default design for a student architecture."""
+                      latency_us: float | None = None, impl: str = "hls", quiet: bool = True,
+                      conv: list[int] | None = None) -> dict[str, Any]:
+    """Deployed bits (bound) and FINN's estimates of the default design for a student architecture
+    (``conv``: a pixel student's convolution channels; default: the environment's default student's)."""
     from hw_build.accel_spec import FINAL_MODEL
     from hw_build.compile import BuildChoice, compile_estimate
     from hw_build.deployed import deployed_bits
     from hw_build.export import export_actor_qonnx
     from hw_build.finn_env import prepare_finn
-    from hw_build.folding import DEFAULT_LATENCY_US
     from qonnx.core.modelwrapper import ModelWrapper
     from training.envs import env_info
     from training.students.student import QuantStudent, StudentSpec, calibrate
 
+    from training.qpd.config import QPDConfig, default_architecture
+    from training.qpd.distill import student_spec_for
+
     info = env_info(env_id)
-    spec = StudentSpec(obs_dim=info.obs_dim, n_out=info.n_actions,
-                       discrete=info.discrete, hidden=tuple(hidden), weight_bits=weight_bits, act_bits=act_bits,
-                       input_bits=input_bits, narrow_weights=impl == "rtl")  # RTL MVUs need narrow weights
+    cfg = QPDConfig(env_id=env_id, hidden=list(hidden), weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
+                    narrow_weights=impl == "rtl",  # RTL MVUs need narrow weights
+                    conv=list(conv) if conv is not None else default_architecture(env_id)[0])
+    spec = student_spec_for(info, cfg, [], [])
     torch.manual_seed(0)
-    student = calibrate(QuantStudent(spec), np.random.default_rng(0).normal(size=(4096, spec.obs_dim)).astype(np.float32))
+    rng = np.random.default_rng(0)
+    probe_states = (rng.random((4096, spec.obs_dim)) < 0.2) if spec.binary_input else rng.normal(size=(4096, spec.obs_dim))
+    student = calibrate(QuantStudent(spec), probe_states.astype(np.float32))
     prepare_finn(Path("build") / "finn")
-    choice = BuildChoice(latency_us=latency_us or DEFAULT_LATENCY_US, impl=impl)
+    choice = BuildChoice(latency_us=latency_us, impl=impl)  # None: the design's default budget
     with tempfile.TemporaryDirectory(prefix="arch-cost-", dir=Path("build")) as tmp:
         out = Path(tmp)
         qonnx = export_actor_qonnx(student, out / "policy.qonnx.onnx")
         est, rule, _, _ = compile_estimate(qonnx, out, choice, worst_case=True, search_dir=out / "search")
         model = ModelWrapper(str(out / "intermediate_models" / FINAL_MODEL))
-        deployed = deployed_bits(model, host_input_dim=spec.obs_dim, host_output_scale=not spec.discrete)
+        deployed = deployed_bits(model, host_input_dim=None if spec.binary_input else spec.obs_dim,
+                                 host_output_scale=not spec.discrete)
     record = {"env_id": env_id, "student": spec.label(), "basis": "architecture bound: worst-case accumulator and "
               "threshold widths (FINN datatype-only), FINN estimates", "deployed_bits": deployed["total_bits"],
               "deployed": deployed, "est_resources": {k: est.resources.get(k, 0.0) for k in ("LUT", "BRAM_18K", "DSP")},

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from host.errors import run_command
 from hw_build.compile import IMPLS, INPUT_MODES
-from hw_build.folding import DEFAULT_LATENCY_US, OBJECTIVES
+from hw_build.folding import DEFAULT_LATENCY_US, OBJECTIVES, PIXEL_LATENCY_US
 from training.errors import FlowError
 
 
@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--objective", choices=OBJECTIVES, default="smallest",
                        help="smallest (default): fewest resources (LUT, BRAM, DSP) within --latency-us; "
                             "fastest: the fastest folding that fits comfortably")
-        p.add_argument("--latency-us", type=float, default=DEFAULT_LATENCY_US,
-                       help=f"fabric latency budget of the smallest objective, est. (default {DEFAULT_LATENCY_US:g} µs)")
+        p.add_argument("--latency-us", type=float, default=None,
+                       help=f"fabric latency budget of the smallest objective, est. (default {DEFAULT_LATENCY_US:g} µs; "
+                            f"{PIXEL_LATENCY_US:g} µs for a design that takes frames)")
         p.add_argument("--target-fps", type=int, default=None,
                        help="a fixed throughput target for FINN's folding instead of the objective")
         p.add_argument("--clock-ns", type=float, default=10.0, help="clock period in ns (default 10 = 100 MHz)")
@@ -53,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "MVAU_rtl where FINN allows it (make rtlsim simulates the RTL layers)")
     p = sub.add_parser("cost", help="deployed bits (bound) and est. resources of a student architecture, untrained")
     p.add_argument("--env", required=True, help="environment id (sets the input and output sizes)")
-    p.add_argument("--hidden", default="32,32", help="hidden widths, comma-separated (default 32,32)")
+    p.add_argument("--hidden", default=None, help="hidden widths, comma-separated (default 32,32; 16 for frames)")
+    p.add_argument("--conv", default=None, help="convolution channels, comma-separated (frames only; default 8)")
     p.add_argument("--bits", type=int, default=2, help="weight bits (default 2)")
     p.add_argument("--abits", type=int, default=None, help="activation bits (default: as the weights, at least 2)")
-    p.add_argument("--latency-us", type=float, default=DEFAULT_LATENCY_US, help="latency budget of the folding")
+    p.add_argument("--latency-us", type=float, default=None,
+                   help=f"latency budget of the folding (default {DEFAULT_LATENCY_US:g} µs; {PIXEL_LATENCY_US:g} µs for frames)")
     p.add_argument("--impl", choices=IMPLS, default="hls", help="hls (default) or rtl, as for estimate")
     p = sub.add_parser("rtlsim", help="ladder level 4: the design's RTL layers (make codegen IMPL=rtl) simulated "
                        "with Verilator on real states, layer by layer, with random back-pressure")
@@ -95,12 +98,16 @@ def _run(args: argparse.Namespace) -> int | None:
         from hw_build.arch_cost import architecture_cost
         from training.students.student import student_act_bits
 
+        from training.qpd.config import default_architecture
+
+        conv, hidden = default_architecture(args.env)
         try:
-            hidden = [int(h) for h in args.hidden.split(",")]
+            hidden = [int(h) for h in args.hidden.split(",")] if args.hidden else hidden
+            conv = [int(c) for c in args.conv.split(",")] if args.conv else conv
         except ValueError:
-            raise FlowError(f"--hidden takes comma-separated widths, got {args.hidden!r}") from None
+            raise FlowError(f"--hidden and --conv take comma-separated widths, got {args.hidden!r}, {args.conv!r}") from None
         architecture_cost(args.env, hidden, args.bits, args.abits or student_act_bits(args.bits),
-                          latency_us=args.latency_us, impl=args.impl, quiet=False)
+                          latency_us=args.latency_us, impl=args.impl, quiet=False, conv=conv)
     elif args.verb == "rtlsim":
         from hw_build.rtlsim import rtlsim_design
 

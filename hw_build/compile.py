@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hw_build.folding import (DEFAULT_LATENCY_US, FOLDING_FILES, OBJECTIVES, FoldingPoint, choose, explore,
+from hw_build.folding import (FOLDING_FILES, OBJECTIVES, FoldingPoint, choose, default_latency_us, explore,
                               folding_table, write_folding_report)
 from training import atomic
 from training.errors import FlowError
@@ -242,7 +242,7 @@ class BuildChoice:
 
     input_mode: str = "integer"
     objective: str = "smallest"
-    latency_us: float = DEFAULT_LATENCY_US
+    latency_us: float | None = None  # None: the design's default (hw_build.folding.default_latency_us)
     target_fps: int | None = None
     clock_ns: float = 10.0
     impl: str = "hls"
@@ -253,7 +253,7 @@ class BuildChoice:
             raise FlowError(f"CLOCK_NS must be positive, got {self.clock_ns}")
         if self.target_fps is not None and self.target_fps <= 0:
             raise FlowError(f"TARGET_FPS must be positive, got {self.target_fps}")
-        if self.latency_us <= 0:
+        if self.latency_us is not None and self.latency_us <= 0:
             raise FlowError(f"LATENCY_US must be positive, got {self.latency_us}")
         if self.objective not in OBJECTIVES:
             raise FlowError(f"OBJECTIVE must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
@@ -274,6 +274,8 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
     from hw_build.shell import glue_estimate, with_shell
 
     choice.check()
+    if choice.latency_us is None:
+        choice.latency_us = default_latency_us(qonnx)
     points: list[FoldingPoint] = []
     chosen: FoldingPoint | None = None
     if choice.target_fps is not None:
@@ -336,8 +338,9 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
         if chosen is not None:
             print("  foldings tried (est.):\n    " + "\n    ".join(folding_table(points, chosen)))
         dep = spec["deployed"]
+        input_words = "binary frames, as they are" if spec["input"]["transform"]["kind"] == "binary" else choice.input_mode
         print(f"  folding: {rule}\n  deployed: {dep['total_bits']:,} bits ({dep['fabric_bits']:,} in the fabric, "
-              f"{dep['host_bits']:,} on the host); input {choice.input_mode}; layers {choice.impl.upper()} where FINN has "
+              f"{dep['host_bits']:,} on the host); input {input_words}; layers {choice.impl.upper()} where FINN has "
               f"them; reports in {out / 'report'}")
         if sources is not None:
             print(f"  HLS C++ and RTL sources of {sources} layers in {out / HW_SOURCES}")

@@ -38,8 +38,12 @@ def export_actor_qonnx(student: QuantStudent, path: str | Path, metadata: dict[s
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        export_qonnx(ActorOnly(student), torch.zeros(1, student.spec.obs_dim), export_path=tmp, dynamo=False)
+        export_qonnx(ActorOnly(student), torch.zeros(1, *student.spec.obs_shape), export_path=tmp, dynamo=False)
         model = cleanup_model(ModelWrapper(tmp))
+        if student.spec.binary_input:  # the frame's values are its codes: FINN takes them as BINARY
+            from qonnx.core.datatype import DataType
+
+            model.set_tensor_datatype(model.graph.input[0].name, DataType["BINARY"])
         for key, value in {"qpd_action": "discrete" if student.spec.discrete else "continuous",
                            INPUT_QUANT_PROP: json.dumps(student.input_quantizer()), **(metadata or {})}.items():
             model.set_metadata_prop(key, value)
@@ -167,25 +171,44 @@ def export_design(run_dir: str | Path, design: str | None = None, *, force: bool
 def export_teacher_numpy(teacher_dir: Path, env_id: str, path: Path) -> Path:
     """The float teacher's actor as plain arrays, for its numpy forward pass on the board.
 
-    Holds ``w{i}``/``b{i}`` per linear layer (PyTorch layout: out × in), the activation name,
-    the observation normaliser (if the teacher had one) and the action bounds.
+    Holds ``w{i}``/``b{i}`` per linear layer (PyTorch layout: out × in) and each one's activation,
+    the observation normaliser (if the teacher had one) and the action bounds; a MinAtar
+    teacher's convolution as ``conv0_w``/``conv0_b`` (out × in × kh × kw) and ``frame_shape``.
     """
     import io
+
+    from training.errors import FlowError
 
     import torch.nn as nn
 
     from training import atomic
     from training.teacher.policy import TeacherPolicy
 
+    from training.teacher.features import MinAtarCNN
+
     teacher = TeacherPolicy.load(teacher_dir, env_id)
     policy = teacher.model.policy
-    linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)] + [policy.action_net]
-    acts = {type(m).__name__.lower() for m in policy.mlp_extractor.policy_net if not isinstance(m, nn.Linear)}
+    extractor = policy.pi_features_extractor
     arrays: dict[str, np.ndarray] = {}
+    acts = {type(m).__name__.lower() for m in policy.mlp_extractor.policy_net if not isinstance(m, nn.Linear)}
+    policy_act = acts.pop() if acts else "identity"
+    linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)] + [policy.action_net]
+    activations = [policy_act] * (len(linears) - 1) + ["identity"]
+    if isinstance(extractor, MinAtarCNN):  # conv, ReLU, flatten (channels first), linear, ReLU
+        conv = extractor.conv[0]
+        arrays.update(conv0_w=conv.weight.detach().numpy().astype(np.float32),
+                      conv0_b=conv.bias.detach().numpy().astype(np.float32),
+                      frame_shape=np.array(teacher.model.observation_space.shape))
+        linears.insert(0, extractor.linear[0])
+        activations.insert(0, "relu")
+    elif any(isinstance(m, (nn.Linear, nn.Conv2d)) for m in extractor.modules()):
+        raise FlowError(f"the teacher of {teacher_dir} has a feature extractor ({type(extractor).__name__}) that "
+                        "the numpy teacher does not implement")
     for i, layer in enumerate(linears):
         arrays[f"w{i}"] = layer.weight.detach().numpy().astype(np.float32)
         arrays[f"b{i}"] = layer.bias.detach().numpy().astype(np.float32)
-    arrays["activation"] = np.array(acts.pop() if acts else "identity")
+    arrays["activation"] = np.array(policy_act)
+    arrays["activations"] = np.array(activations)
     arrays["discrete"] = np.array(teacher.discrete)
     if teacher.normalizer is not None:
         n = teacher.normalizer

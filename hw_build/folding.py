@@ -28,6 +28,20 @@ FPS_LADDER = (100_000_000, 30_000_000, 10_000_000, 3_000_000, 1_000_000, 500_000
 #: design in the bench (about 20 µs per call on this workstation; several times more on the
 #: board's Cortex-A9), so the fabric stays a small share of every control-loop step.
 DEFAULT_LATENCY_US = 2.0
+#: Default budget of a design that takes frames: the sliding window streams a frame's pixels one
+#: by one (a MinAtar frame is 100 pixels, 1 µs at 100 MHz at the very least; FINN's fastest folding
+#: of the default pixel student is est. 4.1 µs, and 2 µs is out of reach). One MinAtar step alone
+#: takes 6-8 µs in numpy on this workstation (bench/bench_pixels.py) and several times that on the
+#: board's Cortex-A9, so 10 µs keeps the fabric below the rest of one control-loop step.
+PIXEL_LATENCY_US = 10.0
+
+
+def default_latency_us(qonnx_path) -> float:
+    """The default latency budget of a design: :data:`PIXEL_LATENCY_US` for frames, else :data:`DEFAULT_LATENCY_US`."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    model = ModelWrapper(str(qonnx_path))
+    return PIXEL_LATENCY_US if len(model.get_tensor_shape(model.graph.input[0].name)) == 4 else DEFAULT_LATENCY_US
 OBJECTIVES = ("smallest", "fastest")
 FOLDING_FILES = ("folding.json", "folding.md", "folding.png")
 
