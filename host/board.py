@@ -21,7 +21,8 @@ from host.errors import HostError
 
 # The packages the board image lacks and host/ needs, installed from make deploy's wheels
 # (all pure Python: py3-none-any wheels, so no compiler is needed on the board).
-BOARD_PACKAGES = ("gymnasium", "cloudpickle", "Farama-Notifications", "typing_extensions")
+#: minatar (MinAtar pixel games, numpy only) goes without its declared plotting requirements (pandas, seaborn).
+BOARD_PACKAGES = ("gymnasium", "cloudpickle", "Farama-Notifications", "typing_extensions", "minatar")
 WHEELS_DIR = "wheels"
 WHEELS_REQUIREMENTS = "requirements.txt"
 
@@ -31,6 +32,7 @@ OPTIONAL_MODULES = {
                  "elsewhere make host-env, or pip install gymnasium==1.4.0",
     "farama_notifications": "on the board run make board-setup; elsewhere pip install -r requirements/host.lock --no-deps",
     "cloudpickle": "on the board run make board-setup; elsewhere pip install -r requirements/host.lock --no-deps",
+    "minatar": "on the board run make board-setup; elsewhere pip install --no-deps minatar==1.0.15",
     "numpy": "on the board use the PYNQ image's pynq venv, which has numpy 1.x (sudo -i, or source "
              "/etc/profile.d/pynq_venv.sh); elsewhere make host-env",
     "pynq": "pynq is the board's own (the PYNQ-Z2 image's pynq venv: sudo -i, or source /etc/profile.d/pynq_venv.sh); "

@@ -102,8 +102,7 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     ``references(design, spec)``: software policies the board cannot run (see
     :class:`SoftwareReferences`); ``prog``: the command line that called this, for the report.
     """
-    import gymnasium as gym
-
+    from host.envs import make_env
     from host.episodes import run_episodes
     from host.report import build_report, headline, write_report
     from host.spec import TEACHER_FILE, check_env_fits
@@ -112,10 +111,7 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     spec = load_design(args.design, args.backend)
     design = spec.folder
     env_id = args.env or spec.env_id
-    try:
-        probe = gym.make(env_id)
-    except gym.error.Error as exc:
-        raise HostError(f"cannot make environment {env_id}: {exc}") from None
+    probe = make_env(env_id)
     check_env_fits(spec, probe.observation_space, probe.action_space)
     probe.close()
     if args.episodes <= 0 or args.num_envs <= 0:
@@ -142,16 +138,16 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     notes += refs.notes
     tolerance = float(spec.data["action"].get("output_scale", 0.0)) * 1.001
 
-    def make_env():
-        return gym.make(env_id)
+    def new_env():
+        return make_env(env_id)
 
     print(f"comparing {design.name} ({args.backend} backend) with {', '.join(software)} on {len(seeds)} episodes "
           f"of {env_id}, {args.num_envs} environment(s) per call")
-    hw = run_episodes(driver, make_env, seeds, num_envs=args.num_envs, shadows=software, tolerance=tolerance,
+    hw = run_episodes(driver, new_env, seeds, num_envs=args.num_envs, shadows=software, tolerance=tolerance,
                       call_times=lambda: driver.last_times)
     # Episodes are independent, so the software policies play all seeds side by side (batched calls);
     # their latency is measured at batch 1 in the shadow calls above, the size a control loop sends.
-    results = {name: run_episodes(policy, make_env, seeds, num_envs=len(seeds)) for name, policy in software.items()}
+    results = {name: run_episodes(policy, new_env, seeds, num_envs=len(seeds)) for name, policy in software.items()}
     meta = {"format_version": 1, "design": design.name, "env_id": env_id, "backend": args.backend,
             "num_envs": args.num_envs, "notes": notes, "deployed": spec.data.get("deployed"),
             "accelerator_resets": getattr(driver, "resets", None),

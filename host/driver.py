@@ -23,7 +23,7 @@ import numpy as np
 
 from host import packing
 from host.errors import AcceleratorTimeout, HostError
-from host.fast_path import InputPlan, OutputPlan
+from host.fast_path import BinaryFramePlan, InputPlan, OutputPlan
 from host.spec import AccelSpec
 
 REG_CTRL, REG_ADDR, REG_ADDR_HI, REG_COUNT = 0x00, 0x10, 0x14, 0x1C
@@ -153,7 +153,8 @@ class FinnZynqDriver:
         self.calls = 0
         # What does not change between calls is computed once (host/fast_path.py); designs
         # outside its cases use the general packing.
-        self.input_plan = InputPlan.for_spec(self.spec, self.max_batch) if self.fast else None
+        self.input_plan = (InputPlan.for_spec(self.spec, self.max_batch)
+                           or BinaryFramePlan.for_spec(self.spec, self.max_batch)) if self.fast else None
         self.output_plan = OutputPlan.for_spec(self.spec) if self.fast else None
         for plan, buf in ((self.input_plan, self.ibuf), (self.output_plan, self.obuf)):
             if plan is not None:
@@ -204,9 +205,9 @@ class FinnZynqDriver:
             if plan.boundaries is not None and size <= plan.SCALAR_LIMIT:
                 n = plan.write_scalar(obs, self.ibuf)
             else:
-                n = plan.write(np.asarray(obs).reshape(-1, self.spec.obs_dim), self.ibuf)
+                n = plan.write(obs, self.ibuf)
         else:
-            obs = np.asarray(obs, dtype=np.float32).reshape(-1, self.spec.obs_dim)
+            obs = self.spec.rows(obs)
             n = len(obs)
             if n > self.max_batch:
                 raise HostError(f"{n} observations in one call, but the driver's buffers hold {self.max_batch}")

@@ -1,7 +1,9 @@
 """The accelerator in numpy integer arithmetic: what the fabric computes, bit for bit.
 
 Each layer follows FINN's own Python execution of the same hardware layer (and so the HLS/RTL
-it generates): ``Thresholding`` counts the thresholds its input reaches (``x >= t``) and adds
+it generates): ``ConvolutionInputGenerator`` cuts the channels-last frame into the windows of
+the convolution, row by row, each window ordered (kernel row, kernel column, channel) with the
+channel fastest, as FINN's sliding-window generator streams them; ``Thresholding`` counts the thresholds its input reaches (``x >= t``) and adds
 ``ActVal``; ``MVAU`` multiplies integers and thresholds the accumulators the same way (or
 returns them when it has no activation); ``LabelSelect`` returns the index of the largest
 input, the lowest index among exact ties (ONNX TopK's rule, which FINN's LabelSelect follows).
@@ -37,6 +39,9 @@ class EmulatedAccelerator:
 
     Call it with ``(n, obs_dim)`` observations; it returns the accelerator's outputs, one
     row per observation (action indices, or the integer accumulators of a continuous head).
+    Inside, a batch is ``(n, pixels, values)``: one row per output pixel of a convolution's
+    feature map (channels last), one row in all for a dense layer, whose input is the
+    flattened channels-last map (FINN folds the flatten's order into that layer's weights).
     """
 
     def __init__(self, spec: AccelSpec) -> None:
@@ -56,23 +61,27 @@ class EmulatedAccelerator:
         }
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        n = len(obs)
+        x = np.asarray(obs, dtype=np.float32).reshape(n, 1, -1)
         for layer in self.layers:
             name, op = layer["name"], layer["op"]
-            if op == "Thresholding":
+            if op == "ConvolutionInputGenerator":
+                x = sliding_windows(x.reshape(n, *layer["ifm_dim"], layer["channels"]), layer)
+            elif op == "Thresholding":
                 x = _threshold(x, self._thresholds[name], layer["act_val"], layer["output_dtype"] == "BIPOLAR")
             elif op == "MVAU":
                 x = self._mvau(layer, x)
             elif op == "LabelSelect":
                 if layer["k"] != 1:
                     raise HostError(f"LabelSelect with K={layer['k']} is not supported by the emulator (K=1 is)")
-                x = np.argmax(x, axis=-1)[:, None]  # numpy returns the first maximum: the lowest index
+                x = np.argmax(x, axis=-1)[..., None]  # numpy returns the first maximum: the lowest index
             else:  # spec loading already refused unknown layers
                 raise HostError(f"unknown layer {op}")
-        return x
+        return x.reshape(n, -1)
 
     def _mvau(self, layer: dict, x: np.ndarray) -> np.ndarray:
         w = self._weights[layer["name"]]
+        x = x.reshape(len(x), -1, layer["mw"])  # a flattened feature map becomes one row
         if layer["binary_xnor"] or (layer["input_dtype"] == "BIPOLAR" and layer["weight_dtype"] == "BIPOLAR"):
             xb = x if layer["binary_xnor"] else (x + 1) // 2
             wb = w if layer["binary_xnor"] else (w + 1) // 2
@@ -82,6 +91,21 @@ class EmulatedAccelerator:
         if layer["no_activation"]:
             return acc
         return _threshold(acc, self._thresholds[layer["name"]], layer["act_val"], layer["output_dtype"] == "BIPOLAR")
+
+
+def sliding_windows(frames: np.ndarray, layer: dict) -> np.ndarray:
+    """The convolution's windows of channels-last ``frames`` ``(n, h, w, c)``: ``(n, oh * ow, kh * kw * c)``,
+    windows row by row, each (kernel row, kernel column, channel) with the channel fastest."""
+    if layer["depthwise"]:
+        raise HostError(f"layer {layer['name']} is a depthwise sliding window, which the emulator does not implement")
+    (kh, kw), (sh, sw), (dh, dw) = layer["kernel"], layer["stride"], layer["dilation"]
+    oh, ow = layer["ofm_dim"]
+    n, c = len(frames), frames.shape[-1]
+    out = np.empty((n, oh, ow, kh, kw, c), dtype=frames.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, :, i, j, :] = frames[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw, :]
+    return out.reshape(n, oh * ow, kh * kw * c)
 
 
 def check_exactness(layer: dict) -> None:

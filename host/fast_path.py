@@ -10,6 +10,12 @@ shapes every step, so what does not change is computed once here, when the drive
   float32 scratch (the same float32 operations, in the same order, as
   :class:`host.quantizer.InputQuantizer`) and writes the permuted bytes straight into the DMA
   buffer.
+- :class:`BinaryFramePlan` — for binary frames (MinAtar's): where each of a frame's bits lands
+  in the packed stream (which byte, which bit) is found once by packing one-hot probes with the
+  general packer. Where each byte holds consecutive values, lowest bit first (FINN's layout for
+  a stream word of at most 8 bits: a cell's channels), a call is one small matrix product of
+  the frame's bytes with the bit weights; otherwise it gathers the values into stream order and
+  packs eight a byte with ``np.packbits``; either way straight into the DMA buffer.
 - :class:`OutputPlan` — for outputs of one unsigned element of at most 8 bits a frame (the
   action index LabelSelect returns): the output is the masked first byte of each frame.
 
@@ -111,10 +117,12 @@ class InputPlan:
             self.write_one = one_observation_writer(self.boundaries, self._order, self._byte_of, self._view)
 
     def write(self, obs: np.ndarray, buf: np.ndarray) -> int:
-        """Quantize a batch ``(n, obs_dim)`` into the DMA buffer ``buf``; return ``n``."""
+        """Quantize a batch ``(n, obs_dim)`` (or one observation) into the DMA buffer ``buf``; return ``n``."""
         x = np.asarray(obs, dtype=np.float32)
-        if x.ndim == 1:
-            x = x[None]
+        if x.ndim != 2 or x.shape[1] != len(self.perm):
+            if x.size % len(self.perm):
+                raise HostError(f"observations of {x.size} values in all: the design takes {len(self.perm)} per observation")
+            x = x.reshape(-1, len(self.perm))
         n = x.shape[0]
         if n > self.max_batch:
             raise HostError(f"{n} observations in one call, but the driver's buffers hold {self.max_batch}")
@@ -128,6 +136,64 @@ class InputPlan:
         np.rint(y, out=y)
         np.clip(y, q.min_int, q.max_int, out=y)
         buf.reshape(buf.shape[0], -1)[:n] = y[:, self.perm].astype(self.code_dtype).view(np.uint8)
+        return n
+
+
+class BinaryFramePlan:
+    """Check and pack a batch of binary frames straight into the input DMA buffer."""
+
+    boundaries = None  # no per-value quantization: the driver's batch path takes every call
+    write_one = None
+
+    def __init__(self, spec, source: np.ndarray, max_batch: int) -> None:
+        self.spec, self.source, self.max_batch = spec, source, max_batch
+        self.n_bytes = len(source) // 8
+        k = spec.obs_dim
+        per = k // self.n_bytes if k % self.n_bytes == 0 else 0
+        expected = np.full((self.n_bytes, 8), k, dtype=np.intp)
+        if 0 < per <= 8:
+            expected[:, :per] = np.arange(k).reshape(self.n_bytes, per)
+        # consecutive values a byte, lowest bit first: bytes = values (n, bytes, per) @ (1, 2, 4, ...)
+        self.weights = (np.uint8(1) << np.arange(per, dtype=np.uint8)) \
+            if 0 < per <= 8 and np.array_equal(source.reshape(self.n_bytes, 8), expected) else None
+
+    @classmethod
+    def for_spec(cls, spec, max_batch: int) -> "BinaryFramePlan | None":
+        """The plan for a design that takes binary frames, or None."""
+        io_in = spec.data["input"]
+        if spec.input_transform.get("kind") != "binary" or packing.parse_datatype(io_in["finn_datatype"]).bitwidth != 1:
+            return None
+        folded = tuple(io_in["folded_shape"][1:])
+        k = int(np.prod(folded))
+        n_bytes = int(np.prod(io_in["packed_shape"][1:]))
+        source = np.full(n_bytes * 8, k, dtype=np.intp)  # index k: a padding bit, always 0
+        for i in range(k):
+            probe = np.zeros(k)
+            probe[i] = 1
+            packed = packing.pack(probe.reshape(1, *folded), "BINARY").reshape(-1)
+            (byte,) = np.flatnonzero(packed)
+            source[8 * byte + int(packed[byte]).bit_length() - 1] = i
+        return cls(spec, source, max_batch)
+
+    def bind(self, buf: np.ndarray) -> None:
+        """Nothing to keep: every call writes through numpy."""
+
+    def write(self, obs: np.ndarray, buf: np.ndarray) -> int:
+        """Refuse frames of another shape or with values other than 0/1; pack the rest into ``buf``; return ``n``."""
+        from host.quantizer import binary_frames
+
+        rows = self.spec.rows(obs)
+        n = len(rows)
+        if n > self.max_batch:
+            raise HostError(f"{n} observations in one call, but the driver's buffers hold {self.max_batch}")
+        if self.weights is not None:
+            codes = rows.view(np.uint8) if rows.dtype == np.bool_ else binary_frames(rows)
+            np.matmul(codes.reshape(n, self.n_bytes, -1), self.weights, out=buf.reshape(buf.shape[0], -1)[:n])
+            return n
+        bits = np.zeros((n, rows.shape[1] + 1), dtype=np.uint8)
+        bits[:, :-1] = binary_frames(rows)
+        bits = bits[:, self.source].reshape(n, self.n_bytes, 8)
+        buf.reshape(buf.shape[0], -1)[:n] = np.packbits(bits, axis=-1, bitorder="little").reshape(n, self.n_bytes)
         return n
 
 

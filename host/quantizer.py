@@ -61,3 +61,22 @@ class InputQuantizer:
         x = finite_float32(obs)
         y = (x - self.shift) * self.scale / self.quant_scale + self.zero_point
         return np.clip(np.rint(y), self.min_int, self.max_int).astype(np.int32)
+
+
+NOT_BINARY = "a binary frame holds a value other than 0 or 1; it is not sent to the accelerator"
+
+
+def binary_frames(obs: np.ndarray) -> np.ndarray:
+    """A batch of binary frames as their codes (uint8 0/1); any other value (NaN included) is refused."""
+    x = np.asarray(obs)
+    if x.dtype == np.bool_:
+        return x.astype(np.uint8)
+    codes = x.astype(np.uint8, copy=False) if np.issubdtype(x.dtype, np.integer) else None
+    if codes is None or not np.array_equal(codes, x):
+        codes = np.asarray(x, dtype=np.float64)
+        if not ((codes == 0) | (codes == 1)).all():
+            raise HostError(NOT_BINARY)
+        return codes.astype(np.uint8)
+    if codes.max(initial=0) > 1:
+        raise HostError(NOT_BINARY)
+    return codes

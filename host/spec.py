@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from host.errors import HostError
-from host.quantizer import InputQuantizer, finite_float32
+from host.quantizer import InputQuantizer, binary_frames, finite_float32
 
 ACCEL_FORMAT_VERSION = 2
 ACCEL_FILE = "accel.json"
@@ -28,7 +28,7 @@ WEIGHTS_FILE = "weights.npz"
 BITFILE = "finn-accel.bit"
 HWHFILE = "finn-accel.hwh"
 TEACHER_FILE = "teacher.npz"
-KNOWN_LAYERS = ("Thresholding", "MVAU", "LabelSelect")
+KNOWN_LAYERS = ("ConvolutionInputGenerator", "Thresholding", "MVAU", "LabelSelect")
 
 
 def sha256_file(path: Path) -> str:
@@ -59,9 +59,31 @@ class AccelSpec:
         return self.data["action"]["kind"] == "discrete"
 
     @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """One observation's shape: ``(obs_dim,)``, or a frame's ``(height, width, channels)``."""
+        return self._obs_shape
+
+    @property
     def obs_dim(self) -> int:
-        """Observation size the accelerator takes."""
-        return int(self.data["input"]["normal_shape"][-1])
+        """Values per observation the accelerator takes."""
+        return self._obs_dim
+
+    @property
+    def pixels(self) -> bool:
+        """Whether the design takes frames (height × width × channels)."""
+        return len(self._obs_shape) == 3
+
+    def rows(self, obs: np.ndarray) -> np.ndarray:
+        """A batch (or one) of observations as rows ``(n, obs_dim)``; a frame of another shape is refused."""
+        x = np.asarray(obs)
+        if len(self._obs_shape) == 3 and x.shape[-3:] != self._obs_shape:
+            raise HostError(f"a frame of shape {x.shape[-3:] if x.ndim >= 3 else x.shape} is not the "
+                            f"{'×'.join(map(str, self.obs_shape))} (height × width × channels) frame design "
+                            f"{self.folder.name} takes")
+        if x.size % self._obs_dim:
+            raise HostError(f"observations of {x.size} values in all: design {self.folder.name} takes "
+                            f"{self._obs_dim} per observation")
+        return x.reshape(-1, self._obs_dim)
 
     @property
     def bitfile(self) -> Path:
@@ -84,11 +106,15 @@ class AccelSpec:
         """
         if self._quantizer is not None:
             return self._quantizer(obs)
+        if self.input_transform["kind"] == "binary":
+            return binary_frames(obs)
         return finite_float32(obs) + np.float32(0.0)  # IEEE: -0.0 + 0.0 = +0.0, every other value unchanged
 
     def __post_init__(self) -> None:
+        self._obs_shape = tuple(int(d) for d in self.data["input"]["normal_shape"][1:])
+        self._obs_dim = int(np.prod(self._obs_shape))  # both read on every call: made once
         kind = self.input_transform.get("kind")
-        if kind not in ("quantize", "none"):
+        if kind not in ("quantize", "none", "binary"):
             raise HostError(f"{self.folder / ACCEL_FILE} names an input transform '{kind}' this host does not know")
         self._quantizer = InputQuantizer.from_transform(self.input_transform) if kind == "quantize" else None
 
@@ -140,9 +166,13 @@ def load_spec(folder: str | Path, *, require_bitstream: bool = False) -> AccelSp
 def check_env_fits(spec: AccelSpec, observation_space, action_space) -> None:
     """Refuse an environment whose spaces differ from the design's."""
     shape = tuple(getattr(observation_space, "shape", ()) or ())
-    if shape != (spec.obs_dim,):
-        raise HostError(f"the environment's observations have shape {shape}, but design {spec.folder.name} "
-                        f"takes ({spec.obs_dim},) (it was built for {spec.env_id})")
+    if shape != spec.obs_shape:
+        def kind(dims: tuple) -> str:
+            return {1: "flat observations", 3: "frames (height × width × channels)"}.get(len(dims), "observations")
+
+        raise HostError(f"the environment's observations have shape {shape}, {kind(shape)}, but design "
+                        f"{spec.folder.name} takes {kind(spec.obs_shape)} of shape {spec.obs_shape} "
+                        f"(it was built for {spec.env_id})")
     n = getattr(action_space, "n", None)
     if spec.discrete and (n is None or int(n) != int(spec.data["action"]["n"])):
         raise HostError(f"the environment's action space {action_space} does not fit design {spec.folder.name}, "

@@ -29,24 +29,44 @@ class NumpyTeacher:
             raise HostError(f"{path} is corrupt: {exc}") from None
         n = sum(1 for key in data if key.startswith("w"))
         self.weights = [(data[f"w{i}"].astype(np.float32), data[f"b{i}"].astype(np.float32)) for i in range(n)]
-        activation = str(data["activation"])
-        if activation not in _ACTIVATIONS:
-            raise HostError(f"{path}: unknown activation {activation}")
-        self.activation = _ACTIVATIONS[activation]
+        names = [str(a) for a in data["activations"]] if "activations" in data else \
+            [str(data["activation"])] * (n - 1) + ["identity"]
+        unknown = sorted(set(names) - set(_ACTIVATIONS))
+        if unknown:
+            raise HostError(f"{path}: unknown activation {unknown[0]}")
+        self.activations = [_ACTIVATIONS[name] for name in names]
+        # A MinAtar teacher's convolution (out × in × kh × kw) on channels-last frames, then ReLU.
+        self.conv = (data["conv0_w"].astype(np.float32), data["conv0_b"].astype(np.float32),
+                     tuple(int(d) for d in data["frame_shape"])) if "conv0_w" in data else None
         self.discrete = bool(data["discrete"])
         self.norm = (data["obs_mean"], data["obs_var"], float(data["obs_clip"]), float(data["obs_eps"])) \
             if "obs_mean" in data else None
         self.low, self.high = data.get("low"), data.get("high")
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        if self.conv is not None:
+            x = self._conv(np.asarray(obs, dtype=np.float32).reshape(len(obs), *self.conv[2]))
+        else:
+            x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
         if self.norm is not None:
             mean, var, clip, eps = self.norm
             x = np.clip((x - mean) / np.sqrt(var + eps), -clip, clip).astype(np.float32)
-        for i, (w, b) in enumerate(self.weights):
-            x = x @ w.T + b
-            if i < len(self.weights) - 1:
-                x = self.activation(x)
+        for (w, b), activation in zip(self.weights, self.activations):
+            x = activation(x @ w.T + b)
         if self.discrete:
             return np.argmax(x, axis=-1)
         return np.clip(x, self.low, self.high)
+
+    def _conv(self, frames: np.ndarray) -> np.ndarray:
+        """Valid 2-D convolution + ReLU of ``(n, h, w, c)`` frames, flattened channels first (as PyTorch)."""
+        weight, bias, _ = self.conv
+        out_c, in_c, kh, kw = weight.shape
+        n, h, w, _ = frames.shape
+        oh, ow = h - kh + 1, w - kw + 1
+        windows = np.empty((n, oh, ow, kh, kw, in_c), dtype=np.float32)
+        for i in range(kh):
+            for j in range(kw):
+                windows[:, :, :, i, j, :] = frames[:, i:i + oh, j:j + ow, :]
+        kernel = weight.transpose(2, 3, 1, 0).reshape(kh * kw * in_c, out_c)
+        maps = np.maximum(windows.reshape(n, oh * ow, -1) @ kernel + bias, 0.0)  # (n, pixels, out_c)
+        return maps.transpose(0, 2, 1).reshape(n, -1)

@@ -19,3 +19,9 @@ def reference(request) -> Path:
 def discrete_design() -> Path:
     """The CartPole-v1 reference design."""
     return DATA / "discrete"
+
+
+@pytest.fixture
+def pixel_design() -> Path:
+    """The MinAtar Breakout-v1 reference design (one 3×3 convolution of 8 channels, 1×16, w2a2)."""
+    return DATA / "pixels"

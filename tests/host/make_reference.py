@@ -5,7 +5,8 @@
 Each reference keeps what the board-side tests need: accel.json, weights.npz, teacher.npz, 400
 states from real episodes (states.npy) and FINN's Python execution of the hardware-layer graph
 on their input codes (finn_outputs.npy), so the host's emulator is checked against FINN even where FINN
-cannot be installed.
+cannot be installed. A design that takes frames goes to ``pixels/`` (its frames stored as booleans,
+and without teacher.npz: the CNN teacher's numpy forward pass is tested on the workstation).
 """
 
 from __future__ import annotations
@@ -30,18 +31,19 @@ def main(designs: list[str]) -> None:
     prepare_finn()
     for folder in map(Path, designs):
         export = json.loads((folder / "export.json").read_text())
-        kind = export["action"]
+        spec = load_spec(folder)
+        kind = "pixels" if spec.pixels else export["action"]
         target = DATA / kind
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
         for name in ("accel.json", "weights.npz", "teacher.npz", "export.json"):
-            if (folder / name).exists():
+            if (folder / name).exists() and not (spec.pixels and name == "teacher.npz"):
                 shutil.copy(folder / name, target / name)
         student, _ = load_student(Path(export["run"]) / STUDENT_FILE)
         states = episode_states(export["env_id"], StudentPolicy(student), 400, seed_base=60_000_000)
-        np.save(target / "states.npy", states)
-        codes = load_spec(folder).preprocess(states)  # integer-input designs: the host's input quantizer
+        np.save(target / "states.npy", states.astype(bool) if spec.pixels else states)
+        codes = spec.preprocess(states)  # integer-input designs: the host's input quantizer
         np.save(target / "finn_outputs.npy", execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", codes))
         print(f"{folder} -> {target}")
 
