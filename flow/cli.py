@@ -28,6 +28,16 @@ def _int_list(text: str, name: str) -> list[int]:
     return values
 
 
+def _grid_hidden(args: argparse.Namespace) -> list[int]:
+    """The grid's dense layers: ``--width`` × ``--depth``, each defaulting to the environment's
+    default student (2 × 32; 1 × 16 for frames)."""
+    from training.qpd.config import default_architecture
+
+    hidden = default_architecture(args.env)[1]
+    width = getattr(args, "width", None) or hidden[0]
+    return [width] * (args.depth or len(hidden))
+
+
 def _cmd_table(args: argparse.Namespace) -> None:
     from flow.experiments.table import grid_settings, qpd_table
 
@@ -35,7 +45,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
     teacher = ensure_teacher(args.env, args.teacher)
     out = _grid_out(args, "qpd-table")
     data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
-                     methods=[m for m in args.methods.split(",") if m], hidden=[args.width] * args.depth,
+                     methods=[m for m in args.methods.split(",") if m], hidden=_grid_hidden(args),
                      updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
                      settings=settings, hardware=not args.no_hardware, executor=args.executor)
     print((out / "qpd_table.md").read_text())
@@ -50,9 +60,10 @@ def _cmd_frontier(args: argparse.Namespace) -> None:
     teacher = ensure_teacher(args.env, args.teacher)
     out = _grid_out(args, "frontier")
     frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
-             seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=args.depth,
+             seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=len(_grid_hidden(args)),
              updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
-             settings=settings, hardware=not args.no_hardware, executor=args.executor)
+             settings=settings, hardware=not args.no_hardware, executor=args.executor,
+             channels=_int_list(args.channels, "channels") if args.channels else None)
     print(f"written: {out}/frontier.md, frontier.json, frontier.png")
 
 
@@ -63,7 +74,7 @@ def _cmd_ablation(args: argparse.Namespace) -> None:
     teacher = ensure_teacher(args.env, args.teacher)
     out = _grid_out(args, "ablation")
     data = ablation(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
-                    variants=variants, hidden=[args.width] * args.depth,
+                    variants=variants, hidden=_grid_hidden(args),
                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
                     executor=args.executor)
     print((out / "ablation.md").read_text())
@@ -95,7 +106,7 @@ def _add_grid_options(p: argparse.ArgumentParser, out_name: str) -> None:
     from flow.executors import EXECUTORS
     from flow.experiments.trials import default_jobs
 
-    p.add_argument("--depth", type=int, default=2, help="student hidden layers (default 2)")
+    p.add_argument("--depth", type=int, default=None, help="student hidden layers (default 2; 1 for frames)")
     p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
     p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
@@ -149,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", default="8,4,3,2,1", help="weight bit widths (default 8,4,3,2,1; activations max(bits, 2))")
     p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
     p.add_argument("--methods", default=",".join(TABLE_METHODS), help=f"default {','.join(TABLE_METHODS)}")
-    p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
+    p.add_argument("--width", type=int, default=None, help="student hidden width (default 32; 16 for frames)")
     _add_grid_options(p, "qpd-table")
     p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
     p.add_argument("--no-hardware", action="store_true", help=HARDWARE_HELP)
@@ -161,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", default="1,2,3,4,5,6,7,8", help="weight bit widths (default 1..8; activations max(bits, 2))")
     p.add_argument("--seeds", default="0", help="student seeds (default 0)")
     p.add_argument("--methods", default="qpd,direct")
+    p.add_argument("--channels", default=None, help="pixel students: convolution channel counts, e.g. 4,8,16 "
+                                                   "(default: the default student's 8)")
     _add_grid_options(p, "frontier")
     p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
     p.add_argument("--no-hardware", action="store_true", help=HARDWARE_HELP)
@@ -173,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", default="3,2", help="weight bit widths (default 3,2; activations max(bits, 2))")
     p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"default {','.join(VARIANTS)}")
-    p.add_argument("--width", type=int, default=32, help="student hidden width (default 32)")
+    p.add_argument("--width", type=int, default=None, help="student hidden width (default 32; 16 for frames)")
     _add_grid_options(p, "ablation")
     p.set_defaults(func=_cmd_ablation)
 

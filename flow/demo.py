@@ -1,7 +1,7 @@
 """The end-to-end flow on one environment: teacher, QPD, export, estimate, verify, compare.
 
-``make demo`` runs it on CartPole-v1. It drives every stage (training, hw_build, host), which
-is why it lives here, above them.
+``make demo`` runs it on CartPole-v1 (``make demo ENV=MinAtar/Breakout-v1``: a pixel student).
+It drives every stage (training, hw_build, host), which is why it lives here, above them.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ def run_demo(env: str, seed: int = 0) -> None:
 
     stage(f"1/6 PPO teacher on {env}")
     teacher = train_teacher(env, 0)
-    stage("2/6 QPD: 2x32 student, 8 -> 6 -> 4 -> 3 -> 2 bits")
     cfg = load_qpd_config(env_id=env, seed=seed)
+    ladder = " -> ".join(str(w) for w, _ in cfg.stages())
+    stage(f"2/6 QPD: {cfg.arch_label()} student, {ladder} bits")
     from training.qpd.distill import holds_other_run, student_run_dir
     from training.runs import teacher_run_dir
 
@@ -35,10 +36,15 @@ def run_demo(env: str, seed: int = 0) -> None:
     if stale:
         print(f"{run_dir} holds a student distilled with other settings (an older default?): distilling it again")
     student = distill(cfg, teacher_run_dir(env, 0), force=stale)
-    design = f"demo-{env}"
+    design = f"demo-{env.replace('/', '-')}"
     stage(f"3/6 export to QONNX (design {design})")
     export_design(student_run_dir(cfg), design, force=True)
-    stage("4/6 FINN estimate for the PYNQ-Z2: the smallest folding within 2 µs, input quantized on the host")
+    from hw_build.design import QONNX_FILE, existing_design_dir
+    from hw_build.folding import default_latency_us
+
+    budget = default_latency_us(existing_design_dir(design) / QONNX_FILE)
+    stage(f"4/6 FINN estimate for the PYNQ-Z2: the smallest folding within {budget:g} µs"
+          + (", binary frames as they are" if cfg.conv else ", input quantized on the host"))
     est = estimate_design(design)
     stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
     verify_design(design)
@@ -56,7 +62,7 @@ def run_demo(env: str, seed: int = 0) -> None:
           f"teacher {teacher['mean_return']:.1f} ± {teacher['std_return']:.1f}; QPD student {student['student']} "
           f"{student['mean_return']:.1f} ± {student['std_return']:.1f}, deployed in {deployed['total_bits']:,} bits "
           f"({100 * deployed['total_bits'] / teacher_bits:.2f} % of the teacher's {teacher_bits:,}; every weight and "
-          f"threshold, the host's input quantizer included); est. {est.resources['LUT']:,.0f} LUT, "
+          f"threshold{'' if cfg.conv else ', the host input quantizer included'}); est. {est.resources['LUT']:,.0f} LUT, "
           f"{est.resources['BRAM_18K']:,.0f} BRAM_18K, {est.resources['DSP']:,.0f} DSP, {est.latency_ns / 1000:.2f} µs; "
           f"emulated accelerator {rep['hardware']['mean_return']:.1f} ± {rep['hardware']['std_return']:.1f}, agreeing with the "
           f"Brevitas student on {100 * brevitas.get('step_agreement', float('nan')):.2f} % of steps and "

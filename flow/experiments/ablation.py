@@ -25,7 +25,7 @@ from typing import Any
 from training import atomic
 from training.errors import FlowError
 from flow.experiments.table import aggregate, bits_label, made_by, plot_return_against_bits, teacher_record, validate_trials
-from flow.experiments.trials import Trial, run_trials, trial_extra
+from flow.experiments.trials import Trial, grid_extra, run_trials
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def build_ablation_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds
     check_variants(variants)
     trials = {name: [Trial(env_id=env_id, method=VARIANTS[name].method, bits=b, seed=s, hidden=tuple(hidden),
                            updates=updates, episodes=episodes, teacher_dir=str(teacher_dir),
-                           runs_dir=str(runs_dir / name), extra=trial_extra(VARIANTS[name].settings))
+                           runs_dir=str(runs_dir / name), extra=grid_extra(env_id, VARIANTS[name].settings))
                      for b in bits for s in seeds]
               for name in variants}
     validate_trials([t for ts in trials.values() for t in ts])

@@ -1,4 +1,5 @@
-"""The size/return frontier: QPD and direct distillation over student widths × bit widths.
+"""The size/return frontier: QPD and direct distillation over student widths × bit widths
+(and, for pixel students, convolution channels × widths × bit widths).
 
 Writes ``frontier.json``, ``frontier.md`` and ``frontier.png`` (return against student size in
 bits, log scale, with the teacher's return ± std as a band, the smallest student that keeps
@@ -15,7 +16,7 @@ from flow.experiments.hardware import row_cost
 from training import atomic
 from training.students.student import student_act_bits
 from flow.experiments.table import aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
-from flow.experiments.trials import Trial, run_trials, trial_extra
+from flow.experiments.trials import Trial, grid_extra, run_trials
 
 FRONTIER_METHODS = ("qpd", "direct")
 
@@ -26,29 +27,60 @@ def smallest_keeping_teacher(rows: list[dict[str, Any]], method: str) -> dict[st
     return min(keeping, key=lambda r: r["size_bits"]) if keeping else None
 
 
+def _arch(row: dict[str, Any], depth: int) -> str:
+    """``2×32``, or ``c8-1×16`` for a pixel student."""
+    return (f"c{row['channels']}-" if row.get("channels") else "") + f"{depth}×{row['width']}"
+
+
+def _width_cell(row: dict[str, Any]) -> str:
+    return f"{row['width']} (conv {row['channels']})" if row.get("channels") else str(row["width"])
+
+
+def _order(row: dict[str, Any]) -> tuple:
+    return (row.get("channels") or 0, row["width"], row["bits"], row["method"])
+
+
+def _keys(trials: list[dict[str, Any]]) -> tuple[str, ...]:
+    """What a frontier's rows are grouped by: method, width, bits, and the channels of pixel students."""
+    from flow.experiments.hardware import trial_conv
+
+    for rec in trials:
+        rec["width"] = rec["hidden"][0]
+        if trial_conv(rec):
+            rec["channels"] = trial_conv(rec)[0]
+    return ("method", "channels", "width", "bits") if any("channels" in r for r in trials) else ("method", "width", "bits")
+
+
 def frontier(env_id: str, teacher_dir: Path, *, widths: list[int], bits: list[int], seeds: list[int],
              methods: list[str], depth: int, updates: int, episodes: int, jobs: int, out_dir: Path,
              runs_dir: Path, settings: dict[str, Any] | None = None, hardware: bool = True,
-             executor: str = "process") -> dict[str, Any]:
+             executor: str = "process", channels: list[int] | None = None) -> dict[str, Any]:
     """Run (or read) the grid and write the frontier's files into ``out_dir``.
 
     ``executor``: where the trials run (see :func:`flow.experiments.trials.run_trials`);
     ``settings``: distillation settings for every trial (see :func:`flow.experiments.table.grid_settings`);
-    ``hardware``: add what each architecture costs on the fabric (FINN estimate, cached).
+    ``hardware``: add what each architecture costs on the fabric (FINN estimate, cached);
+    ``channels``: the single convolution's channel counts of pixel students (default: the default student's).
     """
+    from training.envs import env_info
+    from training.errors import FlowError
+
     teacher = teacher_record(teacher_dir, env_id)
+    if channels and not env_info(env_id).pixels:
+        raise FlowError(f"{env_id} has flat observations: its students have no convolution channels to vary")
+    extras = [grid_extra(env_id, {**(settings or {}), "conv": [c]}) for c in channels] if channels else \
+        [grid_extra(env_id, settings)]
     trials = [Trial(env_id=env_id, method=m, bits=b, seed=s, hidden=(w,) * depth, updates=updates, episodes=episodes,
-                    teacher_dir=str(teacher_dir), runs_dir=str(runs_dir), extra=trial_extra(settings))
-              for w in widths for b in bits for m in methods for s in seeds]
+                    teacher_dir=str(teacher_dir), runs_dir=str(runs_dir), extra=extra)
+              for extra in extras for w in widths for b in bits for m in methods for s in seeds]
     validate_trials(trials)
     records = run_trials(trials, out_dir / "trials", jobs, desc=f"{env_id} frontier", executor=executor)
-    for rec in records:
-        rec["width"] = rec["hidden"][0]
-    rows = aggregate(records, teacher, ("method", "width", "bits"))
+    rows = aggregate(records, teacher, _keys(records))
     best = {m: smallest_keeping_teacher(rows, m) for m in methods}
     command = made_by("frontier", "frontier", env_id)
     data = {"env_id": env_id, "teacher": teacher, "rows": rows, "smallest_keeping_teacher": best, "trials": records,
             "settings": {"widths": widths, "bits": bits, "seeds": seeds, "methods": methods, "depth": depth,
+                         **({"channels": channels} if channels else {}),
                          "updates": updates, "episodes": episodes, "distill_settings": settings or {}},
             "command": command}
     if hardware:
@@ -69,7 +101,7 @@ def fewest_keeping_teacher(rows: list[dict[str, Any]], method: str, cost: Callab
 def _row_cost(data: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
     settings = data["settings"]
     return row_cost(data.get("hardware"), row["method"], (row["width"],) * settings["depth"], row["bits"],
-                    settings["distill_settings"].get("input_bits", 8))
+                    settings["distill_settings"].get("input_bits", 8), (row["channels"],) if row.get("channels") else ())
 
 
 def add_hardware(data: dict[str, Any]) -> None:
@@ -80,7 +112,7 @@ def add_hardware(data: dict[str, Any]) -> None:
     input_bits = data["settings"]["distill_settings"].get("input_bits", 8)
     archs = grid_archs(data["trials"])
     known = (data.get("hardware") or {}).get("architectures", {})
-    if not all(arch_key(h, b, student_act_bits(b), input_bits) in known for h, b in archs):
+    if not all(arch_key(h, b, student_act_bits(b), input_bits, c) in known for h, b, c in archs):
         data["hardware"] = architecture_costs(data["env_id"], archs, input_bits)
     methods = data["settings"]["methods"]
     data["fewest_deployed_bits_keeping_teacher"] = {m: fewest_keeping_teacher(
@@ -139,7 +171,7 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
                         edgecolors="k" if method == "qpd" else "none", linewidths=0.5, label=method)
         b = best[method]
         if b is not None:
-            ax.annotate(f"smallest keeping teacher ({method}):\n{depth}×{b['width']} w{b['bits']}, "
+            ax.annotate(f"smallest keeping teacher ({method}):\n{_arch(b, depth)} w{b['bits']}, "
                         f"{b['size_bits']:,} bits", (b["size_bits"], b["mean_return"]), xytext=(10, -40 if method == "qpd" else -70),
                         textcoords="offset points", fontsize=7, arrowprops={"arrowstyle": "->", "lw": 0.8})
     fig.colorbar(sc, ax=ax, label="bits")
@@ -159,12 +191,12 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
     for method in methods:
         b = best[method]
         lines.append(f"- smallest {method} student keeping the teacher's return: " + (
-            f"{depth}×{b['width']} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
+            f"{_arch(b, depth)} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
             f"return {b['mean_return']:.2f}" if b else "none in this grid"))
     lines += ["", "| width | bits (w/a) | method | size (bits) | % of teacher | return (mean ± std over seeds) | keeps teacher |",
               "| ---: | ---: | --- | ---: | ---: | --- | ---: |"]
-    for r in sorted(rows, key=lambda r: (r["width"], r["bits"], r["method"])):
-        lines.append(f"| {r['width']} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
+    for r in sorted(rows, key=_order):
+        lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
                      f"{r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} | {r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
     lines += ["", f"Made by: `{data['command']}`", ""]
     atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
@@ -190,12 +222,12 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
         return (_row_cost(data, r) or {}).get("LUT")
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12.8, 4.8), sharey=True)
-    _plot_panel(ax, data, deployed, by_bits, lambda b: f"fewest deployed bits keeping teacher:\n{depth}×{b['width']} "
+    _plot_panel(ax, data, deployed, by_bits, lambda b: f"fewest deployed bits keeping teacher:\n{_arch(b, depth)} "
                 f"w{b['bits']}, {deployed(b):,} bits", "deployed bits (architecture bound, log scale)")
     ax.axvline(0.005 * teacher["size_bits"], color="tab:red", ls=":", lw=1, label="0.5 % of the teacher")
     ax.set_ylabel("mean return")
     ax.legend(fontsize=7, loc="lower right")
-    sc = _plot_panel(ax2, data, lut, by_lut, lambda b: f"fewest est. LUT keeping teacher:\n{depth}×{b['width']} "
+    sc = _plot_panel(ax2, data, lut, by_lut, lambda b: f"fewest est. LUT keeping teacher:\n{_arch(b, depth)} "
                      f"w{b['bits']}, {lut(b):,.0f} LUT", "est. LUT (FINN estimate, dataflow partition; log scale)")
     fig.colorbar(sc, ax=[ax, ax2], label="weight bits")
     fig.suptitle(f"{env_id}: return against what the fabric stores and costs (widths {widths}, bits {bits})")
@@ -212,25 +244,25 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
     for method in methods:
         b, d, f = data["smallest_keeping_teacher"][method], by_bits[method], by_lut[method]
         summary.append(f"- {method}, fewest deployed bits keeping the teacher's return: " + (
-            f"{depth}×{d['width']} at w{d['bits']}a{student_act_bits(d['bits'])}, {deployed(d):,} deployed bits "
+            f"{_arch(d, depth)} at w{d['bits']}a{student_act_bits(d['bits'])}, {deployed(d):,} deployed bits "
             f"({100 * deployed(d) / teacher['size_bits']:.3f} % of the teacher; {d['size_bits']:,} parameter bits), "
             f"est. {lut(d):,.0f} LUT, return {d['mean_return']:.2f}" if d else "none in this grid"))
         summary.append(f"- {method}, fewest est. LUT keeping the teacher's return: " + (
-            f"{depth}×{f['width']} at w{f['bits']}a{student_act_bits(f['bits'])}, est. {lut(f):,.0f} LUT, "
+            f"{_arch(f, depth)} at w{f['bits']}a{student_act_bits(f['bits'])}, est. {lut(f):,.0f} LUT, "
             f"{_row_cost(data, f)['BRAM_18K']:,.0f} BRAM_18K, {_row_cost(data, f)['DSP']:,.0f} DSP, "
             f"{deployed(f):,} deployed bits, return {f['mean_return']:.2f}" if f else "none in this grid"))
         summary.append(f"- {method}, fewest parameter bits keeping the teacher's return: " + (
-            f"{depth}×{b['width']} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits "
+            f"{_arch(b, depth)} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits "
             f"({100 * b['ratio']:.3f} % of the teacher)" if b else "none in this grid"))
     lines += summary
     lines += ["", "| width | bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | "
               "est. LUT | est. BRAM_18K | est. DSP | return (mean ± std over seeds) | keeps teacher |",
               "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
-    for r in sorted(rows, key=lambda r: (r["width"], r["bits"], r["method"])):
+    for r in sorted(rows, key=_order):
         c = _row_cost(data, r)
         hw_cells = (f"{c['deployed_bits']:,} | {100 * c['deployed_bits'] / teacher['size_bits']:.3f} | {c['LUT']:,.0f} | "
                     f"{c['BRAM_18K']:,.0f} | {c['DSP']:,.0f}" if c else "– | – | – | – | –")
-        lines.append(f"| {r['width']} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | "
+        lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | "
                      f"{100 * r['ratio']:.3f} | {hw_cells} | {r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} | "
                      f"{r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
     lines += ["", f"Made by: `{data['command']}`", ""]
@@ -243,7 +275,7 @@ def rerender_frontier(out_dir: Path, hardware: bool = False) -> dict[str, Any]:
     """Re-render a frontier's files from the trials and teacher record in its ``frontier.json``
     (nothing is trained; ``hardware``: add the hardware record where it is missing, FINN once per architecture)."""
     data = json.loads((out_dir / "frontier.json").read_text())
-    data["rows"] = aggregate(data["trials"], data["teacher"], ("method", "width", "bits"))
+    data["rows"] = aggregate(data["trials"], data["teacher"], _keys(data["trials"]))
     data["smallest_keeping_teacher"] = {m: smallest_keeping_teacher(data["rows"], m) for m in data["settings"]["methods"]}
     if hardware or data.get("hardware"):
         add_hardware(data)

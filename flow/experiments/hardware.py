@@ -28,10 +28,13 @@ BASIS = ("architecture bound (as make cost): deployed bits with worst-case accum
 CACHE_VERSION = 1
 
 
-def arch_key(hidden: Iterable[int], weight_bits: int, act_bits: int, input_bits: int = 8) -> str:
-    """``2x32-w2a2`` (``-i6`` appended for a non-default input width)."""
-    hidden = list(hidden)
+def arch_key(hidden: Iterable[int], weight_bits: int, act_bits: int, input_bits: int = 8,
+             conv: Iterable[int] = ()) -> str:
+    """``2x32-w2a2`` (``-i6`` appended for a non-default input width; ``c8-1x16-w2a2`` for a pixel student)."""
+    hidden, conv = list(hidden), list(conv)
     arch = f"{len(hidden)}x{hidden[0]}" if len(set(hidden)) == 1 else "-".join(map(str, hidden))
+    if conv:
+        arch = "c" + "-".join(map(str, conv)) + "-" + arch
     return f"{arch}-w{weight_bits}a{act_bits}" + ("" if input_bits == 8 else f"-i{input_bits}")
 
 
@@ -41,42 +44,51 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
             "latency_us": record["est_latency_us"], "fits": record["fits"]}
 
 
-def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int]], input_bits: int = 8,
+def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int, tuple[int, ...]]], input_bits: int = 8,
                        cache_dir: Path = Path("build") / "arch-cost") -> dict[str, Any]:
-    """The ``hardware`` record of a grid: the basis and one summary per ``(hidden, weight_bits)``.
+    """The ``hardware`` record of a grid: the basis and one summary per ``(hidden, weight_bits, conv)``.
 
     Activation bits follow the students' rule (:func:`student_act_bits`).
     """
     from tqdm.auto import tqdm
 
     from hw_build.arch_cost import architecture_cost
-    from hw_build.folding import DEFAULT_LATENCY_US
+    from hw_build.folding import DEFAULT_LATENCY_US, PIXEL_LATENCY_US
 
-    wanted = {arch_key(h, b, student_act_bits(b), input_bits): (tuple(h), b) for h, b in archs}
+    wanted = {arch_key(h, b, student_act_bits(b), input_bits, c): (tuple(h), b, tuple(c)) for h, b, c in archs}
     out: dict[str, Any] = {}
-    for key, (hidden, bits) in tqdm(sorted(wanted.items()), desc=f"{env_id} hardware cost", unit="arch"):
-        path = cache_dir / f"{env_id.replace('/', '_')}-{key}-lat{DEFAULT_LATENCY_US:g}-v{CACHE_VERSION}.json"
+    for key, (hidden, bits, conv) in tqdm(sorted(wanted.items()), desc=f"{env_id} hardware cost", unit="arch"):
+        latency = PIXEL_LATENCY_US if conv else DEFAULT_LATENCY_US
+        path = cache_dir / f"{env_id.replace('/', '_')}-{key}-lat{latency:g}-v{CACHE_VERSION}.json"
         if path.exists():
             record = json.loads(path.read_text())
         else:
-            record = architecture_cost(env_id, list(hidden), bits, student_act_bits(bits), input_bits=input_bits)
+            record = architecture_cost(env_id, list(hidden), bits, student_act_bits(bits), input_bits=input_bits,
+                                       conv=list(conv))
             atomic.write_json(path, record)
         out[key] = _summary(record)
-    return {"basis": BASIS.format(latency_us=DEFAULT_LATENCY_US), "architectures": out}
+    pixels = any(c for _, _, c in archs)
+    return {"basis": BASIS.format(latency_us=PIXEL_LATENCY_US if pixels else DEFAULT_LATENCY_US)
+            + ("; binary frames go in as they are" if pixels else ""), "architectures": out}
 
 
-def grid_archs(trials: list[dict[str, Any]]) -> list[tuple[tuple[int, ...], int]]:
-    """The student architectures ``(hidden, weight_bits)`` of a grid's trials, in first-seen order."""
-    seen: dict[tuple[tuple[int, ...], int], None] = {}
+def trial_conv(trial: dict[str, Any]) -> tuple[int, ...]:
+    """A trial record's convolution channels (pixel students), from its grid settings."""
+    return tuple(dict((k, v) for k, v in trial.get("extra") or []).get("conv") or ())
+
+
+def grid_archs(trials: list[dict[str, Any]]) -> list[tuple[tuple[int, ...], int, tuple[int, ...]]]:
+    """The student architectures ``(hidden, weight_bits, conv)`` of a grid's trials, in first-seen order."""
+    seen: dict[tuple[tuple[int, ...], int, tuple[int, ...]], None] = {}
     for t in trials:
         if t["method"] in STUDENT_METHODS:
-            seen.setdefault((tuple(t["hidden"]), t["bits"]), None)
+            seen.setdefault((tuple(t["hidden"]), t["bits"], trial_conv(t)), None)
     return list(seen)
 
 
 def row_cost(hardware: dict[str, Any] | None, method: str, hidden: Iterable[int], bits: int,
-             input_bits: int = 8) -> dict[str, Any] | None:
+             input_bits: int = 8, conv: Iterable[int] = ()) -> dict[str, Any] | None:
     """A row's architecture summary, or None (PTQ of the teacher, or a grid without costs)."""
     if not hardware or method not in STUDENT_METHODS:
         return None
-    return hardware["architectures"].get(arch_key(hidden, bits, student_act_bits(bits), input_bits))
+    return hardware["architectures"].get(arch_key(hidden, bits, student_act_bits(bits), input_bits, conv))

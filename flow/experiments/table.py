@@ -22,7 +22,8 @@ from training.runs import RESULTS_FILE
 from training.students.size import teacher_size
 from training.students.student import student_act_bits
 from training.teacher.policy import TeacherPolicy
-from flow.experiments.trials import DISTILLED_AS, TABLE_METHODS, Trial, distill_method, run_trials, trial_extra, trial_qpd_config
+from flow.experiments.trials import (DISTILLED_AS, TABLE_METHODS, Trial, distill_method, grid_extra, run_trials,
+                                    trial_qpd_config)
 
 #: One colour per method, the same in every plot whatever methods a table holds.
 METHOD_COLOURS = {"ptq": "tab:blue", "qat-ppo": "tab:orange", "float-ptq": "tab:green", "direct": "tab:red",
@@ -119,10 +120,12 @@ def build_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[in
     """The float-student trials (phase 1) and the table's trials (phase 2)."""
     common = dict(env_id=env_id, hidden=tuple(hidden), updates=updates, episodes=episodes,
                   teacher_dir=str(teacher_dir), runs_dir=str(runs_dir))
-    extra = trial_extra(settings)
+    extra = grid_extra(env_id, settings)
+    conv_only = tuple(item for item in extra if item[0] == "conv")  # QAT PPO trains the same student architecture
     floats = [Trial(method="float", bits=None, seed=s, extra=extra, **common)
               for s in seeds] if "float-ptq" in methods else []
-    table = [Trial(method=m, bits=b, seed=s, extra=extra if m in DISTILLED_AS else (), **common)
+    table = [Trial(method=m, bits=b, seed=s, extra=extra if m in DISTILLED_AS else conv_only if m == "qat-ppo" else (),
+                   **common)
              for b in bits for m in methods for s in seeds]
     validate_trials(floats + table)
     return floats, table
@@ -153,19 +156,30 @@ def settings_note(settings: dict[str, Any] | None) -> list[str]:
             + ", ".join(f"`{k}: {v}`" for k, v in sorted(settings.items())) + ".", ""]
 
 
+def architecture_words(env_id: str, hidden: list[int], conv: list[int], input_bits: int) -> tuple[str, str]:
+    """How the table names the teacher's and the students' architectures."""
+    if conv:
+        return ("MinAtar CNN actor (3×3 conv of 16, 128 units)",
+                f"{'-'.join(map(str, conv))}-channel 3×3 convolution then {len(hidden)}×{hidden[0]} (binary frames as input)")
+    return "2×256 actor", f"{len(hidden)}×{hidden[0]} MLP ({input_bits}-bit input)"
+
+
 def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int],
-             settings: dict[str, Any] | None = None, hardware: dict[str, Any] | None = None) -> str:
+             settings: dict[str, Any] | None = None, hardware: dict[str, Any] | None = None,
+             conv: list[int] | None = None) -> str:
     """The table a person reads; with ``hardware`` (see :mod:`flow.experiments.hardware`), deployed
     bits beside parameter bits and a table of what each student architecture costs on the fabric."""
+    conv = list(conv or [])
     if hardware:
-        return markdown_with_hardware(env_id, teacher, rows, command, hidden, settings, hardware)
+        return markdown_with_hardware(env_id, teacher, rows, command, hidden, settings, hardware, conv)
+    teacher_words, student_words = architecture_words(env_id, hidden, conv, 8)
     floor = teacher["mean_return"] - teacher["std_return"]
     lines = [
         f"# QPD table: {env_id}",
         "",
-        f"Teacher: PPO, 2×256 actor, {teacher['size_bits']:,} bits (float32 actor), "
+        f"Teacher: PPO, {teacher_words}, {teacher['size_bits']:,} bits (float32 actor), "
         f"{teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded episodes. "
-        f"Students: {len(hidden)}×{hidden[0]} MLP (8-bit input). A seed *keeps the teacher's return* when its mean "
+        f"Students: {student_words}. A seed *keeps the teacher's return* when its mean "
         f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.",
         "",
         "Return: mean ± std over seeds of each seed's mean return over the evaluation episodes (seeds 1000..).",
@@ -198,25 +212,28 @@ def hardware_lines(teacher: dict[str, Any], hardware: dict[str, Any], keys: list
 
 
 def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str,
-                           hidden: list[int], settings: dict[str, Any] | None, hardware: dict[str, Any]) -> str:
+                           hidden: list[int], settings: dict[str, Any] | None, hardware: dict[str, Any],
+                           conv: list[int] | None = None) -> str:
     """The table with deployed bits (the ≤ 0.5 % target is judged on them) and the hardware table."""
     from flow.experiments.hardware import arch_key, row_cost
 
     floor = teacher["mean_return"] - teacher["std_return"]
     input_bits = (settings or {}).get("input_bits", 8)
+    conv = list(conv or [])
+    teacher_words, student_words = architecture_words(env_id, hidden, conv, input_bits)
     lines = [
         f"# QPD table: {env_id}",
         "",
-        f"Teacher: PPO, 2×256 actor, {teacher['size_bits']:,} bits (float32 actor), "
+        f"Teacher: PPO, {teacher_words}, {teacher['size_bits']:,} bits (float32 actor), "
         f"{teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded episodes. "
-        f"Students: {len(hidden)}×{hidden[0]} MLP ({input_bits}-bit input). A seed *keeps the teacher's return* when its mean "
+        f"Students: {student_words}. A seed *keeps the teacher's return* when its mean "
         f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.",
         "",
         "Return: mean ± std over seeds of each seed's mean return over the evaluation episodes (seeds 1000..). "
         "*Parameter bits*: weights and biases at their widths (the paper's measure). *Deployed bits*: what the "
         "accelerator stores, every weight and threshold at its stored width plus the host's input quantizer — "
         f"the ≤ 0.5 % target ({0.005 * teacher['size_bits']:,.0f} bits) is judged on these. PTQ of the teacher keeps "
-        "the teacher's 2×256 architecture and is not compiled (–).",
+        f"the teacher's {teacher_words.split(' actor')[0]} architecture and is not compiled (–).",
         "",
         *settings_note(settings),
         "| bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | return | worst seed | seeds keeping teacher | agreement with teacher |",
@@ -225,7 +242,7 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
     keys: list[str] = []
     for row in sorted(rows, key=lambda r: (-r["bits"], TABLE_METHODS.index(r["method"]))):
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
-        cost = row_cost(hardware, row["method"], hidden, row["bits"], input_bits)
+        cost = row_cost(hardware, row["method"], hidden, row["bits"], input_bits, conv)
         deployed = (f"{cost['deployed_bits']:,} | {100 * cost['deployed_bits'] / teacher['size_bits']:.3f}"
                     if cost else "– | –")
         lines.append(
@@ -233,7 +250,7 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
             f"{100 * row['ratio']:.3f} | {deployed} | {row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | "
             f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} |")
     for row in sorted(rows, key=lambda r: -r["bits"]):
-        key = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits)
+        key = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv)
         if key in hardware["architectures"] and key not in keys:
             keys.append(key)
     lines += ["", *hardware_lines(teacher, hardware, keys), f"Made by: `{command}`", ""]
@@ -295,8 +312,10 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
     records = run_trials(trials, cache, jobs, desc=f"{env_id} table", executor=executor)
     rows = aggregate(records, teacher, ("method", "bits"))
     command = made_by("table", "qpd-table", env_id)
+    conv = list(dict(trials[0].extra).get("conv") or ()) if trials else []
     data = {"env_id": env_id, "teacher": teacher, "settings": {"bits": bits, "seeds": seeds, "methods": methods,
-            "hidden": hidden, "updates": updates, "episodes": episodes, "distill_settings": settings or {}}, "rows": rows, "trials": records,
+            "hidden": hidden, "updates": updates, "episodes": episodes, "distill_settings": settings or {},
+            **({"conv": conv} if conv else {})}, "rows": rows, "trials": records,
             "command": command}
     if hardware:
         add_hardware(data)
@@ -312,7 +331,7 @@ def add_hardware(data: dict[str, Any]) -> None:
     input_bits = data["settings"].get("distill_settings", {}).get("input_bits", 8)
     archs = grid_archs(data["trials"])
     known = (data.get("hardware") or {}).get("architectures", {})
-    if all(arch_key(h, b, student_act_bits(b), input_bits) in known for h, b in archs):
+    if all(arch_key(h, b, student_act_bits(b), input_bits, c) in known for h, b, c in archs):
         return
     data["hardware"] = architecture_costs(data["env_id"], archs, input_bits)
 
@@ -323,7 +342,7 @@ def write_table(data: dict[str, Any], out_dir: Path) -> None:
     atomic.write_json(out_dir / "qpd_table.json", data)
     atomic.write_text(out_dir / "qpd_table.md", markdown(data["env_id"], data["teacher"], data["rows"], data["command"],
                                                           settings["hidden"], settings["distill_settings"],
-                                                          data.get("hardware")))
+                                                          data.get("hardware"), settings.get("conv", [])))
     plot(data["env_id"], data["teacher"], data["rows"], out_dir / "qpd_table.png")
 
 

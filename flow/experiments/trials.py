@@ -46,8 +46,29 @@ class Trial:
     def key(self) -> str:
         """File-name key, e.g. ``qpd-2x32-w2-s0``."""
         arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
+        if self.conv:
+            arch = "c" + "-".join(map(str, self.conv)) + "-" + arch
         bits = "float" if self.bits is None else f"w{self.bits}"
         return f"{self.method}-{arch}-{bits}-s{self.seed}"
+
+
+    @property
+    def conv(self) -> tuple[int, ...]:
+        """The student's convolution channels (pixel students; a grid setting in :attr:`extra`)."""
+        return tuple(dict(self.extra).get("conv") or ())
+
+
+def grid_extra(env_id: str, settings: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    """:func:`trial_extra` with the student's convolutions made explicit for an environment with
+    frames (the default ones unless the grid's settings name others), so that trial keys and
+    records say which architecture ran."""
+    from training.qpd.config import default_architecture
+
+    settings = dict(settings or {})
+    conv = settings.get("conv", default_architecture(env_id)[0])
+    if conv:
+        settings["conv"] = tuple(int(c) for c in conv)
+    return trial_extra(settings)
 
 
 #: The distillation each distilling method runs (``float-ptq`` quantizes a float student).
@@ -121,7 +142,8 @@ def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
     elif trial.method == "qat-ppo":
         from training.qpd.baselines import qat_ppo
 
-        _, out = qat_ppo(trial.env_id, trial.bits, list(trial.hidden), trial.seed, trial.episodes, trial.qat_steps)
+        _, out = qat_ppo(trial.env_id, trial.bits, list(trial.hidden), trial.seed, trial.episodes, trial.qat_steps,
+                         conv=list(trial.conv))
     else:
         raise FlowError(f"unknown method {trial.method!r}")
     keep = ("mean_return", "std_return", "returns", "seeds", "size_bits", "agreement", "wall_s", "run", "float_run",

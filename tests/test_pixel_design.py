@@ -1,0 +1,217 @@
+"""Pixel policies end to end: a MinAtar CNN teacher, a convolutional QPD student, FINN's sliding
+window + MVAU lowering, verification on real frames, the emulated board, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from training.errors import FlowError
+
+ENV = "MinAtar/Breakout-v1"
+DESIGN = "tiny-breakout"
+
+
+@pytest.fixture(scope="module")
+def minatar_teacher(tmp_path_factory):
+    from training.teacher.train import train_teacher
+
+    run_dir = tmp_path_factory.mktemp("runs") / "MinAtar" / "Breakout-v1" / "teacher"
+    train_teacher(ENV, 0, run_dir=run_dir, steps=4096, eval_episodes=2)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def conv_student(minatar_teacher, tmp_path_factory):
+    from training.qpd.config import load_qpd_config
+    from training.qpd.distill import distill
+
+    cfg = load_qpd_config(env_id=ENV, schedule=[4, 2], updates=500, final_stage_share=0.6, teacher_states=3000,
+                          dagger_interval=250, dagger_steps=500, student_memory=3000, eval_episodes=3,
+                          stage_eval_episodes=1, agreement_states=500)
+    run_dir = tmp_path_factory.mktemp("runs") / "MinAtar" / "Breakout-v1" / "qpd"
+    return run_dir, distill(cfg, minatar_teacher, run_dir, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def pixel_design(conv_student, tmp_path_factory):
+    from hw_build.compile import estimate_design
+    from hw_build.export import export_design
+
+    root = tmp_path_factory.mktemp("bitstreams")
+    old = os.environ.get("QPD_BITSTREAMS")
+    os.environ["QPD_BITSTREAMS"] = str(root)
+    export = export_design(conv_student[0], DESIGN, n_states=300)
+    estimate = estimate_design(DESIGN, quiet=True)
+    yield root / DESIGN, export, estimate
+    if old is None:
+        del os.environ["QPD_BITSTREAMS"]
+    else:
+        os.environ["QPD_BITSTREAMS"] = old
+
+
+def test_the_default_pixel_student_is_a_convolution_on_the_binary_frame(conv_student):
+    from training.qpd.distill import STUDENT_FILE, load_student
+
+    run_dir, results = conv_student
+    student, _ = load_student(run_dir / STUDENT_FILE)
+    spec = student.spec
+    assert spec.conv == (8,) and spec.hidden == (16,) and spec.binary_input and spec.obs_shape == (10, 10, 4)
+    assert results["student"] == "c8-1x16-w2a2" and run_dir.name == "qpd"
+    # 3x3x4x8 conv + 8*8*8 -> 16 + 16 -> 3, weights at 2 bits; biases at 32
+    assert results["size"]["student"]["n_weights"] == 288 + 512 * 16 + 16 * 3
+    assert results["size"]["ratio"] < 0.005
+    frames = (np.random.default_rng(0).random((6, 10, 10, 4)) < 0.2)
+    flat = frames.reshape(6, -1).astype(np.float32)
+    assert np.array_equal(student.act(frames.astype(np.float32)), student.act(flat))
+    assert student.input_quantizer()["binary"]
+
+
+def test_export_estimate_and_accel_json_of_a_pixel_design(pixel_design):
+    folder, export, est = pixel_design
+    assert export["parity"]["action_agreement"] == 1.0
+    accel = json.loads((folder / "accel.json").read_text())
+    ops = [layer["op"] for layer in accel["layers"]]
+    assert ops == ["ConvolutionInputGenerator", "MVAU", "MVAU", "MVAU", "LabelSelect"]  # nothing outside the fabric
+    swg = accel["layers"][0]
+    assert swg["ifm_dim"] == [10, 10] and swg["ofm_dim"] == [8, 8] and swg["kernel"] == [3, 3] and swg["channels"] == 4
+    assert accel["input"]["finn_datatype"] == "BINARY" and accel["input"]["normal_shape"] == [1, 10, 10, 4]
+    assert accel["input"]["transform"]["kind"] == "binary" and accel["deployed"]["host_bits"] == 0
+    assert est.fits_comfortably
+    summary = json.loads((folder / "estimate.json").read_text())
+    assert summary["latency_budget_us"] == 10.0 and est.latency_ns <= 10_000
+
+
+def test_verify_is_exact_at_every_level_on_real_frames(pixel_design):
+    from hw_build.verify import verify_design
+
+    record = verify_design(DESIGN, n_states=400)
+    assert record["passed"] and [lv["level"] for lv in record["levels"]] == ["1", "2", "3a", "3b"]
+
+
+def test_the_emulator_streams_convolutions_as_finn_executes_them(pixel_design):
+    """Bit for bit against FINN's Python execution of the hardware layers, on real frames."""
+    from hw_build.execution import execute_batch
+    from hw_build.export import episode_states
+    from training.qpd.distill import StudentPolicy, load_student
+
+    from host.emulator import EmulatedAccelerator
+    from host.spec import load_spec
+
+    folder, export, _ = pixel_design
+    student, _ = load_student(__import__("pathlib").Path(export["run"]) / "student.pt")
+    frames = episode_states(ENV, StudentPolicy(student), 200)
+    spec = load_spec(folder)
+    emulated = EmulatedAccelerator(spec)(spec.preprocess(frames))
+    finn = execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx", frames)
+    assert np.array_equal(emulated, finn.astype(np.int64))
+    assert np.array_equal(emulated[:, 0], student.act(frames))
+
+
+def test_the_emulated_comparison_plays_the_student_step_for_step(pixel_design):
+    import argparse
+
+    from flow.compare import workstation_references
+    from host.cli import compare
+
+    folder, _, _ = pixel_design
+    rep = compare(argparse.Namespace(design=str(folder), backend="emulated", episodes=3, num_envs=2, seed_start=1000,
+                                     env=None, timeout=1.0, out=None, board=None), workstation_references)
+    for name in ("Brevitas student", "FINN hardware-layer graph"):
+        assert rep["software"][name]["step_agreement"] == 1.0 and rep["software"][name]["identical_returns"] == 3
+    assert "float teacher (numpy)" in rep["software"]
+
+
+def test_bad_frames_are_refused_before_the_fabric(pixel_design):
+    from host.cli import local_accelerator
+    from host.errors import HostError
+    from host.spec import check_env_fits, load_spec
+
+    folder, _, _ = pixel_design
+    spec = load_spec(folder)
+    _, driver = local_accelerator(spec, "emulated", 1, 1.0)
+    frame = np.zeros((10, 10, 4), dtype=bool)
+    assert driver(frame).shape == (1,)
+    with pytest.raises(HostError, match="frame of shape \\(4, 10, 10\\)"):
+        driver(np.zeros((4, 10, 10), dtype=bool))
+    with pytest.raises(HostError, match="frame of shape \\(10, 10, 6\\)"):
+        driver(np.zeros((10, 10, 6), dtype=bool))
+    half = frame.astype(np.float32)
+    half[3, 3, 1] = 0.5
+    with pytest.raises(HostError, match="other than 0 or 1"):
+        driver(half)
+    half[3, 3, 1] = np.nan
+    with pytest.raises(HostError, match="other than 0 or 1"):
+        driver(half)
+    import gymnasium as gym
+
+    cart = gym.make("CartPole-v1")
+    with pytest.raises(HostError, match="shape \\(4,\\), flat observations.*takes frames .* of shape \\(10, 10, 4\\)"):
+        check_env_fits(spec, cart.observation_space, cart.action_space)
+
+
+def test_a_pixel_student_needs_frames_and_frames_need_one(minatar_teacher, tiny_teacher, tmp_path):
+    from training.qpd.config import load_qpd_config
+    from training.qpd.distill import distill
+
+    with pytest.raises(FlowError, match="needs frames"):
+        distill(load_qpd_config(env_id="CartPole-v1", conv=[8]), tiny_teacher, tmp_path / "a", quiet=True)
+    with pytest.raises(FlowError, match="needs convolutions"):
+        distill(load_qpd_config(env_id=ENV, conv=[]), minatar_teacher, tmp_path / "b", quiet=True)
+
+
+def test_conv_student_specs_are_checked_in_one_sentence():
+    from training.students.student import StudentSpec
+
+    with pytest.raises(FlowError, match="do not fit"):
+        StudentSpec(400, 3, True, (16,), 2, 2, obs_shape=(10, 10, 4), conv=(8,), kernel=11, binary_input=True)
+    with pytest.raises(FlowError, match="needs frames"):
+        StudentSpec(4, 2, True, (16,), 2, 2, conv=(8,), binary_input=True)
+    spec = StudentSpec(400, 3, True, (16,), 2, 2, obs_shape=(10, 10, 4), conv=(8, 8), stride=2, binary_input=True)
+    assert spec.conv_output_hw() == (1, 1) and spec.label() == "c8-8s2-1x16-w2a2"
+
+
+def test_the_numpy_teacher_runs_the_cnn_teacher_for_the_board(pixel_design, minatar_teacher):
+    from host.teacher_numpy import NumpyTeacher
+    from training.teacher.policy import TeacherPolicy
+
+    folder, _, _ = pixel_design
+    frames = np.random.default_rng(1).random((300, 10, 10, 4)) < 0.15
+    teacher = TeacherPolicy.load(minatar_teacher, ENV)
+    assert np.array_equal(NumpyTeacher(folder / "teacher.npz")(frames), teacher.act(frames))
+
+
+def test_grids_name_the_pixel_student_and_give_qat_ppo_its_convolution(minatar_teacher, tmp_path):
+    from flow.experiments.table import build_trials
+
+    floats, trials = build_trials(ENV, minatar_teacher, [2], [0], ["ptq", "qat-ppo", "float-ptq", "direct", "qpd"],
+                                  [16], 8000, 2, tmp_path)
+    keys = {t.method: t.key for t in trials}
+    assert keys["qpd"] == "qpd-c8-1x16-w2-s0" and keys["qat-ppo"] == "qat-ppo-c8-1x16-w2-s0"
+    assert dict(next(t for t in trials if t.method == "qat-ppo").extra) == {"conv": (8,)}
+    assert next(t for t in trials if t.method == "ptq").extra == () and floats[0].conv == (8,)
+
+
+def test_baselines_run_on_pixels(minatar_teacher, tmp_path):
+    from flow.experiments.trials import Trial, run_trial
+
+    common = dict(env_id=ENV, bits=2, seed=0, hidden=(16,), episodes=2, teacher_dir=str(minatar_teacher),
+                  runs_dir=str(tmp_path))
+    ptq = run_trial(Trial(method="ptq", **common))
+    # the teacher's conv (16*4*9 + 16), 128-unit layer (1024*128 + 128) and head (128*3 + 3): weights at 2 bits
+    assert ptq["size_bits"] == (576 + 131_072 + 384) * 2 + (16 + 128 + 3) * 32
+    qat = run_trial(Trial(method="qat-ppo", qat_steps=2048, extra=(("conv", (8,)),), **common))
+    assert qat["train_timesteps"] == 2048 and qat["size_bits"] == (288 + 8192 + 48) * 2 + (8 + 16) * 32
+
+
+def test_the_architecture_cost_of_a_pixel_student_bounds_the_design(pixel_design):
+    from hw_build.arch_cost import architecture_cost
+
+    folder, _, _ = pixel_design
+    cost = architecture_cost(ENV, [16], 2, 2)
+    accel = json.loads((folder / "accel.json").read_text())
+    assert cost["student"] == "c8-1x16-w2a2" and cost["deployed"]["host_bits"] == 0 and cost["fits"]
+    assert cost["deployed_bits"] >= accel["deployed"]["total_bits"] and cost["est_latency_us"] <= 10
