@@ -30,6 +30,7 @@ steps_flag = $(if $(STEPS),--steps $(STEPS),)
 # Optional distillation settings: each is passed only when set.
 opt = $(if $($(1)),$(2) $($(1)),)
 distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,INPUT_BITS,--input-bits) $(call opt,WIDTH,--width) \
+  $(call opt,DEPTH,--depth) $(call opt,CONV,--conv) $(call opt,KERNEL,--kernel) $(call opt,STRIDE,--stride) \
   $(if $(filter 1 yes true,$(NARROW)),--narrow,) \
   $(call opt,METHOD,--method) $(call opt,SCHEDULE,--schedule) $(call opt,UPDATES,--updates) \
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
@@ -59,7 +60,9 @@ $(HOST_STAMP): requirements/host.lock
 	rm -rf $(HOST_VENV)
 	$(PYTHON_HOST) -m venv $(HOST_VENV)
 	$(HOST_VENV)/bin/python -m pip install -q --no-deps -r requirements/host.lock
-	$(HOST_VENV)/bin/python -m pip check
+	@broken=$$($(HOST_VENV)/bin/python -m pip check | grep -v -e '^No broken requirements' \
+	  -e '^minatar 1.0.15 requires \(cycler\|kiwisolver\|matplotlib\|pandas\|pyparsing\|python-dateutil\|pytz\|scipy\|seaborn\|six\),'); \
+	  test -z "$$broken" || { echo "$$broken"; exit 1; }
 	@touch $@
 
 lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the package registry)
@@ -89,7 +92,7 @@ eval: install ## re-evaluate a saved policy: RUN=<run folder> [EPISODES=100]
 	@test -n "$(RUN)" || { echo "make eval needs RUN=<run folder>, e.g. RUN=runs/CartPole-v1/ppo-teacher-s0"; exit 2; }
 	$(PY) -m training eval $(RUN) --episodes $(EPISODES) $(env_check)
 
-distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] [ABITS=] [INPUT_BITS=8] [WIDTH=32] [SEED=0] [TEACHER=<run>] [METHOD=qpd] [NARROW=1]
+distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] [ABITS=] [INPUT_BITS=8] [WIDTH=32] [DEPTH=2] [CONV=8 (frames)] [KERNEL=3] [STRIDE=1] [SEED=0] [TEACHER=<run>] [METHOD=qpd] [NARROW=1]
 	$(PY) -m training distill --env $(ENV) --seed $(SEED) $(distill_flags) $(force_flag)
 
 JOBS ?= 2
@@ -106,8 +109,9 @@ ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] 
 	  $(call opt,SEEDS,--seeds) $(call opt,VARIANTS,--variants) $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) \
 	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
 
-frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [BITS=1,...,8] [SEEDS=0] [JOBS=2] [EXECUTOR=process|ray] [CONFIG=<yaml>]
+frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [CHANNELS=4,8,16 (frames)] [BITS=1,...,8] [SEEDS=0] [JOBS=2] [EXECUTOR=process|ray] [CONFIG=<yaml>]
 	$(PY) -m flow frontier --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
+	  $(call opt,CHANNELS,--channels) $(call opt,DEPTH,--depth) \
 	  $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) \
 	  $(call opt,CONFIG,--config)
 
@@ -116,12 +120,12 @@ TARGET_FPS ?=
 CLOCK_NS  ?= 10
 INPUT     ?= integer
 OBJECTIVE ?= smallest
-LATENCY_US ?= 2
+LATENCY_US ?=
 IMPL      ?= hls
 STATES    ?= 10000
 design_flag = $(if $(DESIGN),--design $(DESIGN),)
 hw_flags = $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS) --input $(INPUT) \
-  --objective $(OBJECTIVE) --latency-us $(LATENCY_US) --impl $(IMPL)
+  --objective $(OBJECTIVE) $(call opt,LATENCY_US,--latency-us) --impl $(IMPL)
 
 render: install ## re-render committed grids from their json, adding deployed bits and est. LUT/BRAM/DSP per architecture: DIR=<folder>
 	@test -n "$(DIR)" || { echo "make render needs DIR=<folder with qpd_table/frontier/ablation json>, e.g. DIR=docs/results/Acrobot-v1"; exit 2; }
@@ -131,7 +135,7 @@ export: install ## export a student to QONNX with the parity check: RUN=<run fol
 	@test -n "$(RUN)" || { echo "make export needs RUN=<run folder of a distilled student>"; exit 2; }
 	$(PY) -m hw_build export $(RUN) $(design_flag) $(force_flag)
 
-estimate: install ## FINN estimate + folding choice + accel.json: DESIGN=<name> [LATENCY_US=2] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [IMPL=hls|rtl] [TARGET_FPS=]
+estimate: install ## FINN estimate + folding choice + accel.json: DESIGN=<name> [LATENCY_US=2, 10 for frames] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [IMPL=hls|rtl] [TARGET_FPS=]
 	$(PY) -m hw_build estimate $(hw_flags)
 
 codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name> [IMPL=hls|rtl]
@@ -140,9 +144,9 @@ codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name> [IMPL
 bitstream: install ## full Vivado build (exit 3 without Vivado): DESIGN=<name>
 	$(PY) -m hw_build bitstream $(hw_flags)
 
-HIDDEN ?= 32,32
-cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32] [BITS=2] [IMPL=hls|rtl]
-	$(PY) -m hw_build cost --env $(ENV) --hidden $(HIDDEN) --bits $(or $(BITS),2) --latency-us $(LATENCY_US) --impl $(IMPL)
+HIDDEN ?=
+cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32 (16 for frames)] [CONV=8 (frames)] [BITS=2] [IMPL=hls|rtl]
+	$(PY) -m hw_build cost --env $(ENV) $(call opt,HIDDEN,--hidden) $(call opt,CONV,--conv) --bits $(or $(BITS),2) $(call opt,LATENCY_US,--latency-us) --impl $(IMPL)
 
 rtlsim: install ## ladder level 4, the RTL layers simulated with Verilator on real states (after make codegen IMPL=rtl): DESIGN=<name> [STATES=10000]
 	$(PY) -m hw_build rtlsim $(design_flag) --states $(STATES)
@@ -195,7 +199,7 @@ board-eval: ## ON THE BOARD (pynq's venv, as root): FPGA policy vs software on t
 
 BENCH_DESIGN ?= demo-CartPole-v1
 
-bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, host loop overhead and register traffic, distillation speed (needs make demo first)
+bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, host loop overhead and register traffic, binary frame packing, distillation speed (needs make demo first)
 	@test -f bitstreams/$(BENCH_DESIGN)/accel.json || { echo "make bench needs the design $(BENCH_DESIGN): run make demo first"; exit 2; }
 	$(PY) bench/bench_packing.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_host.py bitstreams/$(BENCH_DESIGN)
@@ -203,6 +207,7 @@ bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 PYTHONPATH=. $(HOST_VENV)/bin/python bench/bench_host_loop.py \
 	  bitstreams/$(BENCH_DESIGN) --out bench/results/host_loop_board_python.json
 	$(PY) bench/bench_codesign.py bitstreams/$(BENCH_DESIGN)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_pixels.py
 	$(PY) bench/bench_distill.py
 
 clean-venv: ## remove the workstation environment
