@@ -138,7 +138,7 @@ class PolicyServer:
         expected = n * self.spec.obs_dim * 4
         if len(payload) != expected:
             raise HostError(f"{n} observations of {self.spec.obs_dim} float32 values are {expected} bytes, got {len(payload)}")
-        obs = np.frombuffer(payload, dtype=np.float32).reshape(n, self.spec.obs_dim)
+        obs = np.frombuffer(payload, dtype=np.float32).reshape(n, *self.spec.obs_shape)  # frames as frames
         actions = np.ascontiguousarray(self.policy(obs))
         actions = actions.astype(np.int64 if self.spec.discrete else np.float32, copy=False)
         split = getattr(self.policy, "last_times", None)
@@ -188,8 +188,8 @@ class RemotePolicy:
         return reply, frames[1] if len(frames) > 1 else b""
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """Actions for a batch ``(n, obs_dim)`` of observations."""
-        x = np.ascontiguousarray(obs, dtype=np.float32).reshape(-1, self.spec.obs_dim)
+        """Actions for a batch ``(n, obs_dim)`` of observations (or of frames, for a pixel design)."""
+        x = np.ascontiguousarray(self.spec.rows(obs), dtype=np.float32)  # a frame of another shape stops here
         if not np.isfinite(x).all():
             raise HostError(NONFINITE)
         t0 = time.perf_counter()

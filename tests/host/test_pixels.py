@@ -101,3 +101,29 @@ def test_compare_on_the_emulated_board_plays_minatar(pixel_design, tmp_path):
     rep = json.loads((tmp_path / "compare.json").read_text())
     ref = rep["software"]["integer reference (numpy)"]
     assert rep["env_id"] == "MinAtar/Breakout-v1" and ref["step_agreement"] == 1.0 and ref["identical_returns"] == 3
+
+
+def test_the_remote_mode_serves_frames(pixel_design):
+    import threading
+
+    from host.remote import PolicyServer, RemotePolicy
+
+    spec = load_spec(pixel_design)
+    server = PolicyServer(spec, FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=8), "tcp://127.0.0.1:0")
+    done = threading.Event()
+    thread = threading.Thread(target=server.serve, kwargs={"stop": done.is_set}, daemon=True)
+    thread.start()
+    try:
+        client = RemotePolicy(spec, server.address)
+        frames = np.load(pixel_design / "states.npy")[:40]
+        local = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=8)
+        for i in range(0, 40, 8):
+            np.testing.assert_array_equal(client(frames[i:i + 8]), local(frames[i:i + 8]))
+        np.testing.assert_array_equal(client(frames[0]), local(frames[0]))
+        with pytest.raises(HostError, match="frame of shape \\(4, 10, 10\\)"):
+            client(np.zeros((4, 10, 10), dtype=bool))
+        client.close()
+    finally:
+        done.set()
+        thread.join(timeout=5)
+        server.close()
