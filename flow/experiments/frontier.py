@@ -32,6 +32,12 @@ def _arch(row: dict[str, Any], depth: int) -> str:
     return (f"c{row['channels']}-" if row.get("channels") else "") + f"{depth}×{row['width']}"
 
 
+def _students(settings: dict[str, Any], depth: int) -> str:
+    if settings.get("channels"):
+        return f"one convolution (its channels in the width column) on the binary frame, then {depth} hidden layer(s)"
+    return f"{depth} hidden layers"
+
+
 def _width_cell(row: dict[str, Any]) -> str:
     return f"{row['width']} (conv {row['channels']})" if row.get("channels") else str(row["width"])
 
@@ -186,7 +192,7 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
 
     lines = [f"# Size/return frontier: {env_id}", "",
              f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f}, {teacher['size_bits']:,} bits. "
-             f"Students {depth} hidden layers; a configuration *keeps the teacher's return* when every seed's mean is "
+             f"Students {_students(settings, depth)}; a configuration *keeps the teacher's return* when every seed's mean is "
              f"≥ {lo:.2f}.", "", *settings_note(settings["distill_settings"])]
     for method in methods:
         b = best[method]
@@ -236,7 +242,7 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
     lo = teacher["mean_return"] - teacher["std_return"]
     lines = [f"# Size/return frontier: {env_id}", "",
              f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f}, {teacher['size_bits']:,} bits. "
-             f"Students {depth} hidden layers; a configuration *keeps the teacher's return* when every seed's mean is "
+             f"Students {_students(settings, depth)}; a configuration *keeps the teacher's return* when every seed's mean is "
              f"≥ {lo:.2f}. Deployed bits (what the accelerator stores; the ≤ 0.5 % target, "
              f"{0.005 * teacher['size_bits']:,.0f} bits, is judged on them) and est. LUT/BRAM: {data['hardware']['basis']}.",
              "", *settings_note(settings["distill_settings"])]
