@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,24 @@ def discrete_design() -> Path:
 def pixel_design() -> Path:
     """The MinAtar Breakout-v1 reference design (one 3×3 convolution of 8 channels, 1×16, w2a2)."""
     return DATA / "pixels"
+
+
+@contextmanager
+def policy_server(spec, max_batch: int = 64):
+    """A policy server for ``spec`` (emulated backend) on a free loopback port, serving in a thread."""
+    import threading
+
+    from host.driver import FinnZynqDriver
+    from host.emulated_board import EmulatedBackend
+    from host.remote import PolicyServer
+
+    server = PolicyServer(spec, FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=max_batch), "tcp://127.0.0.1:0")
+    done = threading.Event()
+    thread = threading.Thread(target=server.serve, kwargs={"stop": done.is_set}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        done.set()
+        thread.join(timeout=5)
+        server.close()

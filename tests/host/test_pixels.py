@@ -104,16 +104,12 @@ def test_compare_on_the_emulated_board_plays_minatar(pixel_design, tmp_path):
 
 
 def test_the_remote_mode_serves_frames(pixel_design):
-    import threading
-
-    from host.remote import PolicyServer, RemotePolicy
+    pytest.importorskip("zmq")
+    from host.remote import RemotePolicy
+    from tests.host.conftest import policy_server
 
     spec = load_spec(pixel_design)
-    server = PolicyServer(spec, FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=8), "tcp://127.0.0.1:0")
-    done = threading.Event()
-    thread = threading.Thread(target=server.serve, kwargs={"stop": done.is_set}, daemon=True)
-    thread.start()
-    try:
+    with policy_server(spec, max_batch=8) as server:
         client = RemotePolicy(spec, server.address)
         frames = np.load(pixel_design / "states.npy")[:40]
         local = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=8)
@@ -123,7 +119,3 @@ def test_the_remote_mode_serves_frames(pixel_design):
         with pytest.raises(HostError, match="frame of shape \\(4, 10, 10\\)"):
             client(np.zeros((4, 10, 10), dtype=bool))
         client.close()
-    finally:
-        done.set()
-        thread.join(timeout=5)
-        server.close()

@@ -13,22 +13,17 @@ zmq = pytest.importorskip("zmq")
 from host.driver import FinnZynqDriver  # noqa: E402
 from host.emulated_board import EmulatedBackend  # noqa: E402
 from host.errors import HostError  # noqa: E402
-from host.remote import MAX_BATCH, PolicyServer, RemotePolicy  # noqa: E402
+from host.remote import MAX_BATCH, RemotePolicy  # noqa: E402
 from host.spec import load_spec  # noqa: E402
+from tests.host.conftest import policy_server  # noqa: E402
 
 
 @pytest.fixture
 def served(discrete_design):
     """A policy server for the CartPole reference design on a free loopback port, in a thread."""
     spec = load_spec(discrete_design)
-    server = PolicyServer(spec, FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=64), "tcp://127.0.0.1:0")
-    done = threading.Event()
-    thread = threading.Thread(target=server.serve, kwargs={"stop": done.is_set}, daemon=True)
-    thread.start()
-    yield spec, server
-    done.set()
-    thread.join(timeout=5)
-    server.close()
+    with policy_server(spec) as server:
+        yield spec, server
 
 
 def _raw(address: str, frames: list[bytes], timeout_ms: int = 2000) -> dict:
