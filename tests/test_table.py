@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from training.errors import FlowError
@@ -143,3 +144,30 @@ def test_tiny_frontier_end_to_end_labels_one_bit_students(cartpole_teacher, tmp_
     cost = data["hardware"]["architectures"]["2x8-w1a2"]
     assert f"| {cost['deployed_bits']:,} |" in md and f"| {cost['LUT']:,.0f} |" in md
     assert (data["fewest_lut_keeping_teacher"]["direct"] is None) == (best is None)
+
+
+def test_keeping_the_teacher_by_the_paired_test_on_the_same_seeds():
+    """A seed whose returns are the teacher's keeps it; one a little lower on every episode does not,
+    although the one-std rule keeps both; without the teacher's returns the column is left out."""
+    from flow.experiments.table import aggregate, markdown
+
+    rng = np.random.default_rng(0)
+    seeds = list(range(1000, 1100))
+    teacher_returns = rng.normal(10.0, 2.0, size=100).round(2).tolist()
+    teacher = {"run": "t", "mean_return": float(np.mean(teacher_returns)), "std_return": float(np.std(teacher_returns)),
+               "n_episodes": 100, "size_bits": 1_000_000, "returns": teacher_returns, "seeds": seeds}
+
+    def trial(method, seed, shift):
+        returns = [r - shift for r in teacher_returns]
+        return {"method": method, "bits": 2, "seed": seed, "returns": returns, "seeds": seeds, "size_bits": 4000,
+                "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns))}
+
+    records = [trial("qpd", 0, 0.0), trial("qpd", 1, 0.0), trial("direct", 0, 0.5), trial("direct", 1, 0.0)]
+    rows = {r["method"]: r for r in aggregate(records, teacher, ("method", "bits"))}
+    assert rows["qpd"]["seeds_keeping_teacher"] == 2 and rows["qpd"]["seeds_keeping_teacher_paired"] == 2
+    assert rows["direct"]["seeds_keeping_teacher"] == 2 and rows["direct"]["seeds_keeping_teacher_paired"] == 1
+    assert rows["direct"]["paired_p"][0] < 0.001
+    text = markdown("X-v1", teacher, list(rows.values()), "cmd", [32, 32])
+    assert "seeds keeping teacher (paired test) |" in text and "| 1/2 |" in text
+    bare = {k: v for k, v in teacher.items() if k not in ("returns", "seeds")}
+    assert "paired" not in markdown("X-v1", bare, aggregate(records, bare, ("method", "bits")), "cmd", [32, 32])

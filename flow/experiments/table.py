@@ -63,8 +63,27 @@ def teacher_record(teacher_dir: Path, env_id: str) -> dict[str, Any]:
         raise FlowError(f"teacher run {teacher_dir} has no {RESULTS_FILE}: train it first (make teacher ENV={env_id})")
     results = json.loads(path.read_text())
     size = teacher_size(TeacherPolicy.load(teacher_dir, env_id)).total_bits
-    return {"run": str(teacher_dir), "mean_return": results["mean_return"], "std_return": results["std_return"],
-            "n_episodes": results["n_episodes"], "size_bits": size}
+    record = {"run": str(teacher_dir), "mean_return": results["mean_return"], "std_return": results["std_return"],
+              "n_episodes": results["n_episodes"], "size_bits": size}
+    if "returns" in results and "seeds" in results:  # for the paired test on the same seeds
+        record.update(returns=results["returns"], seeds=results["seeds"])
+    return record
+
+
+#: A seed keeps the teacher by the paired test when its returns are not below the teacher's at this level.
+PAIRED_ALPHA = 0.05
+
+
+def keeps_teacher_paired(record: dict[str, Any], teacher: dict[str, Any]) -> tuple[bool, float] | None:
+    """Paired sign-flip permutation test of one trial's returns against the teacher's on the same
+    seeds: ``(keeps, p)``, keeping when the mean difference is not negative or ``p >= PAIRED_ALPHA``;
+    None where the teacher record has no per-episode returns on these seeds (tables made before)."""
+    from host.report import paired_permutation_test
+
+    if teacher.get("seeds") is None or record.get("seeds") != teacher["seeds"]:
+        return None
+    test = paired_permutation_test(record["returns"], teacher["returns"])
+    return bool(test["mean_difference"] >= 0 or test["p_value"] >= PAIRED_ALPHA), float(test["p_value"])
 
 
 def aggregate(records: list[dict[str, Any]], teacher: dict[str, Any], key_fields: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -88,7 +107,27 @@ def aggregate(records: list[dict[str, Any]], teacher: dict[str, Any], key_fields
             "ratio": recs[0]["size_bits"] / teacher["size_bits"],
             "agreement": float(np.mean([r["agreement"] for r in recs])) if all("agreement" in r for r in recs) else None,
         })
+        paired = [keeps_teacher_paired(r, teacher) for r in recs]
+        if all(t is not None for t in paired):
+            rows[-1].update(seeds_keeping_teacher_paired=int(sum(k for k, _ in paired)),
+                            paired_p=[p for _, p in paired])
     return rows
+
+
+def paired_cells(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """The paired-test column's header, its alignment and a row's cell maker (empty where no row has it)."""
+    if not rows or not all("seeds_keeping_teacher_paired" in r for r in rows):
+        return "", "", ""
+    return " seeds keeping teacher (paired test) |", " ---: |", "paired"
+
+
+def _paired_cell(row: dict[str, Any], on: str) -> str:
+    return f" {row['seeds_keeping_teacher_paired']}/{len(row['seeds'])} |" if on else ""
+
+
+PAIRED_NOTE = (f"*Paired test*: each seed's returns against the teacher's on the same evaluation episodes (paired "
+               f"sign-flip permutation test); a seed keeps the teacher when its mean is not below the teacher's at "
+               f"p < {PAIRED_ALPHA}.")
 
 
 #: Settings a grid sets for each trial itself; a grid config may not set them.
@@ -185,15 +224,18 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         "Return: mean ± std over seeds of each seed's mean return over the evaluation episodes (seeds 1000..).",
         "",
         *settings_note(settings),
-        "| bits (w/a) | method | size (bits) | % of teacher | return | worst seed | seeds keeping teacher | agreement with teacher |",
-        "| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |",
+        *([PAIRED_NOTE, ""] if paired_cells(rows)[2] else []),
+        "| bits (w/a) | method | size (bits) | % of teacher | return | worst seed | seeds keeping teacher |"
+        + paired_cells(rows)[0] + " agreement with teacher |",
+        "| ---: | --- | ---: | ---: | --- | ---: | ---: |" + paired_cells(rows)[1] + " ---: |",
     ]
+    on = paired_cells(rows)[2]
     for row in sorted(rows, key=lambda r: (-r["bits"], TABLE_METHODS.index(r["method"]))):
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
         lines.append(
             f"| {bits_label(row['bits'], row['method'])} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | {100 * row['ratio']:.3f} | "
             f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | {row['worst_seed_mean']:.2f} | "
-            f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} |")
+            f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} |{_paired_cell(row, on)} {agree} |")
     lines += ["", f"Made by: `{command}`", ""]
     return "\n".join(lines)
 
@@ -236,9 +278,12 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
         f"the teacher's {teacher_words.split(' actor')[0]} architecture and is not compiled (–).",
         "",
         *settings_note(settings),
-        "| bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | return | worst seed | seeds keeping teacher | agreement with teacher |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        *([PAIRED_NOTE, ""] if paired_cells(rows)[2] else []),
+        "| bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | return | worst seed | "
+        "seeds keeping teacher |" + paired_cells(rows)[0] + " agreement with teacher |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |" + paired_cells(rows)[1] + " ---: |",
     ]
+    on = paired_cells(rows)[2]
     keys: list[str] = []
     for row in sorted(rows, key=lambda r: (-r["bits"], TABLE_METHODS.index(r["method"]))):
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
@@ -248,7 +293,8 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
         lines.append(
             f"| {bits_label(row['bits'], row['method'])} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | "
             f"{100 * row['ratio']:.3f} | {deployed} | {row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | "
-            f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} |")
+            f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} |{_paired_cell(row, on)} "
+            f"{agree} |")
     for row in sorted(rows, key=lambda r: -r["bits"]):
         key = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv)
         if key in hardware["architectures"] and key not in keys:
