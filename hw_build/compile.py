@@ -274,7 +274,8 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
     from hw_build.shell import glue_estimate, with_shell
 
     choice.check()
-    if choice.latency_us is None:
+    budget_given = choice.latency_us is not None
+    if not budget_given:
         choice.latency_us = default_latency_us(qonnx)
     points: list[FoldingPoint] = []
     chosen: FoldingPoint | None = None
@@ -294,7 +295,7 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
 
         points = explore(build, choice.objective, choice.latency_us)
         shutil.rmtree(trial_dir, ignore_errors=True)
-        chosen, rule = choose(points, choice.objective, choice.latency_us)
+        chosen, rule = choose(points, choice.objective, choice.latency_us, budget_given)
         target = chosen.target_fps
     _clear_build_outputs(out)
     run_build(qonnx, build_config(out, kind, target, choice.clock_ns, input_mode=choice.input_mode,

@@ -88,8 +88,10 @@ def explore(build: Callable[[int], FoldingPoint], objective: str, latency_us: fl
     return points
 
 
-def choose(points: list[FoldingPoint], objective: str, latency_us: float) -> tuple[FoldingPoint, str]:
-    """The folding the objective picks, and why in words; an impossible budget is refused."""
+def choose(points: list[FoldingPoint], objective: str, latency_us: float,
+           budget_given: bool = True) -> tuple[FoldingPoint, str]:
+    """The folding the objective picks, and why in words. An impossible budget is refused when the
+    user set it (``budget_given``); the default budget gives way to the fastest folding, and says so."""
     if objective == "fastest":
         fitting = [p for p in points if p.fits_comfortably]
         if not fitting:
@@ -98,6 +100,9 @@ def choose(points: list[FoldingPoint], objective: str, latency_us: float) -> tup
     within = [p for p in points if p.latency_ns <= latency_us * 1000]
     if not within:
         best = min(points, key=lambda p: p.latency_ns)
+        if not budget_given and best.fits_comfortably:
+            return best, (f"fastest folding, est. {best.latency_ns / 1000:.2f} µs: no folding reaches the default "
+                          f"{latency_us:g} µs (target_fps {best.target_fps:,}; {len(points)} foldings tried)")
         raise FlowError(f"no folding reaches LATENCY_US={latency_us:g}: the fastest FINN's folding reaches is "
                         f"{best.latency_ns / 1000:.2f} µs est. (target_fps {best.target_fps:,}); raise LATENCY_US")
     best = min(within, key=lambda p: p.cost)

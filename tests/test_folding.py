@@ -45,6 +45,12 @@ def test_an_impossible_budget_names_the_fastest_latency_reachable():
         choose(points, "smallest", 0.01)
 
 
+def test_the_default_budget_gives_way_to_the_fastest_folding_and_says_so():
+    points = explore(_build, "smallest", 0.01)
+    fastest, why = choose(points, "smallest", 0.01, budget_given=False)
+    assert fastest.target_fps == 100_000_000 and "no folding reaches the default 0.01 µs" in why
+
+
 def test_fastest_keeps_the_former_rule():
     best, _ = choose(explore(_build, "fastest", 2.0), "fastest", 2.0)
     assert best.target_fps == 100_000_000
