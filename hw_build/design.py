@@ -45,8 +45,9 @@ def design_dir(name: str) -> Path:
 
 
 def default_design_name(env_id: str, run_dir: Path) -> str:
-    """``<env>-<run folder name>``, e.g. ``CartPole-v1-qpd-2x32-w2a2-s0``."""
-    return f"{env_id}-{Path(run_dir).name}"
+    """``<env>-<run folder name>``, e.g. ``CartPole-v1-qpd-2x32-w2a2-s0`` (``MinAtar-Breakout-v1-...``:
+    a family's ``/`` would make a nested folder)."""
+    return f"{env_id.replace('/', '-')}-{Path(run_dir).name}"
 
 
 def new_design_dir(name: str, force: bool) -> Path:

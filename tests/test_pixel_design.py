@@ -215,3 +215,12 @@ def test_the_architecture_cost_of_a_pixel_student_bounds_the_design(pixel_design
     accel = json.loads((folder / "accel.json").read_text())
     assert cost["student"] == "c8-1x16-w2a2" and cost["deployed"]["host_bits"] == 0 and cost["fits"]
     assert cost["deployed_bits"] >= accel["deployed"]["total_bits"] and cost["est_latency_us"] <= 10
+
+
+def test_a_pixel_designs_default_name_is_one_folder():
+    from pathlib import Path
+
+    from hw_build.design import default_design_name
+
+    assert default_design_name(ENV, Path("runs/MinAtar/Breakout-v1/qpd-c8-1x16-w2a2-s0")) == \
+        "MinAtar-Breakout-v1-qpd-c8-1x16-w2a2-s0"
