@@ -43,24 +43,17 @@ def check_supported(env_id: str) -> None:
         raise unsupported_env_error(env_id, supported)
 
 
-def register_family(env_id: str) -> None:
-    """Register ``env_id``'s family where gymnasium does not know it (:func:`host.envs.register_family`)."""
-    from host.envs import register_family as register
+def make_env(env_id: str, **kwargs) -> gym.Env:
+    """Make one supported environment (raises :class:`FlowError` for an unknown id), as the host
+    makes it (:func:`host.envs.make_env`: MinAtar registered and cut at its episode limit)."""
+    from host.envs import make_env as host_make_env
     from host.errors import HostError
 
+    check_supported(env_id)
     try:
-        register(env_id)
+        return host_make_env(env_id, **kwargs)
     except HostError as exc:
         raise FlowError(str(exc)) from None
-
-
-def make_env(env_id: str, **kwargs) -> gym.Env:
-    """Make one supported environment (raises :class:`FlowError` for an unknown id)."""
-    check_supported(env_id)
-    register_family(env_id)
-    if env_id.startswith("MinAtar/"):
-        kwargs.setdefault("max_episode_steps", MINATAR_TIME_LIMIT)
-    return gym.make(env_id, **kwargs)
 
 
 def env_info(env_id: str) -> EnvInfo:

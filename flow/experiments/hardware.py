@@ -31,10 +31,9 @@ CACHE_VERSION = 1
 def arch_key(hidden: Iterable[int], weight_bits: int, act_bits: int, input_bits: int = 8,
              conv: Iterable[int] = ()) -> str:
     """``2x32-w2a2`` (``-i6`` appended for a non-default input width; ``c8-1x16-w2a2`` for a pixel student)."""
-    hidden, conv = list(hidden), list(conv)
-    arch = f"{len(hidden)}x{hidden[0]}" if len(set(hidden)) == 1 else "-".join(map(str, hidden))
-    if conv:
-        arch = "c" + "-".join(map(str, conv)) + "-" + arch
+    from training.students.student import arch_label
+
+    arch = arch_label(hidden, conv)
     return f"{arch}-w{weight_bits}a{act_bits}" + ("" if input_bits == 8 else f"-i{input_bits}")
 
 

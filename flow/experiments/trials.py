@@ -45,9 +45,9 @@ class Trial:
     @property
     def key(self) -> str:
         """File-name key, e.g. ``qpd-2x32-w2-s0``."""
-        arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
-        if self.conv:
-            arch = "c" + "-".join(map(str, self.conv)) + "-" + arch
+        from training.students.student import arch_label
+
+        arch = arch_label(self.hidden, self.conv)
         bits = "float" if self.bits is None else f"w{self.bits}"
         return f"{self.method}-{arch}-{bits}-s{self.seed}"
 

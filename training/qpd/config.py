@@ -16,7 +16,8 @@ import yaml
 
 from training.qpd.loss import LossConfig
 from training.errors import FlowError
-from training.students.student import COLLECT_STATS_STEPS, MAX_BITS, MIN_WEIGHT_BITS, check_bit_width, student_act_bits
+from training.students.student import (COLLECT_STATS_STEPS, MAX_BITS, MIN_WEIGHT_BITS, arch_label, check_bit_width,
+                                       student_act_bits)
 
 METHODS = ("qpd", "direct", "float")
 #: The precision ladder QPD walks down by default, truncated at the target.
@@ -183,11 +184,7 @@ class QPDConfig:
 
     def arch_label(self) -> str:
         """The architecture part of names, e.g. ``2x32`` or ``c8-1x16`` (as :meth:`StudentSpec.label`)."""
-        arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
-        if self.conv:
-            arch = "c" + "-".join(map(str, self.conv)) + (f"k{self.kernel}" if self.kernel != 3 else "") + \
-                   (f"s{self.stride}" if self.stride != 1 else "") + "-" + arch
-        return arch
+        return arch_label(self.hidden, self.conv, self.kernel, self.stride)
 
     def run_name(self) -> str:
         """Default run folder name, e.g. ``qpd-2x32-w2a2-s0``."""

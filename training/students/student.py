@@ -54,6 +54,17 @@ MAX_BITS = 8
 MIN_WEIGHT_BITS, MIN_ACT_BITS = 1, 2
 
 
+def arch_label(hidden, conv=(), kernel: int = 3, stride: int = 1) -> str:
+    """A student architecture's name in labels, run folders and keys: ``2x32``, ``32-16``, or
+    ``c8-1x16`` / ``c16s2-1x32`` for convolutions (kernel and stride named where not 3 and 1)."""
+    hidden, conv = list(hidden), list(conv)
+    arch = f"{len(hidden)}x{hidden[0]}" if len(set(hidden)) == 1 else "-".join(map(str, hidden))
+    if conv:
+        arch = "c" + "-".join(map(str, conv)) + (f"k{kernel}" if kernel != 3 else "") + \
+               (f"s{stride}" if stride != 1 else "") + "-" + arch
+    return arch
+
+
 def student_act_bits(weight_bits: int) -> int:
     """A student's default activation width for ``weight_bits``: the same, but at least
     :data:`MIN_ACT_BITS`."""
@@ -234,10 +245,7 @@ class StudentSpec:
 
     def label(self) -> str:
         """Short name, e.g. ``2x32-w2a2``, ``2x32-w4a4n`` (narrow-range weights) or ``2x32-float``."""
-        arch = f"{len(self.hidden)}x{self.hidden[0]}" if len(set(self.hidden)) == 1 else "-".join(map(str, self.hidden))
-        if self.conv:
-            arch = "c" + "-".join(map(str, self.conv)) + (f"k{self.kernel}" if self.kernel != 3 else "") + \
-                   (f"s{self.stride}" if self.stride != 1 else "") + "-" + arch
+        arch = arch_label(self.hidden, self.conv, self.kernel, self.stride)
         narrow = "n" if self.narrow_weights and self.quantized else ""
         return f"{arch}-{'float' if not self.quantized else f'w{self.weight_bits}a{self.act_bits}{narrow}'}"
 
