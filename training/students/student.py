@@ -235,12 +235,11 @@ class StudentSpec:
         """The same student at other bit widths."""
         data = asdict(self)
         data.update(weight_bits=weight_bits, act_bits=act_bits)
-        if self.binary_input:
-            pass  # the input stays binary at every precision
-        elif weight_bits is None:
-            data["input_bits"] = None
-        elif data["input_bits"] is None:
-            data["input_bits"] = 8
+        if not self.binary_input:  # a binary input stays binary at every precision
+            if weight_bits is None:
+                data["input_bits"] = None
+            elif data["input_bits"] is None:
+                data["input_bits"] = 8
         return StudentSpec(**data)
 
     def label(self) -> str:
