@@ -47,7 +47,8 @@ def _cmd_table(args: argparse.Namespace) -> None:
     data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                      methods=[m for m in args.methods.split(",") if m], hidden=_grid_hidden(args),
                      updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
-                     settings=settings, hardware=not args.no_hardware, executor=args.executor)
+                     settings=settings, hardware=not args.no_hardware, executor=args.executor,
+                     qat_ppo_bits=_int_list(args.qat_ppo_bits, "QAT PPO bits") if args.qat_ppo_bits else None)
     print((out / "qpd_table.md").read_text())
     print(f"written: {out}/qpd_table.md, qpd_table.json, qpd_table.png ({len(data['trials'])} trials)")
 
@@ -161,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
     p.add_argument("--methods", default=",".join(TABLE_METHODS), help=f"default {','.join(TABLE_METHODS)}")
     p.add_argument("--width", type=int, default=None, help="student hidden width (default 32; 16 for frames)")
+    p.add_argument("--qat-ppo-bits", default=None,
+                   help="widths QAT PPO from scratch runs at, e.g. 8,2 (default: all of --bits; each of its trials "
+                        "costs a teacher's training budget)")
     _add_grid_options(p, "qpd-table")
     p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
     p.add_argument("--no-hardware", action="store_true", help=HARDWARE_HELP)

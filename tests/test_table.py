@@ -113,6 +113,26 @@ def test_grid_config_reaches_distilling_trials_only(tmp_path):
                                                   settings)
 
 
+def test_qat_ppo_can_run_at_some_widths_only_and_the_caption_says_so(tmp_path):
+    from flow.experiments.table import build_trials, markdown
+
+    _, trials = build_trials("CartPole-v1", tmp_path, [8, 4, 2], [0, 1], ["qat-ppo", "qpd"], [32, 32], 8000, 10,
+                             tmp_path / "runs", qat_ppo_bits=[8, 2])
+    assert sorted({t.bits for t in trials if t.method == "qat-ppo"}) == [2, 8]
+    assert sorted({t.bits for t in trials if t.method == "qpd"}) == [2, 4, 8]
+    assert len(trials) == 2 * 2 + 3 * 2
+    with pytest.raises(FlowError, match=r"QAT PPO bits \[3\] are not among the table's bits"):
+        build_trials("CartPole-v1", tmp_path, [8, 2], [0], ["qat-ppo"], [32, 32], 8000, 10, tmp_path / "runs",
+                     qat_ppo_bits=[3])
+    rows = aggregate([_rec(m, b, 0, 95.0) for m, b in [("qpd", 8), ("qpd", 4), ("qpd", 2), ("qat-ppo", 8),
+                                                        ("qat-ppo", 2)]], TEACHER, ("method", "bits"))
+    md = markdown("CartPole-v1", {**TEACHER, "n_episodes": 10}, rows, "cmd", [32, 32])
+    assert ("QAT PPO from scratch (student actor, float critic) was run at 8, 2 bits only: each of its trials costs "
+            "a teacher's training budget.") in md
+    full = aggregate([_rec("qpd", 8, 0, 95.0), _rec("qat-ppo", 8, 0, 95.0)], TEACHER, ("method", "bits"))
+    assert "only" not in markdown("CartPole-v1", {**TEACHER, "n_episodes": 10}, full, "cmd", [32, 32])
+
+
 @pytest.mark.parametrize("text, message", [
     ("schedule: [4, 2]\n", "the grid sets per trial"),
     ("weight_bits: 3\n", "the grid sets per trial"),

@@ -155,8 +155,16 @@ def grid_settings(path: str | Path | None) -> dict[str, Any]:
 
 def build_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[int], methods: list[str],
                  hidden: list[int], updates: int, episodes: int, runs_dir: Path,
-                 settings: dict[str, Any] | None = None) -> tuple[list[Trial], list[Trial]]:
-    """The float-student trials (phase 1) and the table's trials (phase 2)."""
+                 settings: dict[str, Any] | None = None,
+                 qat_ppo_bits: list[int] | None = None) -> tuple[list[Trial], list[Trial]]:
+    """The float-student trials (phase 1) and the table's trials (phase 2).
+
+    ``qat_ppo_bits``: the widths QAT PPO from scratch runs at (default: all of ``bits``); each of
+    its trials costs a teacher's training budget, so a grid may run it at a few widths only.
+    """
+    qat_bits = set(bits if qat_ppo_bits is None else qat_ppo_bits)
+    if not qat_bits <= set(bits):
+        raise FlowError(f"QAT PPO bits {sorted(qat_bits - set(bits))} are not among the table's bits {bits}")
     common = dict(env_id=env_id, hidden=tuple(hidden), updates=updates, episodes=episodes,
                   teacher_dir=str(teacher_dir), runs_dir=str(runs_dir))
     extra = grid_extra(env_id, settings)
@@ -165,7 +173,7 @@ def build_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[in
               for s in seeds] if "float-ptq" in methods else []
     table = [Trial(method=m, bits=b, seed=s, extra=extra if m in DISTILLED_AS else conv_only if m == "qat-ppo" else (),
                    **common)
-             for b in bits for m in methods for s in seeds]
+             for b in bits for m in methods for s in seeds if m != "qat-ppo" or b in qat_bits]
     validate_trials(floats + table)
     return floats, table
 
@@ -193,6 +201,18 @@ def settings_note(settings: dict[str, Any] | None) -> list[str]:
         return []
     return ["Distillation settings changed from the defaults for this grid: "
             + ", ".join(f"`{k}: {v}`" for k, v in sorted(settings.items())) + ".", ""]
+
+
+def partial_methods_note(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines saying which methods ran at some of the table's widths only (none: no lines)."""
+    widths = {r["bits"] for r in rows}
+    lines = []
+    for method in TABLE_METHODS:
+        ran = sorted({r["bits"] for r in rows if r["method"] == method}, reverse=True)
+        if ran and set(ran) != widths:
+            why = ": each of its trials costs a teacher's training budget" if method == "qat-ppo" else ""
+            lines.append(f"{METHOD_LABELS[method]} was run at {', '.join(map(str, ran))} bits only{why}.")
+    return [" ".join(lines), ""] if lines else []
 
 
 def architecture_words(env_id: str, hidden: list[int], conv: list[int], input_bits: int) -> tuple[str, str]:
@@ -224,6 +244,7 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         "Return: mean ± std over seeds of each seed's mean return over the evaluation episodes (seeds 1000..).",
         "",
         *settings_note(settings),
+        *partial_methods_note(rows),
         *([PAIRED_NOTE, ""] if paired_cells(rows)[2] else []),
         "| bits (w/a) | method | size (bits) | % of teacher | return | worst seed | seeds keeping teacher |"
         + paired_cells(rows)[0] + " agreement with teacher |",
@@ -278,6 +299,7 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
         f"the teacher's {teacher_words.split(' actor')[0]} architecture and is not compiled (–).",
         "",
         *settings_note(settings),
+        *partial_methods_note(rows),
         *([PAIRED_NOTE, ""] if paired_cells(rows)[2] else []),
         "| bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | return | worst seed | "
         "seeds keeping teacher |" + paired_cells(rows)[0] + " agreement with teacher |",
@@ -339,19 +361,20 @@ def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path:
 def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], methods: list[str],
               hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path,
               settings: dict[str, Any] | None = None, hardware: bool = True,
-              executor: str = "process") -> dict[str, Any]:
+              executor: str = "process", qat_ppo_bits: list[int] | None = None) -> dict[str, Any]:
     """Run (or read) every trial and write the table's files into ``out_dir``.
 
     ``executor``: where the trials run (see :func:`flow.experiments.trials.run_trials`);
     ``settings``: distillation settings for the distilling methods (see :func:`grid_settings`);
-    ``hardware``: add what each student architecture costs on the fabric (FINN estimate, cached).
+    ``hardware``: add what each student architecture costs on the fabric (FINN estimate, cached);
+    ``qat_ppo_bits``: the widths QAT PPO runs at (see :func:`build_trials`).
     """
     unknown = set(methods) - set(TABLE_METHODS)
     if unknown:
         raise FlowError(f"unknown method(s) {', '.join(sorted(unknown))}; known: {', '.join(TABLE_METHODS)}")
     teacher = teacher_record(teacher_dir, env_id)
     floats, trials = build_trials(env_id, teacher_dir, bits, seeds, methods, hidden, updates, episodes, runs_dir,
-                                  settings)
+                                  settings, qat_ppo_bits)
     cache = out_dir / "trials"
     if floats:
         run_trials(floats, cache, jobs, desc="float students", executor=executor)
@@ -361,7 +384,9 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
     conv = list(dict(trials[0].extra).get("conv") or ()) if trials else []
     data = {"env_id": env_id, "teacher": teacher, "settings": {"bits": bits, "seeds": seeds, "methods": methods,
             "hidden": hidden, "updates": updates, "episodes": episodes, "distill_settings": settings or {},
-            **({"conv": conv} if conv else {})}, "rows": rows, "trials": records,
+            **({"conv": conv} if conv else {}),
+            **({"qat_ppo_bits": qat_ppo_bits} if "qat-ppo" in methods and qat_ppo_bits is not None else {})},
+            "rows": rows, "trials": records,
             "command": command}
     if hardware:
         add_hardware(data)
