@@ -104,10 +104,10 @@ table_flags = $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,METHO
 qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [QAT_PPO_BITS=8,2] [SEEDS=0,1,2] [JOBS=2] [EXECUTOR=process|ray] [OUT=<dir>] [CONFIG=<yaml>]
 	$(PY) -m flow table --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(table_flags)
 
-ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] [VARIANTS=qpd,no-transition,...] [WIDTH=32] [JOBS=2] [EXECUTOR=process|ray] [OUT=<dir>]
+ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] [VARIANTS=qpd,no-transition,...] [WIDTH=32] [JOBS=2] [EXECUTOR=process|ray] [OUT=<dir>] [CONFIG=<yaml>]
 	$(PY) -m flow ablation --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(call opt,BITS,--bits) \
 	  $(call opt,SEEDS,--seeds) $(call opt,VARIANTS,--variants) $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) \
-	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out)
+	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) $(call opt,CONFIG,--config)
 
 frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [CHANNELS=4,8,16 (frames)] [BITS=1,...,8] [SEEDS=0] [JOBS=2] [EXECUTOR=process|ray] [CONFIG=<yaml>]
 	$(PY) -m flow frontier --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \

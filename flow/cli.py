@@ -70,14 +70,16 @@ def _cmd_frontier(args: argparse.Namespace) -> None:
 
 def _cmd_ablation(args: argparse.Namespace) -> None:
     from flow.experiments.ablation import ablation, check_variants
+    from flow.experiments.table import grid_settings
 
     variants = check_variants([v for v in args.variants.split(",") if v])
+    settings = grid_settings(args.config)
     teacher = ensure_teacher(args.env, args.teacher)
     out = _grid_out(args, "ablation")
     data = ablation(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                     variants=variants, hidden=_grid_hidden(args),
                     updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
-                    executor=args.executor)
+                    executor=args.executor, settings=settings)
     print((out / "ablation.md").read_text())
     print(f"written: {out}/ablation.md, ablation.json, ablation.png ({len(data['trials'])} trials)")
 
@@ -192,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"default {','.join(VARIANTS)}")
     p.add_argument("--width", type=int, default=None, help="student hidden width (default 32; 16 for frames)")
     _add_grid_options(p, "ablation")
+    p.add_argument("--config", default=None, help=GRID_CONFIG_HELP + "; each variant's own switch wins")
     p.set_defaults(func=_cmd_ablation)
 
     p = sub.add_parser("render", help="re-render the grids in a folder (qpd_table, frontier, ablation) from their "

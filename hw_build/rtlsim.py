@@ -211,13 +211,39 @@ class BuiltLayer:
     binary: Path
 
 
+#: Built simulations by the hash of what went into them (see :func:`_build_key`).
+BUILD_CACHE = Path("build") / "rtlsim" / "cache"
+
+
+def _build_key(exe: Path, top: str, sources: list[str], params: list[str], harness: str) -> str:
+    """The hash of everything a Verilator build depends on: the sources' contents, the top, the
+    parameters and the harness. Memory files (``.dat``) are not in it: the simulation reads them
+    when it starts (``$readmemh``), so one binary serves every weight and threshold file."""
+    import hashlib
+    from importlib.metadata import version
+
+    h = hashlib.sha256()
+    for part in [str(exe), version("verilator"), top, *params, harness, *VERILATOR_WARNINGS]:
+        h.update(part.encode() + b"\0")
+    for src in sources:
+        h.update(src.encode() + b"\0" + Path(src).read_bytes() + b"\0")
+    return h.hexdigest()[:24]
+
+
 def _verilate(name: str, top: str, sources: list[Path], params: list[str], tie_off: str, work: Path) -> Path:
-    """Build ``top`` and the harness into ``work/obj/sim``; one sentence where Verilator fails."""
+    """Build ``top`` and the harness into ``work/obj/sim``; one sentence where Verilator fails.
+
+    A build is kept in :data:`BUILD_CACHE` by :func:`_build_key`: verify's level 4 and make
+    rtlsim build the same layers, and a C++ compile is most of their time.
+    """
     exe, env = verilator()
     work.mkdir(parents=True, exist_ok=True)
     harness = work / "harness.cpp"
     harness.write_text(HARNESS_CPP.replace("TIE_OFF(top);", tie_off.replace("t.", "top.")))
     unique = list(dict.fromkeys(str(src) for src in sources))
+    cached = BUILD_CACHE / _build_key(exe, top, unique, params, harness.read_text()) / "sim"
+    if cached.exists():
+        return cached
     cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "--no-timing", *VERILATOR_WARNINGS, "--top-module", top,
            "--prefix", "Vtop", "-Mdir", str(work / "obj"), "-o", "sim", *params, *unique, str(harness)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
@@ -225,7 +251,11 @@ def _verilate(name: str, top: str, sources: list[Path], params: list[str], tie_o
     if proc.returncode != 0 or not binary.exists():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise FlowError(f"Verilator could not build {name}: {' | '.join(tail)}")
-    return binary
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f"sim.{os.getpid()}.tmp")
+    shutil.copy2(binary, partial)
+    os.replace(partial, cached)  # whole or absent, where two builds race
+    return cached
 
 
 def _mvu_glue(name: str, op, work: Path) -> Path:

@@ -11,6 +11,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Distillation settings that keep a test's trial short: fewer teacher states, shorter DAgger
+#: rounds, fewer episodes between stages (what the student fixtures below use too).
+FAST_DISTILL = dict(teacher_states=5000, dagger_interval=300, dagger_steps=800, stage_eval_episodes=2,
+                    agreement_states=1000)
+
 
 @pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory) -> Path:
@@ -38,9 +43,8 @@ def short_qpd_student(cartpole_teacher, tmp_path_factory) -> tuple[Path, dict]:
     from training.qpd.distill import distill
     from training.qpd.config import load_qpd_config
 
-    cfg = load_qpd_config(env_id="CartPole-v1", hidden=[16, 16], schedule=[4, 2], updates=1200,
-                          teacher_states=5000, dagger_interval=300, dagger_steps=800, eval_episodes=5,
-                          stage_eval_episodes=2, agreement_states=1000)
+    cfg = load_qpd_config(env_id="CartPole-v1", hidden=[16, 16], schedule=[4, 2], updates=1200, eval_episodes=5,
+                          **FAST_DISTILL)
     run_dir = tmp_path_factory.mktemp("runs") / "CartPole-v1" / "short-qpd"
     results = distill(cfg, cartpole_teacher, run_dir, quiet=True)
     return run_dir, results
@@ -53,8 +57,7 @@ def narrow_qpd_student(cartpole_teacher, tmp_path_factory) -> tuple[Path, dict]:
     from training.qpd.config import load_qpd_config
 
     cfg = load_qpd_config(env_id="CartPole-v1", hidden=[16, 16], schedule=[4, 2], updates=1200, narrow_weights=True,
-                          teacher_states=5000, dagger_interval=300, dagger_steps=800, eval_episodes=5,
-                          stage_eval_episodes=2, agreement_states=1000)
+                          eval_episodes=5, **FAST_DISTILL)
     run_dir = tmp_path_factory.mktemp("runs") / "CartPole-v1" / "narrow-qpd"
     results = distill(cfg, cartpole_teacher, run_dir, quiet=True)
     return run_dir, results

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from tests.conftest import FAST_DISTILL, run_cli
 from tests.test_cli import _assert_user_error
 from flow.experiments.ablation import VARIANTS, ablation, build_ablation_trials, with_gain_over_qpd
 from training.errors import FlowError
@@ -44,7 +44,8 @@ def test_gain_over_qpd_by_hand():
 def test_tiny_ablation_end_to_end(cartpole_teacher: Path, tmp_path: Path):
     out = tmp_path / "ablation"
     data = ablation("CartPole-v1", cartpole_teacher, bits=[4], seeds=[0], variants=["qpd", "no-value-term"],
-                    hidden=[8, 8], updates=1400, episodes=3, jobs=1, out_dir=out, runs_dir=tmp_path / "runs")
+                    hidden=[8, 8], updates=1400, episodes=3, jobs=1, out_dir=out, runs_dir=tmp_path / "runs",
+                    settings=FAST_DISTILL)
     assert {p.name for p in out.iterdir()} >= {"ablation.md", "ablation.json", "ablation.png", "trials"}
     assert {r["variant"] for r in data["rows"]} == {"qpd", "no-value-term"}
     md = (out / "ablation.md").read_text()

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.conftest import FAST_DISTILL
 from training.errors import FlowError
 from flow.experiments.frontier import smallest_keeping_teacher
 from flow.experiments.table import aggregate, qpd_table
@@ -41,7 +42,7 @@ def test_smallest_student_keeping_the_teacher():
 def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
     out = tmp_path / "table"
     kwargs = dict(bits=[4], seeds=[0], methods=["ptq", "float-ptq", "direct", "qpd"], hidden=[8, 8], updates=1400,
-                  episodes=3, jobs=1, out_dir=out, runs_dir=tmp_path / "runs")
+                  episodes=3, jobs=1, out_dir=out, runs_dir=tmp_path / "runs", settings=FAST_DISTILL)
     data = qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
     assert {p.name for p in out.iterdir()} >= {"qpd_table.md", "qpd_table.json", "qpd_table.png", "trials"}
     assert {r["method"] for r in data["rows"]} == {"ptq", "float-ptq", "direct", "qpd"}

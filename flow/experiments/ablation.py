@@ -24,7 +24,8 @@ from typing import Any
 
 from training import atomic
 from training.errors import FlowError
-from flow.experiments.table import aggregate, bits_label, made_by, plot_return_against_bits, teacher_record, validate_trials
+from flow.experiments.table import (aggregate, bits_label, made_by, plot_return_against_bits, settings_note, teacher_record,
+                                    validate_trials)
 from flow.experiments.trials import Trial, grid_extra, run_trials
 
 
@@ -55,12 +56,14 @@ def check_variants(names: list[str]) -> list[str]:
 
 
 def build_ablation_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[int], variants: list[str],
-                          hidden: list[int], updates: int, episodes: int, runs_dir: Path) -> dict[str, list[Trial]]:
-    """Every variant's trials (bits × seeds), checked before any runs."""
+                          hidden: list[int], updates: int, episodes: int, runs_dir: Path,
+                          settings: dict[str, Any] | None = None) -> dict[str, list[Trial]]:
+    """Every variant's trials (bits × seeds), checked before any runs; ``settings`` (a grid config,
+    see :func:`flow.experiments.table.grid_settings`) reach every variant, whose own switch wins."""
     check_variants(variants)
     trials = {name: [Trial(env_id=env_id, method=VARIANTS[name].method, bits=b, seed=s, hidden=tuple(hidden),
                            updates=updates, episodes=episodes, teacher_dir=str(teacher_dir),
-                           runs_dir=str(runs_dir / name), extra=grid_extra(env_id, VARIANTS[name].settings))
+                           runs_dir=str(runs_dir / name), extra=grid_extra(env_id, {**(settings or {}), **VARIANTS[name].settings}))
                      for b in bits for s in seeds]
               for name in variants}
     validate_trials([t for ts in trials.values() for t in ts])
@@ -73,8 +76,9 @@ def with_gain_over_qpd(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "vs_qpd": r["mean_return"] - qpd[r["bits"]] if r["bits"] in qpd else None} for r in rows]
 
 
-def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int]) -> str:
-    """The ablation table a person reads."""
+def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int],
+             settings: dict[str, Any] | None = None) -> str:
+    """The ablation table a person reads (``settings``: the grid's distillation settings, named)."""
     floor = teacher["mean_return"] - teacher["std_return"]
     order = list(VARIANTS)
     lines = [
@@ -85,6 +89,7 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         f"switches off one idea of QPD. A seed keeps the teacher's return when its mean is ≥ {floor:.2f}. "
         "*vs QPD*: the variant's mean return minus full QPD's at the same bits (negative: switching the idea off costs return).",
         "",
+        *settings_note(settings),
         "| bits (w/a) | variant | return | worst seed | seeds keeping teacher | agreement with teacher | vs QPD |",
         "| ---: | --- | --- | ---: | ---: | ---: | ---: |",
     ]
@@ -100,11 +105,13 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
 
 def ablation(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], variants: list[str],
              hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path,
-             executor: str = "process") -> dict[str, Any]:
+             executor: str = "process", settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run (or read) every variant's trials and write the ablation's files into ``out_dir``
-    (``executor``: where the trials run, see :func:`flow.experiments.trials.run_trials`)."""
+    (``executor``: where the trials run, see :func:`flow.experiments.trials.run_trials`;
+    ``settings``: distillation settings for every variant, see :func:`build_ablation_trials`)."""
     teacher = teacher_record(teacher_dir, env_id)
-    trials = build_ablation_trials(env_id, teacher_dir, bits, seeds, variants, hidden, updates, episodes, runs_dir)
+    trials = build_ablation_trials(env_id, teacher_dir, bits, seeds, variants, hidden, updates, episodes, runs_dir,
+                                   settings)
     records = []
     for name, variant_trials in trials.items():
         for rec in run_trials(variant_trials, out_dir / "trials" / name, jobs, desc=f"{env_id} {name}",
@@ -114,7 +121,8 @@ def ablation(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int
     command = made_by("ablation", "ablation", env_id)
     data = {"env_id": env_id, "teacher": teacher, "variants": {n: {"method": VARIANTS[n].method,
             "settings": VARIANTS[n].settings} for n in variants},
-            "settings": {"bits": bits, "seeds": seeds, "hidden": hidden, "updates": updates, "episodes": episodes},
+            "settings": {"bits": bits, "seeds": seeds, "hidden": hidden, "updates": updates, "episodes": episodes,
+                         **({"distill_settings": settings} if settings else {})},
             "rows": rows, "trials": records, "command": command}
     write_ablation(data, out_dir)
     return data
@@ -124,7 +132,8 @@ def write_ablation(data: dict[str, Any], out_dir: Path) -> None:
     """Write ``ablation.json``, ``.md`` and ``.png`` from the ablation's data."""
     env_id, teacher, rows = data["env_id"], data["teacher"], data["rows"]
     atomic.write_json(out_dir / "ablation.json", data)
-    atomic.write_text(out_dir / "ablation.md", markdown(env_id, teacher, rows, data["command"], data["settings"]["hidden"]))
+    atomic.write_text(out_dir / "ablation.md", markdown(env_id, teacher, rows, data["command"], data["settings"]["hidden"],
+                                                        data["settings"].get("distill_settings")))
     series = [(VARIANTS[n].label, VARIANTS[n].colour, [r for r in rows if r["variant"] == n]) for n in data["variants"]]
     plot_return_against_bits(f"{env_id}: QPD ablation", teacher, series, out_dir / "ablation.png")
 

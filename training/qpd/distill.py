@@ -61,10 +61,12 @@ class StudentPolicy:
         self.student, self.low, self.high = student, low, high
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        was_training = self.student.training
-        self.student.eval()
-        actions = self.student.act(obs)
-        self.student.train(was_training)
+        if self.student.training:  # acts in eval mode, and leaves the mode as it found it
+            self.student.eval()
+            actions = self.student.act(obs)
+            self.student.train()
+        else:  # the usual case: train()/eval() walk every Brevitas submodule, a cost per step
+            actions = self.student.act(obs)
         if self.low is not None:
             actions = np.clip(actions, self.low, self.high)
         return actions
@@ -236,6 +238,7 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
             optimizer.step()
             done += 1
             if cfg.dagger and done % cfg.dagger_interval == 0:
+                student.eval()
                 student_mem.add(student_collector.collect(StudentPolicy(student, low, high), cfg.dagger_steps))
                 student.train()
             if done % 100 == 0 or step == n_updates - 1:
