@@ -36,7 +36,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,INP
   $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation frontier render export estimate codegen bitstream cost rtlsim verify compare serve designs deploy-folder deploy board-setup board-eval bench clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render export estimate codegen bitstream cost rtlsim verify compare serve designs deploy-folder deploy board-setup board-eval bench clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -108,6 +108,12 @@ ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] 
 	$(PY) -m flow ablation --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(call opt,BITS,--bits) \
 	  $(call opt,SEEDS,--seeds) $(call opt,VARIANTS,--variants) $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) \
 	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) $(call opt,CONFIG,--config)
+
+input-precision: install ## QPD with the input quantizer at several widths: [ENV=HalfCheetah-v5] [INPUT_BITS=8,6,4,3] [BITS=3] [SEEDS=0,1,2] [WIDTH=32] [JOBS=2] [EXECUTOR=process|ray] [OUT=<dir>] [CONFIG=<yaml>]
+	$(PY) -m flow input-precision --env $(if $(filter file,$(origin ENV)),HalfCheetah-v5,$(ENV)) --jobs $(JOBS) \
+	  --executor $(EXECUTOR) --episodes $(EPISODES) $(call opt,INPUT_BITS,--input-bits) $(call opt,BITS,--bits) \
+	  $(call opt,SEEDS,--seeds) $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) \
+	  $(call opt,OUT,--out) $(call opt,CONFIG,--config)
 
 frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [CHANNELS=4,8,16 (frames)] [BITS=1,...,8] [SEEDS=0] [JOBS=2] [EXECUTOR=process|ray] [CONFIG=<yaml>]
 	$(PY) -m flow frontier --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \

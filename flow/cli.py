@@ -53,6 +53,24 @@ def _cmd_table(args: argparse.Namespace) -> None:
     print(f"written: {out}/qpd_table.md, qpd_table.json, qpd_table.png ({len(data['trials'])} trials)")
 
 
+def _cmd_input_precision(args: argparse.Namespace) -> None:
+    from flow.experiments.input_precision import input_precision
+    from flow.experiments.table import grid_settings
+
+    settings = grid_settings(args.config)
+    teacher = ensure_teacher(args.env, args.teacher)
+    out = _grid_out(args, "input-precision")
+    bits = _int_list(args.bits, "bits")
+    if len(bits) != 1:
+        raise FlowError(f"--bits takes one weight width for the whole study, got {args.bits}")
+    data = input_precision(args.env, teacher, input_bits=_int_list(args.input_bits, "input bits"), bits=bits[0],
+                           seeds=_int_list(args.seeds, "seeds"), hidden=_grid_hidden(args), updates=args.updates,
+                           episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
+                           settings=settings, hardware=not args.no_hardware, executor=args.executor)
+    print((out / "input_precision.md").read_text())
+    print(f"written: {out}/input_precision.md, input_precision.json, input_precision.png ({len(data['trials'])} trials)")
+
+
 def _cmd_frontier(args: argparse.Namespace) -> None:
     from flow.experiments.frontier import frontier
     from flow.experiments.table import grid_settings
@@ -196,6 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_grid_options(p, "ablation")
     p.add_argument("--config", default=None, help=GRID_CONFIG_HELP + "; each variant's own switch wins")
     p.set_defaults(func=_cmd_ablation)
+
+    p = sub.add_parser("input-precision", help="QPD at one weight width with the input quantizer at several widths "
+                       "(input_precision.md/json/png)")
+    p.add_argument("--env", default="HalfCheetah-v5")
+    p.add_argument("--input-bits", default="8,6,4,3", help="input quantizer widths (default 8,6,4,3)")
+    p.add_argument("--bits", default="3", help="weight bits of every student (default 3; activations max(bits, 2))")
+    p.add_argument("--seeds", default="0,1,2", help="student seeds (default 0,1,2)")
+    p.add_argument("--width", type=int, default=None, help="student hidden width (default 32)")
+    _add_grid_options(p, "input-precision")
+    p.add_argument("--config", default=None, help=GRID_CONFIG_HELP)
+    p.add_argument("--no-hardware", action="store_true", help=HARDWARE_HELP)
+    p.set_defaults(func=_cmd_input_precision)
 
     p = sub.add_parser("render", help="re-render the grids in a folder (qpd_table, frontier, ablation) from their "
                        "json, adding the hardware record where it is missing; nothing is trained")

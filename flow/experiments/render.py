@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from flow.experiments.ablation import rerender_ablation
 from flow.experiments.frontier import rerender_frontier
+from flow.experiments.input_precision import rerender_input_precision
 from flow.experiments.table import rerender_table
 from training.errors import FlowError
 
@@ -22,6 +23,7 @@ RENDERERS: dict[str, Callable[..., dict[str, Any]]] = {
     "qpd_table": rerender_table,
     "frontier": rerender_frontier,
     "ablation": lambda out_dir, hardware=False: rerender_ablation(out_dir),  # one architecture per bits: no hardware table
+    "input_precision": rerender_input_precision,  # its hardware record is made with its trials and kept
 }
 
 
