@@ -36,24 +36,12 @@ class SizeCount:
         return {**asdict(self), "total_bits": self.total_bits}
 
 
-def _mlp_counts(sizes: list[int], out_bias: bool) -> tuple[int, int]:
-    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    biases = sum(sizes[1:-1]) + (sizes[-1] if out_bias else 0)
-    return weights, biases
-
-
 def student_size(spec: StudentSpec) -> SizeCount:
     """Size of a student's actor (convolutions and hidden layers with biases, output bias none)."""
     counts = spec.layer_counts()
     weights, biases = sum(w for w, _ in counts), sum(b for _, b in counts)
     wbits = spec.weight_bits if spec.weight_bits is not None else FLOAT_BITS
     return SizeCount(weights, biases, weights * wbits, biases * BIAS_BITS)
-
-
-def mlp_size(obs_dim: int, hidden: list[int], n_out: int, bits: int = FLOAT_BITS, out_bias: bool = True) -> SizeCount:
-    """Size of a plain MLP actor at ``bits`` per weight (the teacher: float32, output bias)."""
-    weights, biases = _mlp_counts([obs_dim, *hidden, n_out], out_bias=out_bias)
-    return SizeCount(weights, biases, weights * bits, biases * BIAS_BITS)
 
 
 def teacher_size(teacher) -> SizeCount:
