@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,16 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd or REPO, env=full_env,
                           capture_output=True, text=True, timeout=600)
+
+
+@contextmanager
+def exported_design(run_dir: Path, design: str, root: Path, n_states: int = 300):
+    """``run_dir`` exported and estimated as ``design`` under ``root`` (``QPD_BITSTREAMS``, restored
+    after): yields ``(folder, export record, estimate)``."""
+    from hw_build.compile import estimate_design
+    from hw_build.export import export_design
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QPD_BITSTREAMS", str(root))
+        export = export_design(run_dir, design, n_states=n_states)
+        yield root / design, export, estimate_design(design, quiet=True)

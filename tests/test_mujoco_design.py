@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import numpy as np
 import pytest
 
-from tests.conftest import FAST_DISTILL
+from tests.conftest import FAST_DISTILL, exported_design
 
 ENV = "HalfCheetah-v5"
 DESIGN = "tiny-cheetah"
@@ -39,19 +38,8 @@ def cheetah_student(cheetah_teacher, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cheetah_design(cheetah_student, tmp_path_factory):
-    from hw_build.compile import estimate_design
-    from hw_build.export import export_design
-
-    root = tmp_path_factory.mktemp("bitstreams")
-    old = os.environ.get("QPD_BITSTREAMS")
-    os.environ["QPD_BITSTREAMS"] = str(root)
-    export = export_design(cheetah_student[0], DESIGN, n_states=300)
-    estimate = estimate_design(DESIGN, quiet=True)
-    yield root / DESIGN, export, estimate
-    if old is None:
-        del os.environ["QPD_BITSTREAMS"]
-    else:
-        os.environ["QPD_BITSTREAMS"] = old
+    with exported_design(cheetah_student[0], DESIGN, tmp_path_factory.mktemp("bitstreams")) as design:
+        yield design
 
 
 def test_the_teacher_normalises_observations_and_the_student_is_gaussian(cheetah_teacher, cheetah_student):

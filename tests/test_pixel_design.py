@@ -4,11 +4,11 @@ window + MVAU lowering, verification on real frames, the emulated board, and bad
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 
+from tests.conftest import exported_design
 from training.errors import FlowError
 
 ENV = "MinAtar/Breakout-v1"
@@ -38,19 +38,8 @@ def conv_student(minatar_teacher, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pixel_design(conv_student, tmp_path_factory):
-    from hw_build.compile import estimate_design
-    from hw_build.export import export_design
-
-    root = tmp_path_factory.mktemp("bitstreams")
-    old = os.environ.get("QPD_BITSTREAMS")
-    os.environ["QPD_BITSTREAMS"] = str(root)
-    export = export_design(conv_student[0], DESIGN, n_states=300)
-    estimate = estimate_design(DESIGN, quiet=True)
-    yield root / DESIGN, export, estimate
-    if old is None:
-        del os.environ["QPD_BITSTREAMS"]
-    else:
-        os.environ["QPD_BITSTREAMS"] = old
+    with exported_design(conv_student[0], DESIGN, tmp_path_factory.mktemp("bitstreams")) as design:
+        yield design
 
 
 def test_the_default_pixel_student_is_a_convolution_on_the_binary_frame(conv_student):
