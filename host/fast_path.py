@@ -10,12 +10,12 @@ shapes every step, so what does not change is computed once here, when the drive
   float32 scratch (the same float32 operations, in the same order, as
   :class:`host.quantizer.InputQuantizer`) and writes the permuted bytes straight into the DMA
   buffer.
-- :class:`BinaryFramePlan` — for binary frames (MinAtar's): where each of a frame's bits lands
+- :class:`BinaryFramePlan` — for binary frames (MinAtar's): where each of a frame's values lands
   in the packed stream (which byte, which bit) is found once by packing one-hot probes with the
-  general packer. Where each byte holds consecutive values, lowest bit first (FINN's layout for
-  a stream word of at most 8 bits: a cell's channels), a call is one small matrix product of
-  the frame's bytes with the bit weights; otherwise it gathers the values into stream order and
-  packs eight a byte with ``np.packbits``; either way straight into the DMA buffer.
+  general packer. Where each byte holds consecutive values, lowest first (FINN's layout for a
+  stream word of at most 8 bits: a cell's channels), a call is one small matrix product of the
+  frame's bytes with the place values; otherwise it gathers the values into stream order and
+  packs eight bits a byte with ``np.packbits``; either way straight into the DMA buffer.
 - :class:`OutputPlan` — for outputs of one unsigned element of at most 8 bits a frame (the
   action index LabelSelect returns): the output is the masked first byte of each frame.
 
@@ -140,29 +140,36 @@ class InputPlan:
 
 
 class BinaryFramePlan:
-    """Check and pack a batch of binary frames straight into the input DMA buffer."""
+    """Check and pack a batch of binary frames straight into the input DMA buffer.
+
+    Each value of a frame is 0 or 1 and takes ``value_bits`` bits in the stream (the datatype of
+    ``accel.json``'s input: ``UINT2``, see :data:`hw_build.export.BINARY_FRAME_DATATYPE`, or
+    ``BINARY``); only the lowest of them can be set.
+    """
 
     boundaries = None  # no per-value quantization: the driver's batch path takes every call
     write_one = None
 
-    def __init__(self, spec, source: np.ndarray, max_batch: int) -> None:
+    def __init__(self, spec, source: np.ndarray, max_batch: int, value_bits: int = 1) -> None:
         self.spec, self.source, self.max_batch = spec, source, max_batch
         self.n_bytes = len(source) // 8
         k = spec.obs_dim
         per = k // self.n_bytes if k % self.n_bytes == 0 else 0
         expected = np.full((self.n_bytes, 8), k, dtype=np.intp)
-        if 0 < per <= 8:
-            expected[:, :per] = np.arange(k).reshape(self.n_bytes, per)
-        # consecutive values a byte, lowest bit first: bytes = values (n, bytes, per) @ (1, 2, 4, ...)
-        self.weights = (np.uint8(1) << np.arange(per, dtype=np.uint8)) \
-            if 0 < per <= 8 and np.array_equal(source.reshape(self.n_bytes, 8), expected) else None
+        fits = 0 < per and per * value_bits <= 8
+        if fits:
+            expected[:, :per * value_bits:value_bits] = np.arange(k).reshape(self.n_bytes, per)
+        # consecutive values a byte, lowest first: bytes = values (n, bytes, per) @ (1, 2**b, 2**2b, ...)
+        self.weights = (np.uint8(1) << (value_bits * np.arange(per)).astype(np.uint8)) \
+            if fits and np.array_equal(source.reshape(self.n_bytes, 8), expected) else None
 
     @classmethod
     def for_spec(cls, spec, max_batch: int) -> "BinaryFramePlan | None":
         """The plan for a design that takes binary frames, or None."""
         io_in = spec.data["input"]
-        if spec.input_transform.get("kind") != "binary" or packing.parse_datatype(io_in["finn_datatype"]).bitwidth != 1:
+        if spec.input_transform.get("kind") != "binary":
             return None
+        dtype = packing.parse_datatype(io_in["finn_datatype"])
         folded = tuple(io_in["folded_shape"][1:])
         k = int(np.prod(folded))
         n_bytes = int(np.prod(io_in["packed_shape"][1:]))
@@ -170,10 +177,10 @@ class BinaryFramePlan:
         for i in range(k):
             probe = np.zeros(k)
             probe[i] = 1
-            packed = packing.pack(probe.reshape(1, *folded), "BINARY").reshape(-1)
+            packed = packing.pack(probe.reshape(1, *folded), io_in["finn_datatype"]).reshape(-1)
             (byte,) = np.flatnonzero(packed)
             source[8 * byte + int(packed[byte]).bit_length() - 1] = i
-        return cls(spec, source, max_batch)
+        return cls(spec, source, max_batch, dtype.bitwidth)
 
     def bind(self, buf: np.ndarray) -> None:
         """Nothing to keep: every call writes through numpy."""

@@ -92,8 +92,11 @@ def input_transform(export: dict[str, Any], input_mode: str) -> dict[str, Any]:
     from host.quantizer import ROUNDING
 
     if quant.get("binary"):
+        from hw_build.export import BINARY_FRAME_DATATYPE
+
         return {"kind": "binary", "what": "binary frames (0/1 per cell and channel, the environment's channels-last "
-                                          "layout) go to the accelerator as they are, one bit per value"}
+                                          f"layout) go to the accelerator as they are, each value a {BINARY_FRAME_DATATYPE} "
+                                          "of the stream (FINN's HLS MVAU takes no true-binary input)"}
     return {"kind": "quantize", **quant, "rounding": ROUNDING,
             "formula": "q = clip(round(((obs - shift) * scale) / quant_scale + zero_point), min_int, max_int), "
                        "float32 arithmetic"}

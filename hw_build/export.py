@@ -40,10 +40,10 @@ def export_actor_qonnx(student: QuantStudent, path: str | Path, metadata: dict[s
     try:
         export_qonnx(ActorOnly(student), torch.zeros(1, *student.spec.obs_shape), export_path=tmp, dynamo=False)
         model = cleanup_model(ModelWrapper(tmp))
-        if student.spec.binary_input:  # the frame's values are its codes: FINN takes them as BINARY
+        if student.spec.binary_input:  # the frame's values are its codes, as they are
             from qonnx.core.datatype import DataType
 
-            model.set_tensor_datatype(model.graph.input[0].name, DataType["BINARY"])
+            model.set_tensor_datatype(model.graph.input[0].name, DataType[BINARY_FRAME_DATATYPE])
         for key, value in {"qpd_action": "discrete" if student.spec.discrete else "continuous",
                            INPUT_QUANT_PROP: json.dumps(student.input_quantizer()), **(metadata or {})}.items():
             model.set_metadata_prop(key, value)
@@ -53,6 +53,14 @@ def export_actor_qonnx(student: QuantStudent, path: str | Path, metadata: dict[s
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+#: FINN's datatype for a binary frame. Not ``BINARY``: FINN's HLS MVAU refuses a true-binary (0/1,
+#: not bipolar) input at code generation ("True binary (non-bipolar) inputs not yet supported"),
+#: and its RTL MVAU takes activations of 2 bits or more, so the first layer after the sliding
+#: window could not be generated. Two bits a value hold 0 and 1 exactly; the stream and the
+#: sliding window's buffer carry one bit more per value, nothing else changes.
+BINARY_FRAME_DATATYPE = "UINT2"
 
 
 def run_qonnx(model_or_path, states: np.ndarray) -> np.ndarray:

@@ -85,8 +85,11 @@ class StripInputQuantizer(Transformation):
         quant = json.loads(raw)
         graph_in = model.graph.input[0].name
         if quant.get("binary"):  # a binary frame is its own code: nothing to move to the host
-            if model.get_tensor_datatype(graph_in) != DataType["BINARY"]:
-                raise FlowError("the student takes binary frames but the graph's input is not BINARY: re-export it")
+            from hw_build.export import BINARY_FRAME_DATATYPE
+
+            if model.get_tensor_datatype(graph_in) != DataType[BINARY_FRAME_DATATYPE]:
+                raise FlowError(f"the student takes binary frames but the graph's input is not {BINARY_FRAME_DATATYPE}: "
+                                "re-export it")
             return model, False
         first = model.find_consumer(graph_in)
         if first is None or first.op_type != "MultiThreshold" or len(model.find_consumers(graph_in)) != 1:

@@ -67,7 +67,19 @@ def test_export_estimate_and_accel_json_of_a_pixel_design(pixel_design):
     assert ops == ["ConvolutionInputGenerator", "MVAU", "MVAU", "MVAU", "LabelSelect"]  # nothing outside the fabric
     swg = accel["layers"][0]
     assert swg["ifm_dim"] == [10, 10] and swg["ofm_dim"] == [8, 8] and swg["kernel"] == [3, 3] and swg["channels"] == 4
-    assert accel["input"]["finn_datatype"] == "BINARY" and accel["input"]["normal_shape"] == [1, 10, 10, 4]
+    # UINT2, not BINARY: FINN's HLS MVAU refuses a true-binary input at code generation.
+    assert accel["input"]["finn_datatype"] == "UINT2" and accel["input"]["normal_shape"] == [1, 10, 10, 4]
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw_build.finn_env import prepare_finn
+
+    prepare_finn()
+    special = ModelWrapper(str(folder / "intermediate_models" / "step_specialize_layers.onnx"))
+    mvaus = [n for n in special.graph.node if n.op_type == "MVAU_hls"]
+    assert len(mvaus) == 3
+    for node in mvaus:  # what HLS code generation asks of every MVAU first
+        getCustomOp(node).get_template_param_values()
     assert accel["input"]["transform"]["kind"] == "binary" and accel["deployed"]["host_bits"] == 0
     assert est.fits_comfortably
     summary = json.loads((folder / "estimate.json").read_text())
