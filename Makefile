@@ -85,8 +85,8 @@ test: install host-env ## run the test suite (fast tests; CI runs this), host te
 test-slow: install ## run the slow tests too
 	$(PY) -m pytest -q -m "slow or not slow"
 
-teacher: install ## train a PPO teacher: ENV=<id> [SEED=0] [STEPS=<override>] [FORCE=1]
-	$(PY) -m training teacher --env $(ENV) --seed $(SEED) $(steps_flag) $(force_flag)
+teacher: install ## train a teacher: ENV=<id> [ALGO=ppo|sac] [SEED=0] [STEPS=<override>] [FORCE=1]
+	$(PY) -m training teacher --env $(ENV) --seed $(SEED) $(call opt,ALGO,--algo) $(steps_flag) $(force_flag)
 
 eval: install ## re-evaluate a saved policy: RUN=<run folder> [EPISODES=100]
 	@test -n "$(RUN)" || { echo "make eval needs RUN=<run folder>, e.g. RUN=runs/CartPole-v1/ppo-teacher-s0"; exit 2; }

@@ -42,6 +42,7 @@ class NumpyTeacher:
         self.norm = (data["obs_mean"], data["obs_var"], float(data["obs_clip"]), float(data["obs_eps"])) \
             if "obs_mean" in data else None
         self.low, self.high = data.get("low"), data.get("high")
+        self.squash = bool(data["squash"]) if "squash" in data else False  # SAC: tanh, then the action box
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         if self.conv is not None:
@@ -55,6 +56,8 @@ class NumpyTeacher:
             x = activation(x @ w.T + b)
         if self.discrete:
             return np.argmax(x, axis=-1)
+        if self.squash:
+            return self.low + (np.tanh(x) + 1) / 2 * (self.high - self.low)
         return np.clip(x, self.low, self.high)
 
     def _conv(self, frames: np.ndarray) -> np.ndarray:

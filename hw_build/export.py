@@ -195,12 +195,10 @@ def export_teacher_numpy(teacher_dir: Path, env_id: str, path: Path) -> Path:
     from training.teacher.features import MinAtarCNN
 
     teacher = TeacherPolicy.load(teacher_dir, env_id)
-    policy = teacher.model.policy
-    extractor = policy.pi_features_extractor
+    actor = teacher.actor_layers()
+    extractor, linears = actor.extractor, list(actor.linears)
     arrays: dict[str, np.ndarray] = {}
-    acts = {type(m).__name__.lower() for m in policy.mlp_extractor.policy_net if not isinstance(m, nn.Linear)}
-    policy_act = acts.pop() if acts else "identity"
-    linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)] + [policy.action_net]
+    policy_act = actor.activation.__name__.lower() if actor.activation is not None else "identity"
     activations = [policy_act] * (len(linears) - 1) + ["identity"]
     if isinstance(extractor, MinAtarCNN):  # conv, ReLU, flatten (channels first), linear, ReLU
         conv = extractor.conv[0]
@@ -222,7 +220,8 @@ def export_teacher_numpy(teacher_dir: Path, env_id: str, path: Path) -> Path:
         n = teacher.normalizer
         arrays.update(obs_mean=n.mean, obs_var=n.var, obs_clip=np.array(n.clip), obs_eps=np.array(n.epsilon))
     if not teacher.discrete:
-        arrays.update(low=teacher.model.action_space.low, high=teacher.model.action_space.high)
+        arrays.update(low=teacher.model.action_space.low, high=teacher.model.action_space.high,
+                      squash=np.array(actor.squash))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return atomic.write_bytes(path, buf.getvalue())

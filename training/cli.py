@@ -18,6 +18,7 @@ from typing import Sequence
 from host.errors import run_command
 from training.errors import FlowError
 from training.evaluation import EVAL_SEED_START
+from training.teacher.config import ALGOS
 
 
 def _cmd_teacher(args: argparse.Namespace) -> None:
@@ -28,7 +29,7 @@ def _cmd_teacher(args: argparse.Namespace) -> None:
     train_teacher(
         args.env, args.seed, run_dir=args.run_dir, steps=args.steps,
         net_arch=parse_net_arch(args.net_arch) if args.net_arch else None,
-        hyperparams_path=args.hyperparams, eval_episodes=args.episodes, force=args.force,
+        hyperparams_path=args.hyperparams, eval_episodes=args.episodes, force=args.force, algo=args.algo,
     )
 
 
@@ -106,14 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description="Training stage of the QPD flow: PPO teachers, QPD students, evaluation. The demo and the experiment grids: python -m flow.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    p = sub.add_parser("teacher", help="train a PPO teacher (resumes an interrupted run)")
+    p = sub.add_parser("teacher", help="train a PPO (or SAC) teacher (resumes an interrupted run)")
     p.add_argument("--env", required=True, help="gymnasium id, e.g. CartPole-v1 (see `envs`)")
+    p.add_argument("--algo", choices=ALGOS, default="ppo",
+                   help="ppo (default) or sac (continuous actions; entries in training/teacher/hyperparams/sac.yml)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--steps", type=int, default=None, help="override the environment's n_timesteps")
     p.add_argument("--net-arch", default=None, help="actor and critic hidden widths, e.g. 256,256 (default from YAML)")
-    p.add_argument("--hyperparams", default=None, help="hyperparameter YAML (default training/teacher/hyperparams/ppo.yml)")
+    p.add_argument("--hyperparams", default=None, help="hyperparameter YAML (default training/teacher/hyperparams/<algo>.yml)")
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes (default 100)")
-    p.add_argument("--run-dir", default=None, help="run folder (default runs/<env>/ppo-teacher-s<seed>)")
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<env>/<algo>-teacher-s<seed>)")
     p.add_argument("--force", action="store_true", help="delete an existing run folder and retrain")
     p.set_defaults(func=_cmd_teacher)
 

@@ -32,9 +32,9 @@ def runs_root() -> Path:
     return Path(os.environ.get("QPD_RUNS", "runs"))
 
 
-def teacher_run_dir(env_id: str, seed: int, root: Path | None = None) -> Path:
-    """The default run folder of a PPO teacher."""
-    return (root or runs_root()) / env_id / f"ppo-teacher-s{seed}"
+def teacher_run_dir(env_id: str, seed: int, root: Path | None = None, algo: str = "ppo") -> Path:
+    """The default run folder of a teacher (``ppo-teacher-s0``, ``sac-teacher-s0``)."""
+    return (root or runs_root()) / env_id / f"{algo}-teacher-s{seed}"
 
 
 def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:

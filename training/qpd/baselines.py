@@ -49,10 +49,9 @@ class QuantizedTeacherActor(nn.Module):
         super().__init__()
         from training.teacher.features import MinAtarCNN
 
-        policy = teacher.model.policy
-        extractor = policy.pi_features_extractor
-        linears = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)] + [policy.action_net]
-        acts = [m for m in policy.mlp_extractor.policy_net if not isinstance(m, nn.Linear)]
+        actor = teacher.actor_layers()
+        extractor, linears = actor.extractor, list(actor.linears)
+        acts = [actor.activation] * (len(linears) - 1)
         layers: list[nn.Module] = []
         self.frame_shape = None
         if isinstance(extractor, MinAtarCNN):  # binary frames as they are; conv and its 128-unit layer quantized too
@@ -63,7 +62,7 @@ class QuantizedTeacherActor(nn.Module):
             q.bias.data.copy_(conv.bias.data)
             layers += [q, nn.ReLU(), self._act_quant(bits), nn.Flatten()]
             linears.insert(0, extractor.linear[0])
-            acts.insert(0, nn.ReLU())
+            acts.insert(0, nn.ReLU)
             self.frame_shape = tuple(teacher.model.observation_space.shape)
         else:
             layers.append(QuantIdentity(act_quant=InputQuant, bit_width=input_bits, return_quant_tensor=True))
@@ -74,10 +73,11 @@ class QuantizedTeacherActor(nn.Module):
             q.bias.data.copy_(lin.bias.data)
             layers.append(q)
             if i < len(acts):
-                layers += [type(acts[i])(), self._act_quant(bits)]
+                layers += [acts[i](), self._act_quant(bits)]
         self.net = nn.Sequential(*layers)
         self.normalizer = teacher.normalizer
         self.discrete = teacher.discrete
+        self.squash = actor.squash
         self.bits = bits
 
     @staticmethod
@@ -105,8 +105,11 @@ class QuantizedTeacherActor(nn.Module):
             x = self.normalizer(obs) if self.normalizer is not None else obs
             with torch.no_grad():
                 out = self(torch.as_tensor(x, dtype=torch.float32))
-            actions = out.argmax(-1).numpy() if self.discrete else out.numpy()
-            return np.clip(actions, low, high) if low is not None else actions
+            if self.discrete:
+                return out.argmax(-1).numpy()
+            if self.squash:  # SAC: tanh, then the action box
+                return low + (np.tanh(out.numpy()) + 1) / 2 * (high - low)
+            return np.clip(out.numpy(), low, high) if low is not None else out.numpy()
         return act
 
 

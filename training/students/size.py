@@ -45,14 +45,12 @@ def student_size(spec: StudentSpec) -> SizeCount:
 
 
 def teacher_size(teacher) -> SizeCount:
-    """Size of a stable-baselines3 teacher's actor (its feature extractor's layers, e.g. a
-    CNN's, then the policy MLP and the action head), float32."""
+    """Size of a teacher's actor (:meth:`~training.teacher.policy.TeacherPolicy.actor_layers`: its
+    feature extractor's layers, e.g. a CNN's, then the policy MLP and the action head), float32."""
     import torch.nn as nn
 
-    policy = teacher.model.policy
-    layers = [m for m in policy.pi_features_extractor.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    layers += [m for m in policy.mlp_extractor.policy_net.modules() if isinstance(m, nn.Linear)]
-    layers.append(policy.action_net)
+    actor = teacher.actor_layers()
+    layers = [m for m in actor.extractor.modules() if isinstance(m, (nn.Linear, nn.Conv2d))] + list(actor.linears)
     weights = sum(m.weight.numel() for m in layers)
     biases = sum(m.bias.numel() for m in layers if m.bias is not None)
     return SizeCount(weights, biases, weights * FLOAT_BITS, biases * BIAS_BITS)

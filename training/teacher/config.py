@@ -1,4 +1,8 @@
-"""Teacher hyperparameters: loading the rl-zoo3-style YAML file and turning it into PPO arguments."""
+"""Teacher hyperparameters: loading the rl-zoo3-style YAML files and turning them into PPO or SAC arguments.
+
+``ppo.yml`` lists the supported environments; ``sac.yml`` holds SAC entries for some of them
+(``ALGO=sac``: the teacher kind is a setting).
+"""
 
 from __future__ import annotations
 
@@ -11,29 +15,45 @@ import yaml
 
 from training.errors import FlowError
 
+#: The teacher algorithms and their hyperparameter files (``training/teacher/hyperparams/``).
+ALGOS = ("ppo", "sac")
 DEFAULT_HYPERPARAMS = "ppo.yml"
 
 # Keys of an entry that are not PPO constructor arguments.
 _RUN_KEYS = {"n_envs", "n_timesteps", "policy", "normalize"}
-# PPO constructor arguments an entry may set.
-_PPO_KEYS = {
-    "learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
-    "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde",
-    "sde_sample_freq", "target_kl", "policy_kwargs",
+# The constructor arguments an entry may set, per algorithm.
+_ALGO_KEYS = {
+    "ppo": {"learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
+            "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde",
+            "sde_sample_freq", "target_kl", "policy_kwargs"},
+    "sac": {"learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
+            "gradient_steps", "ent_coef", "target_update_interval", "target_entropy", "use_sde", "sde_sample_freq",
+            "use_sde_at_warmup", "policy_kwargs"},
 }
+_PPO_KEYS = _ALGO_KEYS["ppo"]
+#: SB3's own default activation of each algorithm's networks.
+DEFAULT_ACTIVATION = {"ppo": "tanh", "sac": "relu"}
+_SAC_POLICY_KWARGS = {"net_arch", "activation_fn", "log_std_init"}
 _POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "squash_output", "features_extractor",
                   "features_extractor_kwargs"}
 _FEATURE_EXTRACTORS = ("minatar_cnn",)  # training/teacher/features.py
 _ACTIVATIONS = ("tanh", "relu")
 
 
-def _default_path() -> Path:
-    return Path(__file__).resolve().parent / "hyperparams" / DEFAULT_HYPERPARAMS
+def _default_path(algo: str = "ppo") -> Path:
+    return Path(__file__).resolve().parent / "hyperparams" / f"{algo}.yml"
 
 
-def load_hyperparam_file(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
-    """Read a hyperparameter file (default: ``training/teacher/hyperparams/ppo.yml``)."""
-    path = Path(path) if path is not None else _default_path()
+def check_algo(algo: str) -> str:
+    """``algo`` if it is a teacher algorithm, else :class:`FlowError` naming them."""
+    if algo not in ALGOS:
+        raise FlowError(f"unknown teacher algorithm {algo!r}; known: {', '.join(ALGOS)}")
+    return algo
+
+
+def load_hyperparam_file(path: str | os.PathLike | None = None, algo: str = "ppo") -> dict[str, dict[str, Any]]:
+    """Read a hyperparameter file (default: ``training/teacher/hyperparams/<algo>.yml``)."""
+    path = Path(path) if path is not None else _default_path(check_algo(algo))
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -58,19 +78,22 @@ def supported_envs(path: str | os.PathLike | None = None) -> list[str]:
     return list(load_hyperparam_file(path))
 
 
-def load_hyperparams(env_id: str, path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Return the validated hyperparameters of ``env_id`` as plain YAML-able data."""
-    table = load_hyperparam_file(path)
+def load_hyperparams(env_id: str, path: str | os.PathLike | None = None, algo: str = "ppo") -> dict[str, Any]:
+    """Return the validated ``algo`` hyperparameters of ``env_id`` as plain YAML-able data."""
+    table = load_hyperparam_file(path, algo)
     if env_id not in table:
-        raise unsupported_env_error(env_id, list(table))
+        if algo != "ppo" and env_id in supported_envs():
+            raise FlowError(f"{env_id} has no {algo.upper()} entry (entries: {', '.join(table)}); add one to "
+                            f"training/teacher/hyperparams/{algo}.yml or train the PPO teacher")
+        raise unsupported_env_error(env_id, supported_envs() if algo != "ppo" else list(table))
     hp = copy.deepcopy(table[env_id])
-    validate_hyperparams(env_id, hp)
+    validate_hyperparams(env_id, hp, algo)
     return hp
 
 
-def validate_hyperparams(env_id: str, hp: dict[str, Any]) -> None:
+def validate_hyperparams(env_id: str, hp: dict[str, Any], algo: str = "ppo") -> None:
     """Raise :class:`FlowError` for an unknown key or a malformed value."""
-    unknown = set(hp) - _RUN_KEYS - _PPO_KEYS
+    unknown = set(hp) - _RUN_KEYS - _ALGO_KEYS[check_algo(algo)]
     if unknown:
         raise FlowError(f"{env_id}: unknown hyperparameter(s) {', '.join(sorted(unknown))}")
     if "n_timesteps" not in hp:
@@ -80,11 +103,13 @@ def validate_hyperparams(env_id: str, hp: dict[str, Any]) -> None:
     pk = hp.get("policy_kwargs", {}) or {}
     if not isinstance(pk, dict) or set(pk) - _POLICY_KWARGS:
         raise FlowError(f"{env_id}: policy_kwargs may set only {', '.join(sorted(_POLICY_KWARGS))}")
+    if algo == "sac" and set(pk) - _SAC_POLICY_KWARGS:
+        raise FlowError(f"{env_id}: a SAC entry's policy_kwargs may set only {', '.join(sorted(_SAC_POLICY_KWARGS))}")
     if pk.get("activation_fn", "tanh") not in _ACTIVATIONS:
         raise FlowError(f"{env_id}: activation_fn must be one of {', '.join(_ACTIVATIONS)}")
     if pk.get("features_extractor", _FEATURE_EXTRACTORS[0]) not in _FEATURE_EXTRACTORS:
         raise FlowError(f"{env_id}: features_extractor must be one of {', '.join(_FEATURE_EXTRACTORS)}")
-    for key in ("learning_rate", "clip_range"):
+    for key in ("learning_rate", "clip_range") if algo == "ppo" else ("learning_rate",):
         _parse_schedule(env_id, key, hp.get(key, 0.1))
     norm = hp.get("normalize", False)
     if not isinstance(norm, bool) and not (isinstance(norm, dict) and set(norm) <= {"norm_obs", "norm_reward"}):
@@ -123,16 +148,21 @@ def normalize_settings(hp: dict[str, Any]) -> dict[str, bool]:
 
 def ppo_kwargs(env_id: str, hp: dict[str, Any]) -> dict[str, Any]:
     """Turn a validated entry into keyword arguments for ``stable_baselines3.PPO``."""
+    return algo_kwargs(env_id, hp, "ppo")
+
+
+def algo_kwargs(env_id: str, hp: dict[str, Any], algo: str) -> dict[str, Any]:
+    """Turn a validated entry into keyword arguments for ``stable_baselines3.PPO`` or ``SAC``."""
     import torch.nn as nn
     from stable_baselines3.common.utils import LinearSchedule
 
-    kwargs = {k: copy.deepcopy(v) for k, v in hp.items() if k in _PPO_KEYS}
+    kwargs = {k: copy.deepcopy(v) for k, v in hp.items() if k in _ALGO_KEYS[algo]}
     for key in ("learning_rate", "clip_range"):
         if key in kwargs:
             kind, value = _parse_schedule(env_id, key, kwargs[key])
             kwargs[key] = LinearSchedule(value, 0.0, 1.0) if kind == "linear" else value
     pk = dict(kwargs.get("policy_kwargs") or {})
-    pk["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU}[pk.get("activation_fn", "tanh")]
+    pk["activation_fn"] = {"tanh": nn.Tanh, "relu": nn.ReLU}[pk.get("activation_fn", DEFAULT_ACTIVATION[algo])]
     if "features_extractor" in pk:
         from training.teacher.features import FEATURE_EXTRACTORS
 

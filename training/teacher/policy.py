@@ -1,9 +1,9 @@
-"""A trained PPO teacher: loading it from its run folder and querying it.
+"""A trained teacher: loading it from its run folder and querying it.
 
-The teacher is a stable-baselines3 PPO model plus, where the hyperparameters asked for
+The teacher is a stable-baselines3 PPO (or SAC) model plus, where the hyperparameters asked for
 VecNormalize, the observation statistics it was trained with. :class:`TeacherPolicy` takes raw
 observations everywhere, so callers (evaluation, distillation, export of the float forward
-pass) never see the normalisation.
+pass) never see the normalisation, nor which algorithm trained the teacher.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,22 +69,23 @@ class ObsNormalizer:
         )
 
 
-def load_ppo(path: Path, env_id: str):
-    """Load a stable-baselines3 PPO checkpoint, checking it fits ``env_id`` (raises :class:`FlowError`)."""
-    from stable_baselines3 import PPO
+def load_model(path: Path, env_id: str, algo: str = "ppo"):
+    """Load a stable-baselines3 PPO or SAC checkpoint, checking it fits ``env_id`` (raises :class:`FlowError`)."""
+    from stable_baselines3 import PPO, SAC
 
     if not path.is_file():
         raise FlowError(f"checkpoint {path} does not exist")
     try:
-        model = PPO.load(path, device="cpu")
+        model = {"ppo": PPO, "sac": SAC}[algo].load(path, device="cpu")
     except Exception as exc:  # SB3 raises many types for a damaged zip; all mean the same to a user
-        raise FlowError(f"checkpoint {path} is corrupt or not a stable-baselines3 PPO model ({type(exc).__name__})") from None
+        raise FlowError(f"checkpoint {path} is corrupt or not a stable-baselines3 {algo.upper()} model "
+                        f"({type(exc).__name__})") from None
     env = make_env(env_id)
     obs_space, act_space = env.observation_space, env.action_space
     env.close()
     if model.observation_space.shape != obs_space.shape or getattr(model.action_space, "n", None) != getattr(
         act_space, "n", None
-    ):
+    ) or model.action_space.shape != act_space.shape:
         raise FlowError(
             f"checkpoint {path} was trained on spaces {model.observation_space} / {model.action_space}, "
             f"which do not match {env_id}"
@@ -91,18 +93,43 @@ def load_ppo(path: Path, env_id: str):
     return model
 
 
+@dataclass
+class ActorLayers:
+    """A teacher's deployed actor, the parts every consumer (size, PTQ, numpy export) walks.
+
+    ``extractor``: the feature extractor (a MinAtar CNN, or a flatten); ``linears``: the MLP's
+    layers, then the output head (logits or Gaussian mean); ``activation``: the MLP's activation
+    module class (``None`` without hidden layers); ``squash``: the action is the head's output
+    through tanh, rescaled to the action box (SAC), rather than the output clipped to it (PPO).
+    """
+
+    extractor: Any
+    linears: list
+    activation: type | None
+    squash: bool = False
+
+
 class TeacherPolicy:
-    """A PPO teacher that takes raw observations.
+    """A PPO or SAC teacher that takes raw observations.
 
     Args:
-        model: the stable-baselines3 PPO model.
+        model: the stable-baselines3 PPO or SAC model.
         normalizer: observation statistics, or None when the teacher saw raw observations.
+
+    A SAC actor's Gaussian lives before a tanh that squashes it into the action box. Its
+    deterministic action is ``rescale(tanh(μ))``; the distillation targets (:meth:`targets`) are
+    that action as the mean and the first-order (delta-method) std of the squashed Gaussian,
+    ``std · (1 − tanh²(μ)) · (high − low) / 2``, and ``Q(s, μ(s))`` (the smaller of the twin
+    critics) as the value.
     """
 
     def __init__(self, model, normalizer: ObsNormalizer | None, env_id: str) -> None:
+        from stable_baselines3 import SAC
+
         self.model = model
         self.normalizer = normalizer
         self.env_id = env_id
+        self.algo = "sac" if isinstance(model, SAC) else "ppo"
         self.discrete = hasattr(model.action_space, "n")
         self.model.policy.set_training_mode(False)
 
@@ -117,7 +144,7 @@ class TeacherPolicy:
         path = run_dir / TEACHER_FILE
         if not path.exists():
             raise FlowError(f"run folder {run_dir} has no {TEACHER_FILE}: train it first (make teacher ENV={env_id})")
-        model = load_ppo(path, env_id)
+        model = load_model(path, env_id, config.get("algo", "ppo"))
         norm_path = run_dir / NORMALIZER_FILE
         normalizer = ObsNormalizer.load(norm_path) if norm_path.exists() else None
         return cls(model, normalizer, env_id)
@@ -134,22 +161,40 @@ class TeacherPolicy:
         """Deterministic action(s): argmax for discrete, the clipped Gaussian mean for continuous."""
         single = np.ndim(obs) == len(self.model.observation_space.shape)
         x = self.preprocess(np.asarray(obs)[None] if single else obs)
-        actions = self.model.policy._predict(x, deterministic=True).cpu().numpy()
-        if not self.discrete:
-            actions = np.clip(actions, self.model.action_space.low, self.model.action_space.high)
+        actions = self._actions(x, deterministic=True)
         return (int(actions[0]) if self.discrete else actions[0]) if single else actions
 
     @torch.no_grad()
     def sample(self, obs: np.ndarray) -> np.ndarray:
         """Stochastic actions for a batch (the teacher's own exploration), clipped to the bounds."""
-        actions = self.model.policy._predict(self.preprocess(obs), deterministic=False).cpu().numpy()
-        if not self.discrete:
-            actions = np.clip(actions, self.model.action_space.low, self.model.action_space.high)
-        return actions
+        return self._actions(self.preprocess(obs), deterministic=False)
+
+    def _actions(self, x: torch.Tensor, deterministic: bool) -> np.ndarray:
+        actions = self.model.policy._predict(x, deterministic=deterministic).cpu().numpy()
+        if self.discrete:
+            return actions
+        if self.algo == "sac":  # squashed into [-1, 1] by the tanh: to the action box
+            actions = self.model.policy.unscale_action(actions)
+        return np.clip(actions, self.model.action_space.low, self.model.action_space.high)
 
     def __call__(self, obs: np.ndarray):
         """Alias of :meth:`act`, so a teacher is a policy for :func:`training.evaluation.evaluate`."""
         return self.act(obs)
+
+    def actor_layers(self) -> ActorLayers:
+        """The actor the flow deploys and counts (see :class:`ActorLayers`)."""
+        import torch.nn as nn
+
+        policy = self.model.policy
+        if self.algo == "sac":
+            actor = policy.actor
+            acts = [type(m) for m in actor.latent_pi if not isinstance(m, nn.Linear)]
+            return ActorLayers(actor.features_extractor, [m for m in actor.latent_pi if isinstance(m, nn.Linear)]
+                               + [actor.mu], acts[0] if acts else None, squash=True)
+        net = policy.mlp_extractor.policy_net
+        acts = [type(m) for m in net if not isinstance(m, nn.Linear)]
+        return ActorLayers(policy.pi_features_extractor, [m for m in net if isinstance(m, nn.Linear)] + [policy.action_net],
+                           acts[0] if acts else None)
 
     @torch.no_grad()
     def targets(self, obs: np.ndarray) -> dict[str, torch.Tensor]:
@@ -159,6 +204,8 @@ class TeacherPolicy:
         """
         x = self.preprocess(obs)
         policy = self.model.policy
+        if self.algo == "sac":
+            return self._sac_targets(x)
         dist = policy.get_distribution(x)
         out: dict[str, torch.Tensor] = {"value": policy.predict_values(x).squeeze(-1)}
         if self.discrete:
@@ -167,3 +214,14 @@ class TeacherPolicy:
             out["mean"] = dist.distribution.mean
             out["log_std"] = torch.log(dist.distribution.stddev)
         return out
+
+    def _sac_targets(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        policy = self.model.policy
+        mu, log_std, _ = policy.actor.get_action_dist_params(x)
+        squashed = torch.tanh(mu)
+        low = torch.as_tensor(self.model.action_space.low, dtype=torch.float32)
+        high = torch.as_tensor(self.model.action_space.high, dtype=torch.float32)
+        half = (high - low) / 2
+        q = torch.cat(policy.critic(x, squashed), dim=1).min(dim=1).values  # the critics take squashed actions
+        return {"value": q, "mean": low + (squashed + 1) * half,
+                "log_std": log_std + torch.log1p(-squashed.pow(2).clamp(max=1 - 1e-6)) + torch.log(half)}

@@ -1,4 +1,4 @@
-"""Training a PPO teacher with stable-baselines3, resumable and with a readable record.
+"""Training a PPO (or SAC) teacher with stable-baselines3, resumable and with a readable record.
 
 Read top to bottom: settle the config, build the (optionally normalised) vector env, create or
 resume the model, learn with a callback that draws the progress bar, records the learning
@@ -24,12 +24,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from training import atomic
-from training.teacher.config import load_hyperparams, normalize_settings, ppo_kwargs
+from training.teacher.config import algo_kwargs, check_algo, load_hyperparams, normalize_settings
 from training.errors import FlowError
 from training.evaluation import EVAL_SEED_START, eval_seeds, evaluate
 from training.plots import plot_learning_curve
 from training.runs import CONFIG_FILE, RESULTS_FILE, RUN_FORMAT_VERSION, teacher_run_dir
-from training.teacher.policy import NORMALIZER_FILE, TEACHER_FILE, ObsNormalizer, TeacherPolicy, load_ppo
+from training.teacher.policy import NORMALIZER_FILE, TEACHER_FILE, ObsNormalizer, TeacherPolicy, load_model
 
 log = logging.getLogger("training.teacher.policy")
 
@@ -37,6 +37,7 @@ CHECKPOINT_DIR = "checkpoint"
 CURVE_FILE = "learning_curve.csv"
 CURVE_FIELDS = ("timesteps", "wall_s", "ep_return_mean", "ep_len_mean", "episodes")
 LOG_FILE = "train.log"
+REPLAY_FILE = "replay_buffer.pkl"
 
 
 def teacher_config(
@@ -47,20 +48,26 @@ def teacher_config(
     net_arch: list[int] | None = None,
     hyperparams_path: str | None = None,
     eval_episodes: int = 100,
+    algo: str = "ppo",
 ) -> dict[str, Any]:
     """The full config of a teacher run: what ``config.yaml`` records and a rerun needs."""
-    hp = load_hyperparams(env_id, hyperparams_path)
+    hp = load_hyperparams(env_id, hyperparams_path, check_algo(algo))
+    if algo == "sac":
+        from training.envs import env_info
+
+        if env_info(env_id).discrete:
+            raise FlowError(f"{env_id} has discrete actions: SAC teachers are for continuous ones (use ALGO=ppo)")
     if steps is not None:
         if steps <= 0:
             raise FlowError(f"--steps must be positive, got {steps}")
         hp["n_timesteps"] = int(steps)
     hp["n_timesteps"] = int(float(hp["n_timesteps"]))
     if net_arch is not None:
-        hp.setdefault("policy_kwargs", {})["net_arch"] = {"pi": list(net_arch), "vf": list(net_arch)}
+        hp.setdefault("policy_kwargs", {})["net_arch"] = {"pi": list(net_arch), "vf" if algo == "ppo" else "qf": list(net_arch)}
     return {
         "format_version": RUN_FORMAT_VERSION,
         "kind": "teacher",
-        "algo": "ppo",
+        "algo": algo,
         "env_id": env_id,
         "seed": int(seed),
         "hyperparams": hp,
@@ -79,7 +86,7 @@ def _versions() -> dict[str, str]:
 
 def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("kind", "env_id", "seed", "hyperparams")
-    return all(a.get(k) == b.get(k) for k in keys)
+    return all(a.get(k) == b.get(k) for k in keys) and a.get("algo", "ppo") == b.get("algo", "ppo")
 
 
 def _make_vec_env(config: dict[str, Any]):
@@ -102,18 +109,22 @@ class TeacherCallback(BaseCallback):
     """Progress bar, learning curve and periodic resumable checkpoints."""
 
     def __init__(self, run_dir: Path, total: int, curve: list[dict], wall_offset: float,
-                 checkpoint_every_steps: int, checkpoint_every_s: float = 60.0) -> None:
+                 checkpoint_every_steps: int, checkpoint_every_s: float = 60.0, algo: str = "ppo",
+                 curve_every_steps: int = 0) -> None:
         super().__init__()
         self.run_dir, self.total, self.curve = run_dir, total, curve
         self.wall_offset = wall_offset
         self.every_steps, self.every_s = checkpoint_every_steps, checkpoint_every_s
+        # PPO: a curve point per rollout; SAC's rollouts are single steps, so every N steps.
+        self.algo, self.curve_every = algo, curve_every_steps
         self.bar: tqdm | None = None
 
     def _on_training_start(self) -> None:
         self.t0 = time.perf_counter()
         self.last_ckpt_steps, self.last_ckpt_t = self.num_timesteps, self.t0
+        self.last_curve_steps = self.curve[-1]["timesteps"] if self.curve else 0
         self.bar = tqdm(total=self.total, initial=self.num_timesteps, unit="step", unit_scale=True,
-                        desc="PPO teacher", dynamic_ncols=True, disable=None)
+                        desc=f"{self.algo.upper()} teacher", dynamic_ncols=True, disable=None)
 
     def wall(self) -> float:
         """Seconds of training so far, across resumes."""
@@ -126,7 +137,8 @@ class TeacherCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         infos = list(self.model.ep_info_buffer)
-        if infos:
+        if infos and self.num_timesteps - self.last_curve_steps >= self.curve_every:
+            self.last_curve_steps = self.num_timesteps
             row = {"timesteps": self.num_timesteps, "wall_s": round(self.wall(), 2),
                    "ep_return_mean": float(np.mean([e["r"] for e in infos])),
                    "ep_len_mean": float(np.mean([e["l"] for e in infos])), "episodes": len(infos)}
@@ -135,7 +147,8 @@ class TeacherCallback(BaseCallback):
                 self.bar.set_postfix(ep_return=f"{row['ep_return_mean']:.1f}")
 
     def _on_rollout_start(self) -> None:
-        # Called after each PPO update: model, optimiser and statistics are consistent here.
+        # Called after each PPO update (SAC: after each step's gradient step): model, optimiser
+        # and statistics are consistent here.
         now = time.perf_counter()
         if (self.num_timesteps - self.last_ckpt_steps >= self.every_steps
                 or now - self.last_ckpt_t >= self.every_s) and self.num_timesteps > 0:
@@ -154,9 +167,13 @@ def _model_bytes(model) -> bytes:
 
 
 def save_checkpoint(run_dir: Path, model, curve: list[dict], wall_s: float) -> None:
-    """Write the resumable state: model (with optimiser), normaliser, curve, counters."""
+    """Write the resumable state: model (with optimiser), normaliser, SAC's replay buffer, curve, counters."""
     ckpt = run_dir / CHECKPOINT_DIR
     atomic.write_bytes(ckpt / "model.zip", _model_bytes(model))
+    if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
+        buf = io.BytesIO()
+        model.save_replay_buffer(buf)
+        atomic.write_bytes(ckpt / REPLAY_FILE, buf.getvalue())
     venv = model.get_env()
     if hasattr(venv, "obs_rms"):
         buf = io.BytesIO()
@@ -206,11 +223,12 @@ def train_teacher(
     eval_episodes: int = 100,
     force: bool = False,
     threads: int = 1,
+    algo: str = "ppo",
 ) -> dict[str, Any]:
-    """Train (or resume, or find already trained) a PPO teacher; return its ``results.json`` data."""
+    """Train (or resume, or find already trained) a PPO or SAC teacher; return its ``results.json`` data."""
     config = teacher_config(env_id, seed, steps=steps, net_arch=net_arch,
-                            hyperparams_path=hyperparams_path, eval_episodes=eval_episodes)
-    run_dir = Path(run_dir) if run_dir is not None else teacher_run_dir(env_id, seed)
+                            hyperparams_path=hyperparams_path, eval_episodes=eval_episodes, algo=algo)
+    run_dir = Path(run_dir) if run_dir is not None else teacher_run_dir(env_id, seed, algo=algo)
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     config_path = run_dir / CONFIG_FILE
@@ -237,9 +255,10 @@ def train_teacher(
 
 
 def _train(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    from stable_baselines3 import PPO
+    from stable_baselines3 import PPO, SAC
 
     env_id, hp = config["env_id"], config["hyperparams"]
+    algo = config.get("algo", "ppo")
     total = int(hp["n_timesteps"])
     ckpt = run_dir / CHECKPOINT_DIR
     model_done = run_dir / TEACHER_FILE
@@ -252,7 +271,9 @@ def _train(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         venv = _make_vec_env(config)
         if (ckpt / "state.json").exists():
             state = json.loads((ckpt / "state.json").read_text())
-            model = load_ppo(ckpt / "model.zip", env_id)
+            model = load_model(ckpt / "model.zip", env_id, algo)
+            if (ckpt / REPLAY_FILE).exists():
+                model.load_replay_buffer(ckpt / REPLAY_FILE)
             if (ckpt / "vecnormalize.pkl").exists():
                 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -262,11 +283,14 @@ def _train(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
             print(f"resuming {run_dir} at {model.num_timesteps:,} of {total:,} steps")
             log.info("resuming at %d steps", model.num_timesteps)
         else:
-            model = PPO(hp.get("policy", "MlpPolicy"), venv, seed=config["seed"], device="cpu", verbose=0,
-                        **ppo_kwargs(env_id, hp))
+            model = {"ppo": PPO, "sac": SAC}[algo](hp.get("policy", "MlpPolicy"), venv, seed=config["seed"],
+                                                   device="cpu", verbose=0, **algo_kwargs(env_id, hp, algo))
             log.info("training %s teacher for %d steps, seed %d", env_id, total, config["seed"])
         remaining = total - model.num_timesteps
-        callback = TeacherCallback(run_dir, total, curve, wall_offset, checkpoint_every_steps=max(total // 20, 1))
+        # SAC's checkpoint carries its replay buffer (up to 1M transitions): every 10 minutes, not every minute.
+        callback = TeacherCallback(run_dir, total, curve, wall_offset, checkpoint_every_steps=max(total // 20, 1),
+                                   checkpoint_every_s=60.0 if algo == "ppo" else 600.0, algo=algo,
+                                   curve_every_steps=0 if algo == "ppo" else 1000)
         try:
             if remaining > 0:
                 model.learn(remaining, callback=callback, reset_num_timesteps=False)
@@ -289,7 +313,7 @@ def _train(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
 
         spec = make_env(env_id).spec
         plot_learning_curve([r["timesteps"] for r in curve], [r["ep_return_mean"] for r in curve],
-                            run_dir / "learning_curve.png", f"PPO teacher on {env_id} (seed {config['seed']})",
+                            run_dir / "learning_curve.png", f"{algo.upper()} teacher on {env_id} (seed {config['seed']})",
                             threshold=spec.reward_threshold if spec else None)
 
     teacher = TeacherPolicy.load(run_dir, env_id)
