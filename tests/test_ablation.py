@@ -43,13 +43,13 @@ def test_gain_over_qpd_by_hand():
 
 def test_tiny_ablation_end_to_end(cartpole_teacher: Path, tmp_path: Path):
     out = tmp_path / "ablation"
-    data = ablation("CartPole-v1", cartpole_teacher, bits=[4], seeds=[0], variants=["qpd", "no-value-term"],
+    data = ablation("CartPole-v1", cartpole_teacher, bits=[6], seeds=[0], variants=["qpd", "no-value-term"],
                     hidden=[8, 8], updates=1400, episodes=3, jobs=1, out_dir=out, runs_dir=tmp_path / "runs",
                     settings=FAST_DISTILL)
     assert {p.name for p in out.iterdir()} >= {"ablation.md", "ablation.json", "ablation.png", "trials"}
     assert {r["variant"] for r in data["rows"]} == {"qpd", "no-value-term"}
     md = (out / "ablation.md").read_text()
-    assert "| 4 | QPD (all on) |" in md and "| 4 | no value term (policy KL only) |" in md and "Made by:" in md
+    assert "| 6 | QPD (all on) |" in md and "| 6 | no value term (policy KL only) |" in md and "Made by:" in md
     # The switched-off run really ran without the value term.
     runs = {r["variant"]: Path(r["run"]) for r in data["trials"]}
     assert runs["qpd"] != runs["no-value-term"]

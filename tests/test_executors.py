@@ -8,6 +8,7 @@ import json
 import pytest
 
 from flow.executors import TaskRunner, ray_started
+from tests.conftest import FAST_DISTILL
 from flow.experiments.table import qpd_table
 from flow.experiments.trials import Trial, run_trials
 from training.errors import FlowError
@@ -50,9 +51,10 @@ def test_an_unknown_executor_is_one_sentence():
         TaskRunner("slurm")
 
 
+@pytest.mark.slow  # two grids, one of them through Ray (about 2 minutes); Ray's own path is covered by the fast tests below
 def test_tiny_grid_on_ray_gives_the_process_executors_table(local_ray, cartpole_teacher, tmp_path):
     kwargs = dict(bits=[4], seeds=[0], methods=["ptq", "direct"], hidden=[8, 8], updates=600, episodes=3, jobs=1,
-                  hardware=False)
+                  hardware=False, settings=FAST_DISTILL)
     here = qpd_table("CartPole-v1", cartpole_teacher, out_dir=tmp_path / "process", runs_dir=tmp_path / "runs-p",
                      **kwargs)
     on_ray = qpd_table("CartPole-v1", cartpole_teacher, out_dir=tmp_path / "ray", runs_dir=tmp_path / "runs-r",

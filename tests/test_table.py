@@ -40,22 +40,24 @@ def test_smallest_student_keeping_the_teacher():
 
 
 def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
+    # 6 bits: QPD's ladder is 8 -> 6, two stages (each stage re-initialises its activation scales, the
+    # most expensive part of a short trial).
     out = tmp_path / "table"
-    kwargs = dict(bits=[4], seeds=[0], methods=["ptq", "float-ptq", "direct", "qpd"], hidden=[8, 8], updates=1400,
+    kwargs = dict(bits=[6], seeds=[0], methods=["ptq", "float-ptq", "direct", "qpd"], hidden=[8, 8], updates=1400,
                   episodes=3, jobs=1, out_dir=out, runs_dir=tmp_path / "runs", settings=FAST_DISTILL)
     data = qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
     assert {p.name for p in out.iterdir()} >= {"qpd_table.md", "qpd_table.json", "qpd_table.png", "trials"}
     assert {r["method"] for r in data["rows"]} == {"ptq", "float-ptq", "direct", "qpd"}
     md = (out / "qpd_table.md").read_text()
-    assert "| 4 | QPD |" in md and "Made by:" in md
-    # Hardware: one architecture (2x8-w4a4), compiled once with FINN; PTQ keeps the teacher's and shows none.
-    cost = data["hardware"]["architectures"]["2x8-w4a4"]
-    assert set(data["hardware"]["architectures"]) == {"2x8-w4a4"}
-    assert cost["deployed_bits"] >= (4 * 8 + 8 * 8 + 8 * 2) * 4 and cost["LUT"] > 0 and cost["fits"]  # weights alone
-    qpd_row = next(line for line in md.splitlines() if line.startswith("| 4 | QPD |"))
+    assert "| 6 | QPD |" in md and "Made by:" in md
+    # Hardware: one architecture (2x8-w6a6), compiled once with FINN; PTQ keeps the teacher's and shows none.
+    cost = data["hardware"]["architectures"]["2x8-w6a6"]
+    assert set(data["hardware"]["architectures"]) == {"2x8-w6a6"}
+    assert cost["deployed_bits"] >= (4 * 8 + 8 * 8 + 8 * 2) * 6 and cost["LUT"] > 0 and cost["fits"]  # weights alone
+    qpd_row = next(line for line in md.splitlines() if line.startswith("| 6 | QPD |"))
     assert f"| {cost['deployed_bits']:,} |" in qpd_row
-    assert "| – | – |" in next(line for line in md.splitlines() if line.startswith("| 4 | PTQ of the teacher |"))
-    assert f"| 2x8-w4a4 | {cost['deployed_bits']:,} |" in md
+    assert "| – | – |" in next(line for line in md.splitlines() if line.startswith("| 6 | PTQ of the teacher |"))
+    assert f"| 2x8-w6a6 | {cost['deployed_bits']:,} |" in md
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()}
     again = qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()} == stamps  # nothing re-run
@@ -63,19 +65,19 @@ def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
     with pytest.raises(FlowError, match="other settings"):
         qpd_table("CartPole-v1", cartpole_teacher, **{**kwargs, "updates": 1600})
     # Distilling trials record their full config; a stale one (a default changed since) runs again.
-    record_path = out / "trials" / "qpd-2x8-w4-s0.json"
+    record_path = out / "trials" / "qpd-2x8-w6-s0.json"
     record = json.loads(record_path.read_text())
     from training.qpd.config import QPDConfig
 
     assert record["distill_config"]["final_stage_share"] == QPDConfig().final_stage_share
-    assert record["distill_config"]["weight_bits"] == 4
+    assert record["distill_config"]["weight_bits"] == 6
     assert all("distill_config" in r for r in data["trials"] if r["method"] != "ptq")
     record["distill_config"]["final_stage_share"] /= 2
     record_path.write_text(json.dumps(record))
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()}
     qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
     rerun = {p.name for p in (out / "trials").iterdir() if p.stat().st_mtime_ns != stamps[p.name]}
-    assert rerun == {"qpd-2x8-w4-s0.json"}
+    assert rerun == {"qpd-2x8-w6-s0.json"}
     assert json.loads(record_path.read_text())["distill_config"]["final_stage_share"] == QPDConfig().final_stage_share
 
 
