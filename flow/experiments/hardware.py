@@ -25,7 +25,7 @@ BASIS = ("architecture bound (as make cost): deployed bits with worst-case accum
          "LUT, BRAM_18K, DSP and latency are FINN estimates of the dataflow partition, input quantized on the "
          "host, the smallest folding within {latency_us:g} µs")
 #: Bump when what architecture_cost computes changes, so cached figures are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: pixel students take the frame as UINT2 (hw_build.export.BINARY_FRAME_DATATYPE)
 
 
 def arch_key(hidden: Iterable[int], weight_bits: int, act_bits: int, input_bits: int = 8,
