@@ -9,8 +9,9 @@ random back-pressure on the input and output streams. The words go in and come o
 own packing (``npy_to_rtlsim_input``, ``rtlsim_output_to_npy``), so nothing of the stream
 format is ours. A second run without stalls counts the cycles per frame.
 
-Covered: ``Thresholding_rtl`` and ``MVAU_rtl`` (with its weight memory, FINN's ``memstream``,
-stitched to it as in FINN's design), each alone and, where they follow each other, connected in
+Covered: ``Thresholding_rtl``, ``ConvolutionInputGenerator_rtl`` (the sliding window of a pixel
+design) and ``MVAU_rtl`` (with its weight memory, FINN's ``memstream``, stitched to it as in
+FINN's design), each alone and, where they follow each other, connected in
 one netlist (without the FIFOs FINN would insert), which gives the first latency that is not an
 estimate. Not covered (named in ``rtlsim.json`` with the reason): HLS layers (their C++ needs
 Vitis HLS to become RTL) and RTL layers this module does not drive yet.
@@ -33,27 +34,55 @@ from training.errors import FlowError
 
 #: Verilator warnings FINN's sources raise that are not errors (see STACK.md).
 VERILATOR_WARNINGS = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-SELRANGE", "-Wno-INITIALDLY", "-Wno-UNOPTFLAT"]
-MAX_STREAM_BITS = 64  # the harness carries one stream word in a uint64_t
+MAX_STREAM_BITS = 4096  # a stream word the harness carries (as 32-bit chunks; FINN's own limit is far above)
 
-#: A generic one-in, one-out AXI-stream harness. Words (hex, one per line) are offered with
-#: random TVALID gaps; TREADY on the output is random too; both handshakes are sampled on the
-#: rising edge. Prints "<cycles from first input to last output>" on success.
+#: A generic one-in, one-out AXI-stream harness. Words (one per line, 32-bit hex chunks, least
+#: significant first) are offered with random TVALID gaps; TREADY on the output is random too;
+#: both handshakes are sampled on the rising edge. Ports up to 64 bits are scalars in Verilator,
+#: wider ones ``VlWide``: ``put``/``get`` take either. Prints "<cycles from first input to last
+#: output>" on success.
 HARNESS_CPP = r"""
 #include "Vtop.h"
 #include "verilated.h"
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
+
+typedef std::vector<uint32_t> Word;
+template <typename T> static void put(T& port, const Word& w) {
+    uint64_t v = w.empty() ? 0 : w[0];
+    if (w.size() > 1) v |= (uint64_t)w[1] << 32;
+    port = (T)v;
+}
+template <std::size_t N> static void put(VlWide<N>& port, const Word& w) {
+    for (std::size_t i = 0; i < N; ++i) port[i] = i < w.size() ? w[i] : 0;
+}
+template <typename T> static Word get(const T& port) {
+    const uint64_t v = (uint64_t)port;
+    return Word{(uint32_t)v, (uint32_t)(v >> 32)};
+}
+template <std::size_t N> static Word get(const VlWide<N>& port) {
+    Word w(N);
+    for (std::size_t i = 0; i < N; ++i) w[i] = port[i];
+    return w;
+}
 
 int main(int argc, char** argv) {
     if (argc < 6) { std::fprintf(stderr, "usage: sim in.hex out.hex n_out seed stall_percent\n"); return 2; }
-    std::vector<uint64_t> in;
-    FILE* f = std::fopen(argv[1], "r");
-    unsigned long long w;
-    while (std::fscanf(f, "%llx", &w) == 1) in.push_back(w);
-    std::fclose(f);
+    std::vector<Word> in;
+    std::ifstream f(argv[1]);
+    for (std::string line; std::getline(f, line);) {
+        std::istringstream chunks(line);
+        Word w;
+        unsigned long c;
+        while (chunks >> std::hex >> c) w.push_back((uint32_t)c);
+        if (!w.empty()) in.push_back(w);
+    }
     const size_t n_out = std::strtoull(argv[3], nullptr, 10);
     std::mt19937 rng(std::strtoul(argv[4], nullptr, 10));
     const unsigned stall = std::strtoul(argv[5], nullptr, 10);
@@ -65,18 +94,18 @@ int main(int argc, char** argv) {
     top.ap_clk = 0; top.ap_rst_n = 0;
     for (int i = 0; i < 8; ++i) { top.ap_clk ^= 1; top.eval(); }
     top.ap_rst_n = 1;
-    std::vector<uint64_t> out;
+    std::vector<Word> out;
     size_t next = 0;
     long long cycle = 0, first = -1, last = -1;
     const long long limit = 1000 + 200LL * (long long)(in.size() + n_out) * (stall + 1);
     while (out.size() < n_out && cycle < limit) {
         top.in0_V_TVALID = next < in.size() && pct(rng) >= stall;
-        top.in0_V_TDATA = next < in.size() ? in[next] : 0;
+        put(top.in0_V_TDATA, next < in.size() ? in[next] : Word{});
         top.out0_V_TREADY = pct(rng) >= stall;
         top.ap_clk = 0; top.eval();
         const bool took = top.in0_V_TVALID && top.in0_V_TREADY;
         const bool gave = top.out0_V_TVALID && top.out0_V_TREADY;
-        const uint64_t data = top.out0_V_TDATA;
+        const Word data = get(top.out0_V_TDATA);
         top.ap_clk = 1; top.eval();
         if (took) { if (first < 0) first = cycle; ++next; }
         if (gave) { out.push_back(data); last = cycle; }
@@ -88,7 +117,10 @@ int main(int argc, char** argv) {
         return 1;
     }
     FILE* g = std::fopen(argv[2], "w");
-    for (uint64_t v : out) std::fprintf(g, "%llx\n", (unsigned long long)v);
+    for (const Word& w : out) {
+        for (uint32_t c : w) std::fprintf(g, "%x ", c);
+        std::fprintf(g, "\n");
+    }
     std::fclose(g);
     std::printf("%lld\n", last - first + 1);
     return 0;
@@ -100,6 +132,7 @@ TIE_OFFS = {
     "Thresholding_rtl": ("t.s_axilite_AWVALID = 0; t.s_axilite_WVALID = 0; t.s_axilite_BREADY = 0; "
                          "t.s_axilite_ARVALID = 0; t.s_axilite_RREADY = 0; t.in1_V_TVALID = 0; t.in1_V_TDATA = 0;"),
     "MVAU_rtl": "",  # a glue top (MVU_GLUE) ties off the weight memory's AXI-lite and streams its weights in
+    "ConvolutionInputGenerator_rtl": "",  # one stream in, one out, no AXI-lite (not dynamic mode)
 }
 
 #: FINN stitches an MVAU_rtl to its weight memory (memstream) in the IP integrator; here a glue
@@ -182,6 +215,10 @@ def layer_sources(op_type: str, code_dir: Path, work: Path) -> list[Path]:
     if op_type == "Thresholding_rtl":
         hdl = rtllib() / "thresholding" / "hdl"
         return [hdl / "thresholding.sv", hdl / "thresholding_axi.sv", *sorted(code_dir.glob("*.v"))]
+    if op_type == "ConvolutionInputGenerator_rtl":  # FINN's own file list (get_rtl_file_list), in its order
+        swg = rtllib() / "swg"
+        return [swg / "swg_pkg.sv", *sorted(code_dir.glob("*_wrapper.v")), *sorted(code_dir.glob("*_impl.sv")),
+                swg / "swg_common.sv"]
     if op_type == "MVAU_rtl":
         mvu, mem = rtllib() / "mvu", rtllib() / "memstream" / "hdl"
         patched = work / "add_multi.sv"
@@ -273,6 +310,8 @@ def build_layer(name: str, op_type: str, code_dir: Path, work: Path, op=None) ->
         if op is None:
             raise FlowError(f"{name}: an MVAU_rtl needs its node to size the glue top")
         top, sources, params = f"{name}_sim_top", [*sources, _mvu_glue(name, op, work)], ["+define+FINN_SIMULATION"]
+    elif op_type == "ConvolutionInputGenerator_rtl":
+        top, params = name, []
     else:
         # The wrapper reads its .dat files from THRESHOLDS_PATH, relative to the run directory by
         # default: point it at the code-generation folder instead.
@@ -331,12 +370,14 @@ def run_layer(layer: BuiltLayer, words: list[int], n_out: int, seed: int = 0, st
     """Stream ``words`` through the simulation; return the output words and the cycles taken."""
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         src, dst = Path(tmp) / "in.hex", Path(tmp) / "out.hex"
-        src.write_text("".join(f"{w:x}\n" for w in words))
+        src.write_text("".join(" ".join(f"{(w >> (32 * i)) & 0xFFFFFFFF:x}" for i in range(max(1, -(-w.bit_length() // 32))))
+                               + "\n" for w in words))
         proc = subprocess.run([str(layer.binary), str(src), str(dst), str(n_out), str(seed), str(stall_percent)],
                               capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             raise FlowError(f"simulation of {layer.name} failed: {proc.stderr.strip()}")
-        out = [int(line, 16) for line in dst.read_text().split()]
+        out = [sum(int(c, 16) << (32 * i) for i, c in enumerate(line.split()))
+               for line in dst.read_text().splitlines() if line.strip()]
     return out, int(proc.stdout.strip())
 
 
