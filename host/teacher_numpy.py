@@ -16,6 +16,11 @@ from host.errors import HostError
 _ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0), "identity": lambda x: x}
 
 
+def squash_to_box(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """A SAC actor's action: its head's output through tanh, rescaled from [-1, 1] to the action box."""
+    return low + (np.tanh(x) + 1) / 2 * (high - low)
+
+
 class NumpyTeacher:
     """Deterministic actions of the teacher's actor MLP for a batch of raw observations."""
 
@@ -57,7 +62,7 @@ class NumpyTeacher:
         if self.discrete:
             return np.argmax(x, axis=-1)
         if self.squash:
-            return self.low + (np.tanh(x) + 1) / 2 * (self.high - self.low)
+            return squash_to_box(x, self.low, self.high)
         return np.clip(x, self.low, self.high)
 
     def _conv(self, frames: np.ndarray) -> np.ndarray:

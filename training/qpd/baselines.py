@@ -108,7 +108,9 @@ class QuantizedTeacherActor(nn.Module):
             if self.discrete:
                 return out.argmax(-1).numpy()
             if self.squash:  # SAC: tanh, then the action box
-                return low + (np.tanh(out.numpy()) + 1) / 2 * (high - low)
+                from host.teacher_numpy import squash_to_box
+
+                return squash_to_box(out.numpy(), low, high)
             return np.clip(out.numpy(), low, high) if low is not None else out.numpy()
         return act
 
