@@ -202,7 +202,7 @@ def test_the_numpy_teacher_runs_the_cnn_teacher_for_the_board(pixel_design, mina
 
 
 def test_grids_name_the_pixel_student_and_give_qat_ppo_its_convolution(minatar_teacher, tmp_path):
-    from flow.experiments.table import build_trials
+    from flow.experiments.table import build_trials, grid_conv
 
     floats, trials = build_trials(ENV, minatar_teacher, [2], [0], ["ptq", "qat-ppo", "float-ptq", "direct", "qpd"],
                                   [16], 8000, 2, tmp_path)
@@ -210,6 +210,7 @@ def test_grids_name_the_pixel_student_and_give_qat_ppo_its_convolution(minatar_t
     assert keys["qpd"] == "qpd-c8-1x16-w2-s0" and keys["qat-ppo"] == "qat-ppo-c8-1x16-w2-s0"
     assert dict(next(t for t in trials if t.method == "qat-ppo").extra) == {"conv": (8,)}
     assert next(t for t in trials if t.method == "ptq").extra == () and floats[0].conv == (8,)
+    assert trials[0].method == "ptq" and grid_conv(trials) == [8]  # the table's words come from a student trial
 
 
 def test_baselines_run_on_pixels(minatar_teacher, tmp_path):

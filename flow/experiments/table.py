@@ -178,6 +178,15 @@ def build_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds: list[in
     return floats, table
 
 
+def grid_conv(trials: list[Trial]) -> list[int]:
+    """The convolution channels of a grid's students (none for flat observations).
+
+    Read from any distilled trial: PTQ of the teacher carries no student settings, and it comes
+    first in a grid's order.
+    """
+    return next((list(dict(t.extra)["conv"]) for t in trials if dict(t.extra).get("conv")), [])
+
+
 def validate_trials(trials: list[Trial]) -> None:
     """Refuse a grid with an impossible distillation config before running any of it."""
     for t in trials:
@@ -381,7 +390,7 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
     records = run_trials(trials, cache, jobs, desc=f"{env_id} table", executor=executor)
     rows = aggregate(records, teacher, ("method", "bits"))
     command = made_by("table", "qpd-table", env_id)
-    conv = list(dict(trials[0].extra).get("conv") or ()) if trials else []
+    conv = grid_conv(trials)
     data = {"env_id": env_id, "teacher": teacher, "settings": {"bits": bits, "seeds": seeds, "methods": methods,
             "hidden": hidden, "updates": updates, "episodes": episodes, "distill_settings": settings or {},
             **({"conv": conv} if conv else {}),
