@@ -34,6 +34,17 @@ def test_qat_ppo_trains_the_quantized_student_in_sb3():
     assert torch.allclose(ints, ints.round(), atol=1e-4)
 
 
+def test_qat_ppo_checkpoints_and_resumes_in_its_run_folder(tmp_path, capsys):
+    from training.teacher.train import CHECKPOINT_DIR
+
+    _, first = qat_ppo("CartPole-v1", 4, [8], 0, 2, steps=512, run_dir=tmp_path)
+    assert '"timesteps": 512' in (tmp_path / CHECKPOINT_DIR / "state.json").read_text()
+    _, again = qat_ppo("CartPole-v1", 4, [8], 0, 2, steps=512, run_dir=tmp_path)  # nothing left to train
+    assert "resuming QAT PPO" in capsys.readouterr().out and again["returns"] == first["returns"]
+    qat_ppo("CartPole-v1", 3, [8], 0, 2, steps=512, run_dir=tmp_path)  # other settings: the checkpoint is not theirs
+    assert "resuming" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("critic_arch", [None, [16, 16]])
 def test_quant_student_policy_gives_sb3_what_it_needs(critic_arch):
     import gymnasium as gym

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,8 +143,12 @@ def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
     elif trial.method == "qat-ppo":
         from training.qpd.baselines import qat_ppo
 
+        run_dir = Path(trial.runs_dir) / trial.env_id / trial.key
+        if rerun:
+            shutil.rmtree(run_dir, ignore_errors=True)
         _, out = qat_ppo(trial.env_id, trial.bits, list(trial.hidden), trial.seed, trial.episodes, trial.qat_steps,
-                         conv=list(trial.conv))
+                         conv=list(trial.conv), run_dir=run_dir)
+        out["run"] = str(run_dir)
     else:
         raise FlowError(f"unknown method {trial.method!r}")
     keep = ("mean_return", "std_return", "returns", "seeds", "size_bits", "agreement", "wall_s", "run", "float_run",

@@ -13,7 +13,10 @@ and ``qpd``, are :func:`training.distill.distill` itself.
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -215,9 +218,32 @@ class QuantStudentPolicy(ActorCriticPolicy):
                 "critic_arch": self.critic_arch, "critic_activation": self.critic_activation}
 
 
+QAT_SETTINGS_FILE = "qat_settings.json"
+
+
+def _qat_checkpoint(run_dir: Path | None, venv, settings: dict[str, Any]):
+    """A QAT PPO run's checkpoint in ``run_dir`` if it was left by a run of the same ``settings``
+    (see :func:`training.teacher.train.load_checkpoint`), else None; records ``settings`` there."""
+    if run_dir is None:
+        return None
+    from stable_baselines3 import PPO
+
+    from training import atomic
+    from training.teacher.train import CHECKPOINT_DIR, load_checkpoint
+
+    saved = run_dir / QAT_SETTINGS_FILE
+    if saved.exists() and json.loads(saved.read_text()) != settings:
+        shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    atomic.write_json(saved, settings)
+    resumed = load_checkpoint(run_dir, venv, lambda path: PPO.load(path, device="cpu"))
+    if resumed is not None:
+        print(f"resuming QAT PPO in {run_dir} at {resumed[0].num_timesteps:,} of {settings['steps']:,} steps")
+    return resumed
+
+
 def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
             steps: int | None = None, separate_critic: bool = True,
-            conv: list[int] | None = None) -> tuple[QuantStudent, dict[str, Any]]:
+            conv: list[int] | None = None, run_dir: Path | None = None) -> tuple[QuantStudent, dict[str, Any]]:
     """PPO from scratch on the quantized student architecture, with the teacher's hyperparameters and budget.
 
     The actor is the quantized student; the critic is a separate float network of the teacher's
@@ -233,6 +259,10 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     its binary frames go in as they are, like the distilled students', and the critic is the
     student's own head on its convolutional trunk (the teacher's critic is a head on its CNN
     features; a separate critic on raw pixels would be a linear function of the frame).
+    ``run_dir``: where training checkpoints (as a teacher's run does, every 5 minutes) and resumes
+    from; a checkpoint left by a run of other settings is discarded. Resuming continues from the
+    saved model, optimiser and step count, not from the RNG state: a resumed run is not bit for
+    bit the uninterrupted one.
     """
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
@@ -272,8 +302,25 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     if normalize_settings(hp)["norm_reward"]:
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=float(hp.get("gamma", 0.99)))
     torch.manual_seed(seed)
-    model = PPO(QuantStudentPolicy, venv, seed=seed, device="cpu", verbose=0, **kwargs)
-    model.learn(total)
+    resumed = _qat_checkpoint(run_dir, venv, {"env_id": env_id, "bits": bits, "hidden": list(hidden), "seed": seed,
+                                              "steps": total, "separate_critic": separate_critic,
+                                              "conv": list(cfg.conv)})
+    if resumed is None:
+        model, curve, wall_offset = PPO(QuantStudentPolicy, venv, seed=seed, device="cpu", verbose=0, **kwargs), [], 0.0
+    else:
+        model, venv, curve, wall_offset = resumed
+    if run_dir is not None:
+        from training.teacher.train import TeacherCallback
+
+        callback = TeacherCallback(run_dir, total, curve, wall_offset, checkpoint_every_steps=max(total // 20, 1),
+                                   checkpoint_every_s=300.0, desc=f"QAT PPO w{bits}")
+    else:
+        callback = None
+    model.learn(total - model.num_timesteps, callback=callback, reset_num_timesteps=False)
+    if callback is not None:
+        from training.teacher.train import save_checkpoint
+
+        save_checkpoint(run_dir, model, callback.curve, callback.wall())  # a crash in evaluation resumes here
     student = model.policy.student.eval()
     result = evaluate(StudentPolicy(student, info.action_low, info.action_high), env_id, eval_seeds(episodes))
     venv.close()

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -110,8 +110,9 @@ class TeacherCallback(BaseCallback):
 
     def __init__(self, run_dir: Path, total: int, curve: list[dict], wall_offset: float,
                  checkpoint_every_steps: int, checkpoint_every_s: float = 60.0, algo: str = "ppo",
-                 curve_every_steps: int = 0) -> None:
+                 curve_every_steps: int = 0, desc: str | None = None) -> None:
         super().__init__()
+        self.desc = desc
         self.run_dir, self.total, self.curve = run_dir, total, curve
         self.wall_offset = wall_offset
         self.every_steps, self.every_s = checkpoint_every_steps, checkpoint_every_s
@@ -124,7 +125,7 @@ class TeacherCallback(BaseCallback):
         self.last_ckpt_steps, self.last_ckpt_t = self.num_timesteps, self.t0
         self.last_curve_steps = self.curve[-1]["timesteps"] if self.curve else 0
         self.bar = tqdm(total=self.total, initial=self.num_timesteps, unit="step", unit_scale=True,
-                        desc=f"{self.algo.upper()} teacher", dynamic_ncols=True, disable=None)
+                        desc=self.desc or f"{self.algo.upper()} teacher", dynamic_ncols=True, disable=None)
 
     def wall(self) -> float:
         """Seconds of training so far, across resumes."""
@@ -185,6 +186,28 @@ def save_checkpoint(run_dir: Path, model, curve: list[dict], wall_s: float) -> N
     # state.json last: its presence means the files above are complete.
     atomic.write_json(ckpt / "state.json", {"timesteps": int(model.num_timesteps), "wall_s": wall_s})
     log.info("checkpoint at %d steps", model.num_timesteps)
+
+
+def load_checkpoint(run_dir: Path, venv, load: Callable[[Path], Any]) -> tuple[Any, Any, list[dict], float] | None:
+    """What :func:`save_checkpoint` left in ``run_dir``, or None where it left nothing.
+
+    ``venv``: the freshly made environment, whose normaliser (if any) is replaced by the saved
+    one; ``load``: reads the model zip. Returns the model (set to the environment), the
+    environment, the learning curve so far and the training seconds so far.
+    """
+    ckpt = run_dir / CHECKPOINT_DIR
+    if not (ckpt / "state.json").exists():
+        return None
+    state = json.loads((ckpt / "state.json").read_text())
+    model = load(ckpt / "model.zip")
+    if (ckpt / REPLAY_FILE).exists():
+        model.load_replay_buffer(ckpt / REPLAY_FILE)
+    if (ckpt / "vecnormalize.pkl").exists():
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        venv = VecNormalize.load(str(ckpt / "vecnormalize.pkl"), venv.venv)
+    model.set_env(venv)
+    return model, venv, read_curve(run_dir / CURVE_FILE), float(state["wall_s"])
 
 
 def write_curve(path: Path, rows: list[dict]) -> None:
@@ -269,17 +292,9 @@ def _train(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         wall_offset = json.loads((ckpt / "state.json").read_text())["wall_s"] if (ckpt / "state.json").exists() else 0.0
     else:
         venv = _make_vec_env(config)
-        if (ckpt / "state.json").exists():
-            state = json.loads((ckpt / "state.json").read_text())
-            model = load_model(ckpt / "model.zip", env_id, algo)
-            if (ckpt / REPLAY_FILE).exists():
-                model.load_replay_buffer(ckpt / REPLAY_FILE)
-            if (ckpt / "vecnormalize.pkl").exists():
-                from stable_baselines3.common.vec_env import VecNormalize
-
-                venv = VecNormalize.load(str(ckpt / "vecnormalize.pkl"), venv.venv)
-            model.set_env(venv)
-            curve, wall_offset = read_curve(run_dir / CURVE_FILE), float(state["wall_s"])
+        resumed = load_checkpoint(run_dir, venv, lambda path: load_model(path, env_id, algo))
+        if resumed is not None:
+            model, venv, curve, wall_offset = resumed
             print(f"resuming {run_dir} at {model.num_timesteps:,} of {total:,} steps")
             log.info("resuming at %d steps", model.num_timesteps)
         else:
