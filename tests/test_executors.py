@@ -94,3 +94,14 @@ def test_many_designs_at_once_exit_3_without_vivado_and_the_others_go_on(short_q
     failed = rows[str(cartpole_teacher)]
     assert failed["status"] == "failed" and failed["exit_code"] == 2 and "has no distilled student" in failed["error"]
     assert "| 3 |" in (tmp_path / "sum" / "designs.md").read_text()
+
+
+def test_trials_sharing_a_key_run_in_one_call_filed_by_their_cache_names(cartpole_teacher, tmp_path):
+    # The input-precision study's case: the key does not name the setting that differs.
+    trials = [Trial(env_id="CartPole-v1", method="ptq", bits=b, seed=0, episodes=2, teacher_dir=str(cartpole_teacher),
+                    runs_dir=str(tmp_path / "runs")) for b in (4, 4)]
+    names = {id(trials[0]): "a", id(trials[1]): "b"}
+    records = run_trials(trials, tmp_path / "trials", jobs=2, cache_name=lambda t: f"{names[id(t)]}/{t.key}")
+    assert len(records) == 2
+    assert {p.relative_to(tmp_path / "trials").as_posix() for p in (tmp_path / "trials").rglob("*.json")} == \
+        {f"a/{trials[0].key}.json", f"b/{trials[0].key}.json"}

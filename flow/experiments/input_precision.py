@@ -18,7 +18,7 @@ from typing import Any
 from training import atomic
 from training.errors import FlowError
 from training.students.student import MIN_ACT_BITS, MAX_BITS, student_act_bits
-from flow.experiments.table import (PAIRED_NOTE, _paired_cell, aggregate, bits_label, made_by, paired_cells,
+from flow.experiments.table import (PAIRED_NOTE, paired_cell, aggregate, bits_label, made_by, paired_cells,
                                     settings_note, teacher_record, validate_trials)
 from flow.experiments.trials import Trial, grid_extra, run_trials
 
@@ -58,11 +58,13 @@ def input_precision(env_id: str, teacher_dir: Path, *, input_bits: list[int], bi
     teacher = teacher_record(teacher_dir, env_id)
     trials = build_input_trials(env_id, teacher_dir, input_bits, bits, seeds, hidden, updates, episodes, runs_dir,
                                 settings)
-    records = []
-    for ib, group in trials.items():
-        for rec in run_trials(group, out_dir / "trials" / f"input{ib}", jobs, desc=f"{env_id} input {ib} bits",
-                              executor=executor):
-            records.append({**rec, "input_bits": ib})
+    widths = {id(t): ib for ib, group in trials.items() for t in group}
+    flat = [t for group in trials.values() for t in group]
+    # Every width's trials share their keys (the key does not name the input width): one folder each.
+    records = [{**rec, "input_bits": widths[id(t)]}
+               for t, rec in zip(flat, run_trials(flat, out_dir / "trials", jobs, desc=f"{env_id} input precision",
+                                                  executor=executor,
+                                                  cache_name=lambda t: f"input{widths[id(t)]}/{t.key}"))]
     data = {"env_id": env_id, "teacher": teacher,
             "settings": {"input_bits": input_bits, "bits": bits, "seeds": seeds, "hidden": hidden, "updates": updates,
                          "episodes": episodes, **({"distill_settings": settings} if settings else {})},
@@ -113,7 +115,7 @@ def markdown(data: dict[str, Any]) -> str:
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
         lines.append(f"| {row['input_bits']} | {row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | "
                      f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} |"
-                     f"{_paired_cell(row, on)} {agree} | {_deployed(data, row['input_bits'])} |")
+                     f"{paired_cell(row, on)} {agree} | {_deployed(data, row['input_bits'])} |")
     lines += ["", f"Made by: `{data['command']}`", ""]
     return "\n".join(lines)
 

@@ -121,7 +121,8 @@ def paired_cells(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
     return " seeds keeping teacher (paired test) |", " ---: |", "paired"
 
 
-def _paired_cell(row: dict[str, Any], on: str) -> str:
+def paired_cell(row: dict[str, Any], on: str) -> str:
+    """A row's paired-test cell (``on``: the third item of :func:`paired_cells`; empty: no cell)."""
     return f" {row['seeds_keeping_teacher_paired']}/{len(row['seeds'])} |" if on else ""
 
 
@@ -265,7 +266,7 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         lines.append(
             f"| {bits_label(row['bits'], row['method'])} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | {100 * row['ratio']:.3f} | "
             f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | {row['worst_seed_mean']:.2f} | "
-            f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} |{_paired_cell(row, on)} {agree} |")
+            f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} |{paired_cell(row, on)} {agree} |")
     lines += ["", f"Made by: `{command}`", ""]
     return "\n".join(lines)
 
@@ -324,7 +325,7 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
         lines.append(
             f"| {bits_label(row['bits'], row['method'])} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | "
             f"{100 * row['ratio']:.3f} | {deployed} | {row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | "
-            f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} |{_paired_cell(row, on)} "
+            f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} |{paired_cell(row, on)} "
             f"{agree} |")
     for row in sorted(rows, key=lambda r: -r["bits"]):
         key = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv)

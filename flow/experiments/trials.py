@@ -13,7 +13,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from tqdm.auto import tqdm
 
@@ -157,8 +157,12 @@ def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
 
 
 def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = "trials",
-               executor: str = "process") -> list[dict[str, Any]]:
+               executor: str = "process", cache_name: Callable[[Trial], str] | None = None) -> list[dict[str, Any]]:
     """Run the trials not yet in ``cache_dir``; return every trial's record.
+
+    ``cache_name``: a trial's record file under ``cache_dir`` without ``.json`` (default: its
+    key); a grid whose trials share keys (one study varying a setting the key does not name)
+    files them in subfolders so that all of them run in one call, every job busy to the end.
 
     ``executor``: ``process`` (``jobs`` local processes) or ``ray`` (one Ray task per trial, on
     ``RAY_ADDRESS``'s cluster or a local Ray; see :mod:`flow.executors`). Each finished trial's
@@ -172,13 +176,14 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
     from flow.executors import TaskRunner
     from training.qpd.config import same_computation
 
+    name = cache_name or (lambda t: t.key)
     runner = TaskRunner(executor, jobs)
     cache_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
     todo = []
     stale: set[str] = set()
     for trial in trials:
-        path = cache_dir / f"{trial.key}.json"
+        path = cache_dir / f"{name(trial)}.json"
         if path.exists():
             record = json.loads(path.read_text())
             # Where the trial's run folders went does not change its result: not compared.
@@ -190,29 +195,29 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
             # Records store the full distillation config they ran with, so a changed default
             # (training/qpd/config.py) cannot pass a stale result off as current.
             if "distill_config" in record and not same_computation(record["distill_config"], trial_qpd_config(trial)):
-                tqdm.write(f"{trial.key}: cached result was distilled with other settings (a default changed since); "
+                tqdm.write(f"{name(trial)}: cached result was distilled with other settings (a default changed since); "
                            "running it again")
-                stale.add(trial.key)
+                stale.add(name(trial))
                 todo.append(trial)
                 continue
-            records[trial.key] = record
+            records[name(trial)] = record
         else:
             todo.append(trial)
     failed: dict[str, str] = {}
     left = len(todo)
     bar = tqdm(total=len(trials), initial=len(records), desc=desc, unit="trial", dynamic_ncols=True)
     bar.set_postfix_str(f"running {min(runner.slots, left)}, failed 0")
-    for outcome in runner.run(run_trial, todo, lambda t: (t, t.key in stale)):
+    for outcome in runner.run(run_trial, todo, lambda t: (t, name(t) in stale)):
         trial, left = outcome.item, left - 1
         if outcome.error is None:
-            atomic.write_json(cache_dir / f"{trial.key}.json", outcome.result)
-            records[trial.key] = outcome.result
+            atomic.write_json(cache_dir / f"{name(trial)}.json", outcome.result)
+            records[name(trial)] = outcome.result
             bar.update(1)
-            last = f"{trial.key}: {outcome.result['mean_return']:.1f}"
+            last = f"{name(trial)}: {outcome.result['mean_return']:.1f}"
         else:
-            failed[trial.key] = outcome.error
-            tqdm.write(f"{trial.key}: failed: {outcome.error}")
-            last = f"{trial.key} failed"
+            failed[name(trial)] = outcome.error
+            tqdm.write(f"{name(trial)}: failed: {outcome.error}")
+            last = f"{name(trial)} failed"
         bar.set_postfix_str(f"running {min(runner.slots, left)}, failed {len(failed)}; {last}")
     bar.close()
     if failed:
@@ -221,7 +226,7 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
         raise FlowError(f"{len(failed)} of {len(trials)} trials failed ({named}; first: "
                         f"{next(iter(failed.values()))}); the {len(records)} others are cached in {cache_dir}: "
                         "run the same command again to retry the failed ones")
-    return [records[t.key] for t in trials]
+    return [records[name(t)] for t in trials]
 
 
 def default_jobs() -> int:
