@@ -41,6 +41,7 @@ def test_gain_over_qpd_by_hand():
     assert gains == {("qpd", 2): 0.0, ("no-value-term", 2): -49.5, ("no-transition", 3): None}
 
 
+@pytest.mark.slow  # ~100 s idle: two distillations; the variants' configs are checked above, the grid by test_table
 def test_tiny_ablation_end_to_end(cartpole_teacher: Path, tmp_path: Path):
     out = tmp_path / "ablation"
     data = ablation("CartPole-v1", cartpole_teacher, bits=[6], seeds=[0], variants=["qpd", "no-value-term"],
