@@ -324,5 +324,6 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     student = model.policy.student.eval()
     result = evaluate(StudentPolicy(student, info.action_low, info.action_high), env_id, eval_seeds(episodes))
     venv.close()
-    return student, {"size_bits": student_size(spec).total_bits, "wall_s": time.perf_counter() - t0,
+    # wall_offset: the training seconds of the runs this one resumed
+    return student, {"size_bits": student_size(spec).total_bits, "wall_s": wall_offset + time.perf_counter() - t0,
                      "train_timesteps": total, **result.to_dict()}
