@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from flow.experiments.input_precision import build_input_trials, markdown, rerender_input_precision
+from flow.experiments.input_precision import build_input_trials, markdown, rerender_input_precision, trial_input_bits
 from flow.experiments.table import aggregate
 from flow.experiments.trials import trial_qpd_config
 from training.errors import FlowError
@@ -24,6 +24,7 @@ def test_one_qpd_trial_per_input_width_and_seed_and_nothing_else_changes(tmp_pat
     a, b = (c.effective_dict() for c in configs.values())
     assert {k for k in a if a[k] != b[k]} == {"input_bits"}
     assert trials[8][0].runs_dir != trials[4][0].runs_dir  # the same trial key, kept apart
+    assert [trial_input_bits(ts[0]) for ts in trials.values()] == list(trials)  # and the cache folder they go in
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -46,6 +46,11 @@ def build_input_trials(env_id: str, teacher_dir: Path, input_bits: list[int], bi
     return trials
 
 
+def trial_input_bits(trial: Trial) -> int:
+    """The input quantizer's width a study trial runs at (a grid setting in its ``extra``)."""
+    return dict(trial.extra)["input_bits"]
+
+
 def input_precision(env_id: str, teacher_dir: Path, *, input_bits: list[int], bits: int, seeds: list[int],
                     hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path,
                     settings: dict[str, Any] | None = None, hardware: bool = True,
@@ -58,13 +63,12 @@ def input_precision(env_id: str, teacher_dir: Path, *, input_bits: list[int], bi
     teacher = teacher_record(teacher_dir, env_id)
     trials = build_input_trials(env_id, teacher_dir, input_bits, bits, seeds, hidden, updates, episodes, runs_dir,
                                 settings)
-    widths = {id(t): ib for ib, group in trials.items() for t in group}
     flat = [t for group in trials.values() for t in group]
     # Every width's trials share their keys (the key does not name the input width): one folder each.
-    records = [{**rec, "input_bits": widths[id(t)]}
+    records = [{**rec, "input_bits": trial_input_bits(t)}
                for t, rec in zip(flat, run_trials(flat, out_dir / "trials", jobs, desc=f"{env_id} input precision",
                                                   executor=executor,
-                                                  cache_name=lambda t: f"input{widths[id(t)]}/{t.key}"))]
+                                                  cache_name=lambda t: f"input{trial_input_bits(t)}/{t.key}"))]
     data = {"env_id": env_id, "teacher": teacher,
             "settings": {"input_bits": input_bits, "bits": bits, "seeds": seeds, "hidden": hidden, "updates": updates,
                          "episodes": episodes, **({"distill_settings": settings} if settings else {})},
