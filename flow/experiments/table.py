@@ -185,7 +185,7 @@ def grid_conv(trials: list[Trial]) -> list[int]:
     Read from any distilled trial: PTQ of the teacher carries no student settings, and it comes
     first in a grid's order.
     """
-    return next((list(dict(t.extra)["conv"]) for t in trials if dict(t.extra).get("conv")), [])
+    return next((list(t.conv) for t in trials if t.conv), [])
 
 
 def validate_trials(trials: list[Trial]) -> None:
