@@ -195,3 +195,17 @@ def test_keeping_the_teacher_by_the_paired_test_on_the_same_seeds():
     assert "seeds keeping teacher (paired test) |" in text and "| 1/2 |" in text
     bare = {k: v for k, v in teacher.items() if k not in ("returns", "seeds")}
     assert "paired" not in markdown("X-v1", bare, aggregate(records, bare, ("method", "bits")), "cmd", [32, 32])
+
+
+def test_hardware_rows_mark_a_latency_over_the_budget():
+    """Where FINN's folding reaches no design within the budget, the fastest is shown, marked; a grid
+    costed before the budget was recorded renders as it did."""
+    from flow.experiments.table import hardware_lines
+
+    cost = {"deployed_bits": 9000, "LUT": 3706.0, "BRAM_18K": 11.0, "DSP": 0.0, "fits": True}
+    hardware = {"basis": "b", "latency_budget_us": 10.0,
+                "architectures": {"fast": {**cost, "latency_us": 6.18}, "slow": {**cost, "latency_us": 28.43}}}
+    lines = hardware_lines(TEACHER, hardware, ["fast", "slow"])
+    assert "| 6.18 | yes |" in lines[4] and "| 28.43 (over budget) | yes |" in lines[5]
+    old = {k: v for k, v in hardware.items() if k != "latency_budget_us"}
+    assert "over budget" not in "\n".join(hardware_lines(TEACHER, old, ["fast", "slow"]))

@@ -276,10 +276,12 @@ def hardware_lines(teacher: dict[str, Any], hardware: dict[str, Any], keys: list
     lines = [f"Hardware per student architecture — {hardware['basis']}:", "",
              "| student | deployed bits (≤) | % of teacher | est. LUT | est. BRAM_18K | est. DSP | est. latency (µs) | fits with shell |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    budget = hardware.get("latency_budget_us")  # absent from grids costed before it was recorded
     for key in keys:
         c = hardware["architectures"][key]
+        over = " (over budget)" if budget is not None and c["latency_us"] > budget else ""
         lines.append(f"| {key} | {c['deployed_bits']:,} | {100 * c['deployed_bits'] / teacher['size_bits']:.3f} | "
-                     f"{c['LUT']:,.0f} | {c['BRAM_18K']:,.0f} | {c['DSP']:,.0f} | {c['latency_us']:.2f} | "
+                     f"{c['LUT']:,.0f} | {c['BRAM_18K']:,.0f} | {c['DSP']:,.0f} | {c['latency_us']:.2f}{over} | "
                      f"{'yes' if c['fits'] else 'no'} |")
     return lines + [""]
 
@@ -406,13 +408,15 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
 
 def add_hardware(data: dict[str, Any]) -> None:
     """Add the grid's ``hardware`` record: FINN once per student architecture (cached under build/),
-    kept as it is where the json already covers every architecture of the grid."""
+    kept as it is where the json already covers every architecture of the grid with its latency budget."""
     from flow.experiments.hardware import arch_key, architecture_costs, grid_archs
 
     input_bits = data["settings"].get("distill_settings", {}).get("input_bits", 8)
     archs = grid_archs(data["trials"])
-    known = (data.get("hardware") or {}).get("architectures", {})
-    if all(arch_key(h, b, student_act_bits(b), input_bits, c) in known for h, b, c in archs):
+    record = data.get("hardware") or {}
+    known = record.get("architectures", {})
+    if "latency_budget_us" in record and all(arch_key(h, b, student_act_bits(b), input_bits, c) in known
+                                             for h, b, c in archs):
         return
     data["hardware"] = architecture_costs(data["env_id"], archs, input_bits)
 
