@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hw_build.folding import (FOLDING_FILES, OBJECTIVES, FoldingPoint, choose, default_latency_us, explore,
-                              folding_table, write_folding_report)
+from hw_build.folding import (DEFAULT_MVAU_WWIDTH, FOLDING_FILES, OBJECTIVES, FoldingPoint, choose,
+                              default_latency_us, explore, folding_table, write_folding_report)
 from training import atomic
 from training.errors import FlowError
 
@@ -80,8 +80,12 @@ def _steps(kind: str, input_mode: str, worst_case: bool = False) -> list:
 
 
 def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, save_models: bool = True,
-                 input_mode: str = "integer", worst_case: bool = False, impl: str = "hls"):
+                 input_mode: str = "integer", worst_case: bool = False, impl: str = "hls",
+                 mvau_wwidth_max: int = DEFAULT_MVAU_WWIDTH):
     """The ``DataflowBuildConfig`` of an estimate, codegen or bitstream build.
+
+    ``mvau_wwidth_max``: how many weight bits an MVAU may read per PE and cycle when FINN folds
+    it for ``target_fps`` (see :data:`hw_build.folding.DEFAULT_MVAU_WWIDTH`).
 
     ``impl="rtl"``: thresholds as layers of their own (``standalone_thresholds``), which FINN
     implements as ``Thresholding_rtl``, and MVAUs as ``MVAU_rtl`` wherever FINN's rules allow
@@ -106,7 +110,8 @@ def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, sav
         output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case), generate_outputs=outputs, target_fps=int(target_fps),
         synth_clk_period_ns=float(clock_ns), board=BOARD, shell_flow_type=bc.ShellFlowType.VIVADO_ZYNQ,
         save_intermediate_models=save_models, verbose=False, console_log_level=bc.LogLevel.NONE,
-        standalone_thresholds=impl == "rtl", specialize_layers_config_file=str(specialize) if specialize else None)
+        standalone_thresholds=impl == "rtl", specialize_layers_config_file=str(specialize) if specialize else None,
+        mvau_wwidth_max=int(mvau_wwidth_max))
 
 
 def run_build(qonnx: Path, cfg) -> None:
@@ -246,6 +251,7 @@ class BuildChoice:
     target_fps: int | None = None
     clock_ns: float = 10.0
     impl: str = "hls"
+    mvau_wwidth_max: int = DEFAULT_MVAU_WWIDTH  # the search sets it with target_fps (a wider one where the default misses)
 
     def check(self) -> None:
         """Refuse impossible settings in one sentence."""
@@ -284,22 +290,23 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
     else:
         trial_dir = search_dir or Path("build") / "finn" / "folding-search" / out.name
 
-        def build(fps: int) -> FoldingPoint:
+        def build(fps: int, wwidth: int) -> FoldingPoint:
             if trial_dir.exists():
                 shutil.rmtree(trial_dir)
             run_build(qonnx, build_config(trial_dir, "estimate", fps, choice.clock_ns, save_models=False,
-                                          input_mode=choice.input_mode, worst_case=worst_case, impl=choice.impl))
+                                          input_mode=choice.input_mode, worst_case=worst_case, impl=choice.impl,
+                                          mvau_wwidth_max=wwidth))
             est = read_estimate(trial_dir, fps, choice.clock_ns)
             return FoldingPoint(fps, est.resources, est.latency_ns, est.fps, _folding_of(trial_dir),
-                                est.fits_comfortably)
+                                est.fits_comfortably, wwidth)
 
         points = explore(build, choice.objective, choice.latency_us)
         shutil.rmtree(trial_dir, ignore_errors=True)
         chosen, rule = choose(points, choice.objective, choice.latency_us, budget_given)
-        target = chosen.target_fps
+        target, choice.mvau_wwidth_max = chosen.target_fps, chosen.mvau_wwidth_max
     _clear_build_outputs(out)
     run_build(qonnx, build_config(out, kind, target, choice.clock_ns, input_mode=choice.input_mode,
-                                  worst_case=worst_case, impl=choice.impl))
+                                  worst_case=worst_case, impl=choice.impl, mvau_wwidth_max=choice.mvau_wwidth_max))
     check_all_in_hardware(out)
     if choice.impl == "rtl":
         check_rtl_mvus(out)
@@ -329,7 +336,8 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
     spec = write_accel_spec(out, choice.clock_ns, input_mode=choice.input_mode)
     atomic.write_json(out / ESTIMATE_FILE, {**est.to_dict(), "folding": rule, "objective": choice.objective,
                                            "latency_budget_us": choice.latency_us, "input": choice.input_mode,
-                                           "impl": choice.impl, "kind": kind, "deployed": spec["deployed"],
+                                           "impl": choice.impl, "mvau_wwidth_max": choice.mvau_wwidth_max,
+                                           "kind": kind, "deployed": spec["deployed"],
                                            "build_wall_s": round(time.perf_counter() - t0, 2)})
     if not est.fits:
         raise FlowError(f"design {design} does not fit the {PART}: {est.overflow()} (est., the Zynq shell counted); "
@@ -418,13 +426,16 @@ def bitstream_design(design: str, *, choice: BuildChoice | None = None) -> int:
     prepare_finn(Path("build") / "finn")
     if choice.target_fps is None:  # the folding make estimate chose, or choose it now
         previous = out / "estimate.json"
-        if previous.exists() and json.loads(previous.read_text()).get("input") == choice.input_mode:
-            choice.target_fps = json.loads(previous.read_text())["target_fps"]
+        chose = json.loads(previous.read_text()) if previous.exists() else {}
+        if (chose.get("input"), chose.get("impl", "hls")) == (choice.input_mode, choice.impl):
+            choice.target_fps = chose["target_fps"]
+            choice.mvau_wwidth_max = chose.get("mvau_wwidth_max", DEFAULT_MVAU_WWIDTH)
         else:
             choice.target_fps = compile_estimate(out / QONNX_FILE, out, choice)[0].target_fps
     _clear_build_outputs(out)
     run_build(out / QONNX_FILE, build_config(out, "bitstream", choice.target_fps, choice.clock_ns,
-                                             input_mode=choice.input_mode))
+                                             input_mode=choice.input_mode, impl=choice.impl,
+                                             mvau_wwidth_max=choice.mvau_wwidth_max))
     bit = next(out.rglob("*.bit"), None)
     hwh = next(out.rglob("*.hwh"), None)
     if bit is None or hwh is None:

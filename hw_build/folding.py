@@ -42,6 +42,13 @@ def default_latency_us(qonnx_path) -> float:
 
     model = ModelWrapper(str(qonnx_path))
     return PIXEL_LATENCY_US if len(model.get_tensor_shape(model.graph.input[0].name)) == 4 else DEFAULT_LATENCY_US
+#: FINN's ``SetFolding`` widens an MVAU's SIMD only while the weights it reads per PE and cycle
+#: stay within this many bits (``DataflowBuildConfig.mvau_wwidth_max``, FINN's default): 4 lanes
+#: at 8-bit weights, 18 at 2-bit. The convolution of an 8-bit pixel student is bound by it.
+DEFAULT_MVAU_WWIDTH = 36
+#: Wider weight streams the ``smallest`` search tries, in order, when no folding at the default
+#: reaches the latency budget (each costs LUT or BRAM for the wider weight memory; the estimates say how much).
+WIDER_MVAU_WWIDTHS = (72, 144, 288)
 OBJECTIVES = ("smallest", "fastest")
 FOLDING_FILES = ("folding.json", "folding.md", "folding.png")
 
@@ -56,6 +63,7 @@ class FoldingPoint:
     fps: float
     folding: dict[str, dict[str, int]]
     fits_comfortably: bool
+    mvau_wwidth_max: int = DEFAULT_MVAU_WWIDTH
 
     @property
     def cost(self) -> tuple[float, float, float, float]:
@@ -68,16 +76,29 @@ class FoldingPoint:
         return asdict(self)
 
 
-def explore(build: Callable[[int], FoldingPoint], objective: str, latency_us: float) -> list[FoldingPoint]:
-    """Foldings along :data:`FPS_LADDER`, as far as the objective needs.
+def explore(build: Callable[[int, int], FoldingPoint], objective: str, latency_us: float) -> list[FoldingPoint]:
+    """Foldings along :data:`FPS_LADDER`, as far as the objective needs; ``build(target_fps, mvau_wwidth_max)``.
 
     ``smallest`` walks from the fastest target down and stops at the first folding over the
-    latency budget (slower targets only get slower); ``fastest`` stops at the first that fits
-    comfortably. Identical foldings are kept once.
+    latency budget (slower targets only get slower); where none at FINN's default weight-stream
+    width (:data:`DEFAULT_MVAU_WWIDTH`) is within the budget, it walks again at each of
+    :data:`WIDER_MVAU_WWIDTHS` until one is. ``fastest`` stops at the first that fits comfortably,
+    at the default width. Identical foldings are kept once.
     """
     points: list[FoldingPoint] = []
+    _walk(build, objective, latency_us, DEFAULT_MVAU_WWIDTH, points)
+    if objective == "smallest":
+        for width in WIDER_MVAU_WWIDTHS:
+            if any(p.latency_ns <= latency_us * 1000 for p in points):
+                break
+            _walk(build, objective, latency_us, width, points)
+    return points
+
+
+def _walk(build: Callable[[int, int], FoldingPoint], objective: str, latency_us: float, width: int,
+          points: list[FoldingPoint]) -> None:
     for fps in FPS_LADDER:
-        point = build(fps)
+        point = build(fps, width)
         if any(p.folding == point.folding for p in points):
             continue
         points.append(point)
@@ -85,7 +106,12 @@ def explore(build: Callable[[int], FoldingPoint], objective: str, latency_us: fl
             break
         if objective == "smallest" and point.latency_ns > latency_us * 1000:
             break
-    return points
+
+
+def _how(point: FoldingPoint) -> str:
+    """``target_fps 1,000,000`` and, where it is not FINN's default, the weight-stream width."""
+    wider = "" if point.mvau_wwidth_max == DEFAULT_MVAU_WWIDTH else f", weights ≤ {point.mvau_wwidth_max} bits per PE"
+    return f"target_fps {point.target_fps:,}{wider}"
 
 
 def choose(points: list[FoldingPoint], objective: str, latency_us: float,
@@ -102,11 +128,11 @@ def choose(points: list[FoldingPoint], objective: str, latency_us: float,
         best = min(points, key=lambda p: p.latency_ns)
         if not budget_given and best.fits_comfortably:
             return best, (f"fastest folding, est. {best.latency_ns / 1000:.2f} µs: no folding reaches the default "
-                          f"{latency_us:g} µs (target_fps {best.target_fps:,}; {len(points)} foldings tried)")
+                          f"{latency_us:g} µs ({_how(best)}; {len(points)} foldings tried)")
         raise FlowError(f"no folding reaches LATENCY_US={latency_us:g}: the fastest FINN's folding reaches is "
-                        f"{best.latency_ns / 1000:.2f} µs est. (target_fps {best.target_fps:,}); raise LATENCY_US")
+                        f"{best.latency_ns / 1000:.2f} µs est. ({_how(best)}); raise LATENCY_US")
     best = min(within, key=lambda p: p.cost)
-    return best, (f"fewest resources within {latency_us:g} µs est. latency (target_fps {best.target_fps:,}; "
+    return best, (f"fewest resources within {latency_us:g} µs est. latency ({_how(best)}; "
                   f"{len(points)} foldings tried)")
 
 
@@ -115,7 +141,7 @@ def write_folding_report(out: Path, points: list[FoldingPoint], chosen: FoldingP
     """``folding.json``, ``folding.md`` and ``folding.png`` in the design folder."""
     data = {"objective": objective, "latency_budget_us": latency_us if objective == "smallest" else None,
             "figures": "FINN estimates (est.), dataflow partition only",
-            "chosen_target_fps": chosen.target_fps, "points": [p.to_dict() for p in points]}
+            "chosen_target_fps": chosen.target_fps, "chosen_mvau_wwidth_max": chosen.mvau_wwidth_max, "points": [p.to_dict() for p in points]}
     atomic.write_json(out / FOLDING_FILES[0], data)
     atomic.write_text(out / FOLDING_FILES[1], folding_markdown(points, chosen, objective, latency_us))
     _plot(out / FOLDING_FILES[2], points, chosen, objective, latency_us)
@@ -124,11 +150,13 @@ def write_folding_report(out: Path, points: list[FoldingPoint], chosen: FoldingP
 
 def folding_table(points: list[FoldingPoint], chosen: FoldingPoint) -> list[str]:
     """Rows of the foldings tried (what ``make estimate`` prints and folding.md shows)."""
-    rows = ["| target fps | est. LUT | est. BRAM_18K | est. DSP | est. latency (µs) | est. inferences/s | |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    rows = ["| target fps | weight bits per PE (≤) | est. LUT | est. BRAM_18K | est. DSP | est. latency (µs) "
+            "| est. inferences/s | |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for p in points:
         r = p.resources
-        rows.append(f"| {p.target_fps:,} | {r.get('LUT', 0):,.0f} | {r.get('BRAM_18K', 0):,.0f} | {r.get('DSP', 0):,.0f} "
+        rows.append(f"| {p.target_fps:,} | {p.mvau_wwidth_max} | {r.get('LUT', 0):,.0f} | {r.get('BRAM_18K', 0):,.0f} "
+                    f"| {r.get('DSP', 0):,.0f} "
                     f"| {p.latency_ns / 1000:.2f} | {p.fps:,.0f} | {'**chosen**' if p is chosen else ''} |")
     return rows
 

@@ -404,3 +404,25 @@ def test_rtlsim_on_ten_thousand_real_states(designs, narrow_qpd_student):
     covered = [r for r in record["layers"] if r["covered"]]
     assert record["n_states"] == 10_000 and len(covered) == 5
     assert all(r["agreement"] == 1.0 and r["states"] == 10_000 for r in covered)
+
+
+def test_bitstream_builds_the_folding_make_estimate_chose(tmp_path, monkeypatch):
+    """With Vivado present, ``make bitstream`` folds as the estimate did: its target, its weight-stream
+    width and its layer style (FINN's build is replaced here: the Vivado run cannot happen on this machine)."""
+    import hw_build.compile as compile_mod
+    import hw_build.finn_env as finn_env
+
+    monkeypatch.setenv("QPD_BITSTREAMS", str(tmp_path))
+    design = tmp_path / "d"
+    design.mkdir()
+    (design / "policy.qonnx.onnx").write_bytes(b"")
+    (design / "estimate.json").write_text(json.dumps({"target_fps": 300_000, "input": "integer", "impl": "rtl",
+                                                      "mvau_wwidth_max": 72}))
+    seen = []
+    monkeypatch.setattr(finn_env, "vivado_available", lambda: True)
+    monkeypatch.setattr(finn_env, "prepare_finn", lambda *a, **k: None)
+    monkeypatch.setattr(compile_mod, "run_build", lambda qonnx, cfg: seen.append(cfg))
+    with pytest.raises(FlowError, match="without a .bit/.hwh"):
+        compile_mod.bitstream_design("d", choice=compile_mod.BuildChoice(impl="rtl"))
+    (cfg,) = seen
+    assert (cfg.target_fps, cfg.mvau_wwidth_max, cfg.standalone_thresholds) == (300_000, 72, True)
