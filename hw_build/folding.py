@@ -42,6 +42,8 @@ def default_latency_us(qonnx_path) -> float:
 
     model = ModelWrapper(str(qonnx_path))
     return PIXEL_LATENCY_US if len(model.get_tensor_shape(model.graph.input[0].name)) == 4 else DEFAULT_LATENCY_US
+
+
 #: FINN's ``SetFolding`` widens an MVAU's SIMD only while the weights it reads per PE and cycle
 #: stay within this many bits (``DataflowBuildConfig.mvau_wwidth_max``, FINN's default): 4 lanes
 #: at 8-bit weights, 18 at 2-bit. The convolution of an 8-bit pixel student is bound by it.
@@ -141,7 +143,8 @@ def write_folding_report(out: Path, points: list[FoldingPoint], chosen: FoldingP
     """``folding.json``, ``folding.md`` and ``folding.png`` in the design folder."""
     data = {"objective": objective, "latency_budget_us": latency_us if objective == "smallest" else None,
             "figures": "FINN estimates (est.), dataflow partition only",
-            "chosen_target_fps": chosen.target_fps, "chosen_mvau_wwidth_max": chosen.mvau_wwidth_max, "points": [p.to_dict() for p in points]}
+            "chosen_target_fps": chosen.target_fps, "chosen_mvau_wwidth_max": chosen.mvau_wwidth_max,
+            "points": [p.to_dict() for p in points]}
     atomic.write_json(out / FOLDING_FILES[0], data)
     atomic.write_text(out / FOLDING_FILES[1], folding_markdown(points, chosen, objective, latency_us))
     _plot(out / FOLDING_FILES[2], points, chosen, objective, latency_us)
