@@ -45,6 +45,44 @@ def test_qat_ppo_checkpoints_and_resumes_in_its_run_folder(tmp_path, capsys):
     assert "resuming" not in capsys.readouterr().out
 
 
+def test_fast_rollouts_train_the_same_frame_student_bit_for_bit(monkeypatch, tmp_path):
+    """Rollouts under Brevitas's inference mode (weights cached while they cannot change) give the same
+    actions, so PPO trains the same pixel student as with a requantization at every call, checkpoints
+    taken during rollouts included."""
+    students = []
+    for fast in (True, False):
+        monkeypatch.setattr(QuantStudentPolicy, "fast_rollouts", fast)
+        student, record = qat_ppo("MinAtar/Breakout-v1", 2, [16], 0, 1, steps=4096, run_dir=tmp_path / str(fast))
+        students.append((student.state_dict(), record["returns"]))
+    (fast_state, fast_returns), (slow_state, slow_returns) = students
+    assert fast_state.keys() == slow_state.keys() and fast_returns == slow_returns
+    assert all(torch.equal(fast_state[k], slow_state[k]) for k in fast_state)
+
+
+def test_rollout_mode_caches_a_frame_students_quantizers_and_leaves_a_flat_one_alone():
+    import gymnasium as gym
+    from stable_baselines3.common.utils import ConstantSchedule
+
+    from training.envs import make_env
+
+    def exported(policy) -> bool:
+        return any(getattr(m, "export_mode", False) for m in policy.student.modules())
+
+    frames = make_env("MinAtar/Breakout-v1").observation_space
+    spec = {"obs_dim": 400, "n_out": 3, "discrete": True, "hidden": [16], "weight_bits": 2, "act_bits": 2,
+            "conv": [8], "obs_shape": list(frames.shape), "binary_input": True}
+    pixel = QuantStudentPolicy(frames, gym.spaces.Discrete(3), ConstantSchedule(1e-3), student_spec=spec, critic_arch=None)
+    flat = QuantStudentPolicy(gym.make("CartPole-v1").observation_space, gym.spaces.Discrete(2), ConstantSchedule(1e-3),
+                              student_spec={"obs_dim": 4, "n_out": 2, "discrete": True, "hidden": [8], "weight_bits": 2,
+                                            "act_bits": 2}, critic_arch=[16])
+    for policy, obs, cached in ((pixel, torch.zeros(8, *frames.shape), True), (flat, torch.zeros(8, 4), False)):
+        policy.set_training_mode(False)
+        with torch.no_grad(), policy.rollout_mode():
+            policy(obs)
+            assert exported(policy) == cached
+        assert not exported(policy)
+
+
 @pytest.mark.parametrize("critic_arch", [None, [16, 16]])
 def test_quant_student_policy_gives_sb3_what_it_needs(critic_arch):
     import gymnasium as gym

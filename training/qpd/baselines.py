@@ -13,11 +13,12 @@ and ``qpd``, are :func:`training.distill.distill` itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -171,6 +172,9 @@ class QuantStudentPolicy(ActorCriticPolicy):
         self.critic_activation = critic_activation
         super().__init__(*args, **kwargs)
 
+    #: Collect rollouts with Brevitas's ``quant_inference_mode`` (see :meth:`rollout_mode`).
+    fast_rollouts: bool = True
+
     def _build(self, lr_schedule) -> None:
         from stable_baselines3.common.torch_layers import create_mlp
 
@@ -191,6 +195,28 @@ class QuantStudentPolicy(ActorCriticPolicy):
         if self.critic is None:
             return self.student(features)
         return self.student.actor(features), self.critic(features).squeeze(-1)
+
+    @contextlib.contextmanager
+    def rollout_mode(self) -> Iterator[None]:
+        """While PPO collects a rollout, run a frame student under Brevitas's ``quant_inference_mode``.
+
+        The weights cannot change during a rollout, so their quantized values are cached at the
+        first call instead of requantized at each: several times faster per call
+        (``bench/bench_qat_rollout.py``; Brevitas's per-call quantizer Python was most of a pixel
+        QAT PPO run), and the same trained student bit for bit (tests/test_baselines.py). Left
+        before PPO's update, which needs the quantizers' gradients. Only for students that take
+        binary frames and share their trunk with the critic: a flat student (input quantizer,
+        biases, separate float critic) trains differently under it here, for a reason not found
+        yet, so it keeps the per-call path.
+        """
+        from brevitas.export.inference import quant_inference_mode
+
+        enabled = self.fast_rollouts and self.student.spec.binary_input and self.critic is None
+        mode = quant_inference_mode(self.student, cache_quant_weight=True, enabled=enabled)
+        with mode:
+            yield
+        for handle in mode.hook_list:  # a rollout of no step leaves Brevitas's first-call hook in place
+            handle.remove()
 
     def forward(self, obs, deterministic: bool = False):
         """Actions, values and log-probabilities, as SB3 expects."""
@@ -221,13 +247,23 @@ class QuantStudentPolicy(ActorCriticPolicy):
 QAT_SETTINGS_FILE = "qat_settings.json"
 
 
+def qat_ppo_class():
+    """stable-baselines3's PPO, collecting its rollouts in :meth:`QuantStudentPolicy.rollout_mode`."""
+    from stable_baselines3 import PPO
+
+    class QATPPO(PPO):
+        def collect_rollouts(self, *args, **kwargs) -> bool:
+            with self.policy.rollout_mode():
+                return super().collect_rollouts(*args, **kwargs)
+
+    return QATPPO
+
+
 def _qat_checkpoint(run_dir: Path | None, venv, settings: dict[str, Any]):
     """A QAT PPO run's checkpoint in ``run_dir`` if it was left by a run of the same ``settings``
     (see :func:`training.teacher.train.load_checkpoint`), else None; records ``settings`` there."""
     if run_dir is None:
         return None
-    from stable_baselines3 import PPO
-
     from training import atomic
     from training.teacher.train import CHECKPOINT_DIR, load_checkpoint
 
@@ -235,7 +271,7 @@ def _qat_checkpoint(run_dir: Path | None, venv, settings: dict[str, Any]):
     if saved.exists() and json.loads(saved.read_text()) != settings:
         shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
     atomic.write_json(saved, settings)
-    resumed = load_checkpoint(run_dir, venv, lambda path: PPO.load(path, device="cpu"))
+    resumed = load_checkpoint(run_dir, venv, lambda path: qat_ppo_class().load(path, device="cpu"))
     if resumed is not None:
         print(f"resuming QAT PPO in {run_dir} at {resumed[0].num_timesteps:,} of {settings['steps']:,} steps")
     return resumed
@@ -264,7 +300,6 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     saved model, optimiser and step count, not from the RNG state: a resumed run is not bit for
     bit the uninterrupted one.
     """
-    from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -306,7 +341,8 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
                                               "steps": total, "separate_critic": separate_critic,
                                               "conv": list(cfg.conv)})
     if resumed is None:
-        model, curve, wall_offset = PPO(QuantStudentPolicy, venv, seed=seed, device="cpu", verbose=0, **kwargs), [], 0.0
+        model, curve, wall_offset = qat_ppo_class()(QuantStudentPolicy, venv, seed=seed, device="cpu", verbose=0,
+                                                    **kwargs), [], 0.0
     else:
         model, venv, curve, wall_offset = resumed
     if run_dir is not None:
