@@ -206,8 +206,8 @@ class QuantStudentPolicy(ActorCriticPolicy):
         QAT PPO run), and the same trained student bit for bit (tests/test_baselines.py). Left
         before PPO's update, which needs the quantizers' gradients. Only for students that take
         binary frames and share their trunk with the critic: a flat student (input quantizer,
-        biases, separate float critic) trains differently under it here, for a reason not found
-        yet, so it keeps the per-call path.
+        biases, separate float critic) trains differently under it here, and a fresh one's first
+        call under it can recurse without end inside Brevitas 0.13, so it keeps the per-call path.
         """
         from brevitas.export.inference import quant_inference_mode
 
