@@ -213,10 +213,12 @@ class QuantStudentPolicy(ActorCriticPolicy):
 
         enabled = self.fast_rollouts and self.student.spec.binary_input and self.critic is None
         mode = quant_inference_mode(self.student, cache_quant_weight=True, enabled=enabled)
-        with mode:
-            yield
-        for handle in mode.hook_list:  # a rollout of no step leaves Brevitas's first-call hook in place
-            handle.remove()
+        try:
+            with mode:
+                yield
+        finally:
+            for handle in mode.hook_list:  # a rollout of no step leaves Brevitas's first-call hook in place
+                handle.remove()
 
     def forward(self, obs, deterministic: bool = False):
         """Actions, values and log-probabilities, as SB3 expects."""
