@@ -32,21 +32,18 @@ ENV_ID = "MinAtar/Breakout-v1"
 
 def policy_call_us(bits: int) -> tuple[float, float]:
     """µs per policy call on 8 frames: requantizing at each call, then in rollout mode."""
-    import gymnasium as gym
     from stable_baselines3.common.utils import ConstantSchedule
 
     from training.envs import env_info, make_env
-    from training.qpd.baselines import QuantStudentPolicy
+    from training.qpd.baselines import QuantStudentPolicy, policy_student_spec
     from training.qpd.config import QPDConfig
     from training.qpd.distill import student_spec_for
 
     info = env_info(ENV_ID)
     spec = student_spec_for(info, QPDConfig(env_id=ENV_ID, hidden=[16], weight_bits=bits, conv=[8]), [], [])
     env = make_env(ENV_ID)
-    assert isinstance(env.observation_space, gym.spaces.Box)
     policy = QuantStudentPolicy(env.observation_space, env.action_space, ConstantSchedule(1e-3),
-                                student_spec=spec.__dict__ | {"hidden": list(spec.hidden), "conv": list(spec.conv),
-                                                              "obs_shape": list(spec.obs_shape)}, critic_arch=None)
+                                student_spec=policy_student_spec(spec), critic_arch=None)
     policy.set_training_mode(False)
     frames = torch.tensor(np.random.default_rng(0).random((8, *env.observation_space.shape)) < 0.2, dtype=torch.float32)
     with torch.no_grad():

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas.quant.binary import SignedBinaryActPerTensorConst
+from stable_baselines3 import PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from training.qpd.distill import StudentPolicy
@@ -249,16 +250,17 @@ class QuantStudentPolicy(ActorCriticPolicy):
 QAT_SETTINGS_FILE = "qat_settings.json"
 
 
-def qat_ppo_class():
+class QATPPO(PPO):
     """stable-baselines3's PPO, collecting its rollouts in :meth:`QuantStudentPolicy.rollout_mode`."""
-    from stable_baselines3 import PPO
 
-    class QATPPO(PPO):
-        def collect_rollouts(self, *args, **kwargs) -> bool:
-            with self.policy.rollout_mode():
-                return super().collect_rollouts(*args, **kwargs)
+    def collect_rollouts(self, *args, **kwargs) -> bool:
+        with self.policy.rollout_mode():
+            return super().collect_rollouts(*args, **kwargs)
 
-    return QATPPO
+
+def policy_student_spec(spec) -> dict[str, Any]:
+    """A :class:`StudentSpec` as :class:`QuantStudentPolicy`'s ``student_spec`` (plain lists, as SB3 saves it)."""
+    return spec.__dict__ | {"hidden": list(spec.hidden), "conv": list(spec.conv), "obs_shape": list(spec.obs_shape)}
 
 
 def _qat_checkpoint(run_dir: Path | None, venv, settings: dict[str, Any]):
@@ -273,7 +275,7 @@ def _qat_checkpoint(run_dir: Path | None, venv, settings: dict[str, Any]):
     if saved.exists() and json.loads(saved.read_text()) != settings:
         shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
     atomic.write_json(saved, settings)
-    resumed = load_checkpoint(run_dir, venv, lambda path: qat_ppo_class().load(path, device="cpu"))
+    resumed = load_checkpoint(run_dir, venv, lambda path: QATPPO.load(path, device="cpu"))
     if resumed is not None:
         print(f"resuming QAT PPO in {run_dir} at {resumed[0].num_timesteps:,} of {settings['steps']:,} steps")
     return resumed
@@ -330,8 +332,7 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
     kwargs.pop("use_sde", None)
     kwargs.pop("sde_sample_freq", None)
     teacher_arch = kwargs["policy_kwargs"].get("net_arch") or {}
-    kwargs["policy_kwargs"] = {"student_spec": spec.__dict__ | {"hidden": list(spec.hidden), "conv": list(spec.conv),
-                                                                "obs_shape": list(spec.obs_shape)},
+    kwargs["policy_kwargs"] = {"student_spec": policy_student_spec(spec),
                                "critic_arch": None if not separate_critic or pixels else
                                list(teacher_arch.get("vf", [64, 64])) if isinstance(teacher_arch, dict) else list(teacher_arch),
                                "critic_activation": kwargs["policy_kwargs"]["activation_fn"]}
@@ -343,8 +344,7 @@ def qat_ppo(env_id: str, bits: int, hidden: list[int], seed: int, episodes: int,
                                               "steps": total, "separate_critic": separate_critic,
                                               "conv": list(cfg.conv)})
     if resumed is None:
-        model, curve, wall_offset = qat_ppo_class()(QuantStudentPolicy, venv, seed=seed, device="cpu", verbose=0,
-                                                    **kwargs), [], 0.0
+        model, curve, wall_offset = QATPPO(QuantStudentPolicy, venv, seed=seed, device="cpu", verbose=0, **kwargs), [], 0.0
     else:
         model, venv, curve, wall_offset = resumed
     if run_dir is not None:
