@@ -1,7 +1,7 @@
 """The co-design defaults against the former ones, measured in the same run.
 
 1. One observation into the input buffer on the integer-input path: the host's input
-   quantizer (``host.quantizer``) and ``host.packing.pack``, against the same quantizer
+   quantizer (``host.datapath.quantizer``) and ``host.datapath.packing.pack``, against the same quantizer
    with FINN's ``finnpy_to_packed_bytearray`` (the packing FINN's own driver uses), and the
    former float path (float32 observation packed as FLOAT32, 4× the bytes).
 2. The demo design as built now (integer input, smallest folding within 2 µs) against the
@@ -25,8 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from host import packing  # noqa: E402
-from host.spec import load_spec  # noqa: E402
+from host.datapath import packing  # noqa: E402
+from host.design.spec import load_spec  # noqa: E402
 
 
 def per_call_us(call, repeats: int = 5, number: int = 2000) -> float:

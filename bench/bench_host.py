@@ -35,12 +35,12 @@ def main() -> None:
     parser.add_argument("design")
     parser.add_argument("--out", default="bench/results/host.json")
     args = parser.parse_args()
-    from host.driver import FinnZynqDriver
-    from host.emulated_board import EmulatedBackend
-    from host.emulator import EmulatedAccelerator
-    from host.episodes import run_episodes
-    from host.spec import load_spec
-    from host.teacher_numpy import NumpyTeacher
+    from host.backends.driver import FinnZynqDriver
+    from host.backends.emulated_board import EmulatedBackend
+    from host.backends.emulator import EmulatedAccelerator
+    from host.loop.episodes import run_episodes
+    from host.design.spec import load_spec
+    from host.loop.teacher_numpy import NumpyTeacher
     from hw_build.execution import execute_batch, with_batch
     from hw_build.finn_env import prepare_finn
 

@@ -4,7 +4,7 @@ Per call at batch 1 on the emulated board, the fabric's emulation excluded (the 
 driver times itself: check, quantize + pack, unpack), p50 and p99 over real-looking states;
 the same inside the environment loop (``env.step`` between calls, as ``compare.json``
 records it); register accesses per call counted on the emulated board, for our driver and for FINN's own
-(finn-plus-driver, through host.emulated_pynq) where it is installed; and the steps per second
+(finn-plus-driver, through host.backends.emulated_pynq) where it is installed; and the steps per second
 of the whole loop (policy call + env.step) for the emulated accelerator through the driver,
 the numpy integer reference and the numpy float teacher, on the same CPU.
 
@@ -23,12 +23,12 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from host.driver import FinnZynqDriver
-from host.emulated_board import EmulatedBackend, register_accesses
-from host.emulator import EmulatedAccelerator
-from host.episodes import run_episodes
-from host.spec import TEACHER_FILE, load_spec
-from host.teacher_numpy import NumpyTeacher
+from host.backends.driver import FinnZynqDriver
+from host.backends.emulated_board import EmulatedBackend, register_accesses
+from host.backends.emulator import EmulatedAccelerator
+from host.loop.episodes import run_episodes
+from host.design.spec import TEACHER_FILE, load_spec
+from host.loop.teacher_numpy import NumpyTeacher
 
 
 def overhead_us(driver: FinnZynqDriver, states: np.ndarray, rounds: int = 3) -> dict[str, float]:
@@ -63,8 +63,8 @@ def finn_driver_accesses(spec, states: np.ndarray) -> float | None:
         import finn_plus_driver  # noqa: F401
     except ImportError:
         return None
-    from host.emulated_pynq import emulated_pynq
-    from host.finn_settings import finn_driver_settings
+    from host.backends.emulated_pynq import emulated_pynq
+    from host.design.finn_settings import finn_driver_settings
 
     info = finn_driver_settings(spec)["driver_information"]
     board = EmulatedBackend(spec)

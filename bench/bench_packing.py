@@ -1,4 +1,4 @@
-"""Time host.packing against FINN's packing for the transfers of a control loop.
+"""Time host.datapath.packing against FINN's packing for the transfers of a control loop.
 
 Each step of a policy's control loop packs one observation, e.g. (1, 4) values, and unpacks
 one action, e.g. (1, 1). This times both packers on those shapes, in the same run, after
@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from host.packing import pack, packed_shape, parse_datatype, unpack  # noqa: E402
+from host.datapath.packing import pack, packed_shape, parse_datatype, unpack  # noqa: E402
 
 FORMAT_VERSION = 1
 
@@ -123,7 +123,7 @@ def measure(case: Case, repeats: int, min_repeat_s: float, rng: np.random.Genera
     for label, call in finn.items():  # time only calls that agree with the host
         expected = pack(values, case.datatype) if case.operation == "pack" else values.astype(np.float32)
         if not np.array_equal(np.asarray(call()), expected):
-            raise AssertionError(f"{label} and host.packing disagree on {case}")
+            raise AssertionError(f"{label} and host.datapath.packing disagree on {case}")
     host_us = {k: 1e6 * seconds_per_call(c, repeats, min_repeat_s) for k, c in host_calls.items()}
     finn_us = {k: 1e6 * seconds_per_call(c, repeats, min_repeat_s) for k, c in finn.items()}
     return {

@@ -1,8 +1,8 @@
 """Pixel designs on the host: packing a binary frame, against FINN's packing, in the same run.
 
 1. One MinAtar frame (10×10×4 booleans) into the input DMA buffer: the driver's binary-frame
-   fast path (:class:`host.fast_path.BinaryFramePlan`: one gather, one ``np.packbits``), the
-   general ``host.packing.pack``, and FINN's ``finnpy_to_packed_bytearray`` (what FINN's own
+   fast path (:class:`host.datapath.fast_path.BinaryFramePlan`: one gather, one ``np.packbits``), the
+   general ``host.datapath.packing.pack``, and FINN's ``finnpy_to_packed_bytearray`` (what FINN's own
    driver does); all three give the same bytes (checked here first).
 2. One whole accelerator call on the emulated board (frame check, pack, DMA protocol, the
    emulated sliding window and MVAUs, unpack), and one MinAtar environment step, which is what
@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench_codesign import per_call_us  # noqa: E402  (this folder is on the path when run as a script)
-from host import packing  # noqa: E402
-from host.driver import FinnZynqDriver  # noqa: E402
-from host.emulated_board import EmulatedBackend  # noqa: E402
-from host.spec import load_spec  # noqa: E402
+from host.datapath import packing  # noqa: E402
+from host.backends.driver import FinnZynqDriver  # noqa: E402
+from host.backends.emulated_board import EmulatedBackend  # noqa: E402
+from host.design.spec import load_spec  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     from finn.util.data_packing import finnpy_to_packed_bytearray
     from qonnx.core.datatype import DataType
 
-    from host.envs import make_env
+    from host.loop.envs import make_env
 
     spec = load_spec(args.design)
     frames = np.load(Path(args.design) / "states.npy")

@@ -105,9 +105,9 @@ def board_setup(wheels: Path) -> list[str]:
 
 def preflight(spec) -> None:
     """Before ``make board-eval`` touches the fabric: the bitstream and its ``.hwh`` beside it and
-    matching ``accel.json`` (the hash is checked by :func:`host.spec.load_spec`), a user who may
+    matching ``accel.json`` (the hash is checked by :func:`host.design.spec.load_spec`), a user who may
     load overlays (root, as pynq needs ``/dev/mem``), and pynq 3.x. One sentence for the first failure."""
-    from host.spec import BITFILE, HWHFILE
+    from host.design.spec import BITFILE, HWHFILE
 
     folder = spec.folder
     for name in (BITFILE, HWHFILE):

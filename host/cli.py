@@ -61,7 +61,7 @@ def load_design(name: str, backend: str):
     """The design's spec for ``backend``: with ``pynq``, its bitstream required and the board's
     pre-flight checks passed (:func:`host.board.preflight`)."""
     from host.board import preflight
-    from host.spec import load_spec
+    from host.design.spec import load_spec
 
     spec = load_spec(resolve_design(name), require_bitstream=backend == "pynq")
     if backend == "pynq":
@@ -71,8 +71,8 @@ def load_design(name: str, backend: str):
 
 def local_accelerator(spec, backend: str, max_batch: int, timeout_s: float):
     """``(backend, driver)`` for the fabric on this machine: the board's (``pynq``) or the emulated one."""
-    from host.driver import FinnZynqDriver, PynqBackend
-    from host.emulated_board import EmulatedBackend
+    from host.backends.driver import FinnZynqDriver, PynqBackend
+    from host.backends.emulated_board import EmulatedBackend
 
     board = PynqBackend(str(spec.bitfile)) if backend == "pynq" else EmulatedBackend(spec)
     return board, FinnZynqDriver(spec, board, max_batch=max_batch, timeout_s=timeout_s)
@@ -85,7 +85,7 @@ def independent_reference(spec, refs: SoftwareReferences) -> tuple[str, Callable
     reference, which is independent of the fabric it is compared with there. Returns ``(name,
     policy, note or None)``.
     """
-    from host.emulator import EmulatedAccelerator
+    from host.backends.emulator import EmulatedAccelerator
 
     if refs.independent is not None:
         return (*refs.independent, None)
@@ -102,11 +102,11 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     ``references(design, spec)``: software policies the board cannot run (see
     :class:`SoftwareReferences`); ``prog``: the command line that called this, for the report.
     """
-    from host.envs import make_env
-    from host.episodes import run_episodes
-    from host.report import build_report, headline, write_report
-    from host.spec import TEACHER_FILE, check_env_fits
-    from host.teacher_numpy import NumpyTeacher
+    from host.loop.envs import make_env
+    from host.loop.episodes import run_episodes
+    from host.loop.report import build_report, headline, write_report
+    from host.design.spec import TEACHER_FILE, check_env_fits
+    from host.loop.teacher_numpy import NumpyTeacher
 
     spec = load_design(args.design, args.backend)
     design = spec.folder
@@ -117,7 +117,7 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     if args.episodes <= 0 or args.num_envs <= 0:
         raise HostError("--episodes and --num-envs must be positive")
     if args.backend == "remote":
-        from host.remote import RemotePolicy
+        from host.backends.remote import RemotePolicy
 
         if not args.board:
             raise HostError("--backend remote needs --board <host>:<port> (the machine running make serve)")
@@ -187,8 +187,8 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
 
 def finn_settings(args: argparse.Namespace) -> Path:
     """``python -m host finn-settings``: FINN's driver settings for a design, from its accel.json."""
-    from host.finn_settings import write_finn_settings
-    from host.spec import load_spec
+    from host.design.finn_settings import write_finn_settings
+    from host.design.spec import load_spec
 
     path = write_finn_settings(load_spec(resolve_design(args.design)), Path(args.out) if args.out else None)
     print(f"written: {path} (for finn-plus-driver: finn-plus-driver -b <design>/<bitfile> -s {path} -f <function>; its input is "
@@ -197,8 +197,8 @@ def finn_settings(args: argparse.Namespace) -> Path:
 
 
 def serve(args: argparse.Namespace) -> None:
-    """``make serve``: answer observation → action for a design over the network (see :mod:`host.remote`)."""
-    from host.remote import MAX_BATCH, PolicyServer
+    """``make serve``: answer observation → action for a design over the network (see :mod:`host.backends.remote`)."""
+    from host.backends.remote import MAX_BATCH, PolicyServer
 
     spec = load_design(args.design, args.backend)
     _, driver = local_accelerator(spec, args.backend, min(args.max_batch, MAX_BATCH), args.timeout)
@@ -222,7 +222,7 @@ def board_setup(args: argparse.Namespace) -> None:
 
 def _accesses_per_call(backend, driver) -> float | None:
     """Register reads and writes per accelerator call, counted on the emulated board (set-up included)."""
-    from host.emulated_board import EmulatedBackend, register_accesses
+    from host.backends.emulated_board import EmulatedBackend, register_accesses
 
     if not isinstance(backend, EmulatedBackend) or not driver.calls:
         return None

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from host.spec import ACCEL_FORMAT_VERSION  # one version, the one the host reads
+from host.design.spec import ACCEL_FORMAT_VERSION  # one version, the one the host reads
 from training import atomic
 from training.errors import FlowError
 
@@ -89,7 +89,7 @@ def input_transform(export: dict[str, Any], input_mode: str) -> dict[str, Any]:
     quant = export.get("input_quantizer")
     if quant is None:
         raise FlowError(f"design {export['design']}: export.json has no input quantizer; re-export it with make export")
-    from host.quantizer import ROUNDING
+    from host.datapath.quantizer import ROUNDING
 
     if quant.get("binary"):
         from hw_build.export import BINARY_FRAME_DATATYPE
@@ -158,8 +158,8 @@ def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
 def write_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integer") -> dict[str, Any]:
     """Write ``weights.npz`` then ``accel.json`` (which holds the former's hash) atomically, and
     ``finn_settings.json``, the settings FINN's own PYNQ driver needs for the same design."""
-    from host.finn_settings import write_finn_settings
-    from host.spec import load_spec
+    from host.design.finn_settings import write_finn_settings
+    from host.design.spec import load_spec
     from hw_build.design import ACCEL_FILE, WEIGHTS_FILE, sha256_file
 
     spec, arrays = build_accel_spec(design_dir, clock_ns, input_mode)

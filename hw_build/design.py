@@ -18,7 +18,7 @@ import re
 import shutil
 from pathlib import Path
 
-from host.spec import sha256_file  # noqa: F401  (the one implementation, shared with the board)
+from host.design.spec import sha256_file  # noqa: F401  (the one implementation, shared with the board)
 from training.errors import FlowError
 
 QONNX_FILE = "policy.qonnx.onnx"

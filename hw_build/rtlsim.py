@@ -550,7 +550,7 @@ def rtlsim_design(design: str, *, n_states: int = 10_000, stall_percent: int = 3
     import json
     import time
 
-    from host.spec import load_spec
+    from host.design.spec import load_spec
     from hw_build.compile import HW_SOURCES
     from hw_build.design import ACCEL_FILE, EXPORT_FILE, existing_design_dir
     from hw_build.export import episode_states

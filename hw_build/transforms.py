@@ -65,7 +65,7 @@ class StripInputQuantizer(Transformation):
     After streamlining, the input quantizer (the student's affine folded in) is the graph's
     first ``MultiThreshold``: a float observation in, the signed input code out. This removes
     it, so the accelerator's input is that integer code (datatype ``INT<bits>``) and the host
-    computes it with the student's own arithmetic (``host.quantizer``, bit-exact to Brevitas,
+    computes it with the student's own arithmetic (``host.datapath.quantizer``, bit-exact to Brevitas,
     which a bank of float thresholds is not at exact rounding midpoints). The quantizer's
     parameters travel in the model's ``qpd_input_quantizer`` metadata (written by the export);
     the removed node must produce exactly that integer range, or the step refuses.

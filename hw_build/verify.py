@@ -59,7 +59,7 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
     from hw_build.finn_env import prepare_finn
     from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
 
-    from host.spec import load_spec
+    from host.design.spec import load_spec
 
     out = existing_design_dir(design, needs=ACCEL_FILE)
     prepare_finn(Path("build") / "finn")

@@ -2,8 +2,8 @@
 
 ``finn-plus-driver``'s ``FINNDMAOverlay`` (pinned in the lock) runs unchanged; only pynq is
 replaced, at the seam our own driver's backend has (IP registers and physically addressed
-buffers, :mod:`host.emulated_pynq`), and it is configured by the ``finn_settings.json`` that
-:mod:`host.finn_settings` makes from ``accel.json``. On real states it must give what our
+buffers, :mod:`host.backends.emulated_pynq`), and it is configured by the ``finn_settings.json`` that
+:mod:`host.design.finn_settings` makes from ``accel.json``. On real states it must give what our
 driver gives and what FINN's Python execution gave, and write the same registers.
 """
 
@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from host.driver import FinnZynqDriver
-from host.emulated_board import EmulatedBackend
-from host.emulated_pynq import emulated_pynq
-from host.finn_settings import write_finn_settings
-from host.spec import load_spec
+from host.backends.driver import FinnZynqDriver
+from host.backends.emulated_board import EmulatedBackend
+from host.backends.emulated_pynq import emulated_pynq
+from host.design.finn_settings import write_finn_settings
+from host.design.spec import load_spec
 
 DATA = Path(__file__).resolve().parent / "host" / "data"
 N_STATES = 400  # every state of the committed reference designs

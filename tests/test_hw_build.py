@@ -237,8 +237,8 @@ def test_bad_design_names(designs):
 
 def test_host_emulator_matches_finn_python_execution_live(estimated, short_qpd_student):
     """Level 4 of the ladder against level 3b, on states from real episodes."""
-    from host.emulator import EmulatedAccelerator
-    from host.spec import load_spec
+    from host.backends.emulator import EmulatedAccelerator
+    from host.design.spec import load_spec
     from hw_build.execution import execute_batch
     from hw_build.export import episode_states
     from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
@@ -278,8 +278,8 @@ def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, narrow_qp
     FINN's generated RTL of each with Verilator on real states and agrees with FINN's Python
     execution; a wrong threshold in a generated memory file is caught; a student with full-range
     weights is refused in one sentence."""
-    from host.emulator import EmulatedAccelerator
-    from host.spec import load_spec
+    from host.backends.emulator import EmulatedAccelerator
+    from host.design.spec import load_spec
     from hw_build.compile import BuildChoice, estimate_design
     from hw_build.execution import execute_batch
     from hw_build.export import export_design
@@ -331,7 +331,7 @@ def test_minus_zero_never_reaches_the_rtl_of_a_float_input_design(designs, narro
     every Python level: equal). Shown at the RTL level with Verilator on FINN's own regenerated
     layer, and shown harmless: the host sends -0.0 as +0.0, after which RTL and Python agree on
     every threshold, its float neighbours and both zeros."""
-    from host.spec import load_spec
+    from host.design.spec import load_spec
     from hw_build.compile import BuildChoice, estimate_design
     from hw_build.export import export_design
     from hw_build.rtlsim import build_layer, node_python, regenerate_layer, simulate_node

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from host.errors import HostError
-from host.quantizer import InputQuantizer
+from host.datapath.quantizer import InputQuantizer
 from training.students.student import QuantStudent, StudentSpec, calibrate
 
 

@@ -78,7 +78,7 @@ def test_the_emulated_comparison_and_the_remote_backend_play_the_student(cheetah
     pytest.importorskip("zmq")
     from flow.compare import workstation_references
     from host.cli import compare
-    from host.spec import load_spec
+    from host.design.spec import load_spec
     from tests.host.conftest import policy_server
 
     folder, _, _ = cheetah_design

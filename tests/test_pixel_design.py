@@ -115,8 +115,8 @@ def test_the_emulator_streams_convolutions_as_finn_executes_them(pixel_design):
     from hw_build.export import episode_states
     from training.qpd.distill import StudentPolicy, load_student
 
-    from host.emulator import EmulatedAccelerator
-    from host.spec import load_spec
+    from host.backends.emulator import EmulatedAccelerator
+    from host.design.spec import load_spec
 
     folder, export, _ = pixel_design
     student, _ = load_student(__import__("pathlib").Path(export["run"]) / "student.pt")
@@ -145,7 +145,7 @@ def test_the_emulated_comparison_plays_the_student_step_for_step(pixel_design):
 def test_bad_frames_are_refused_before_the_fabric(pixel_design):
     from host.cli import local_accelerator
     from host.errors import HostError
-    from host.spec import check_env_fits, load_spec
+    from host.design.spec import check_env_fits, load_spec
 
     folder, _, _ = pixel_design
     spec = load_spec(folder)
@@ -192,7 +192,7 @@ def test_conv_student_specs_are_checked_in_one_sentence():
 
 
 def test_the_numpy_teacher_runs_the_cnn_teacher_for_the_board(pixel_design, minatar_teacher):
-    from host.teacher_numpy import NumpyTeacher
+    from host.loop.teacher_numpy import NumpyTeacher
     from training.teacher.policy import TeacherPolicy
 
     folder, _, _ = pixel_design

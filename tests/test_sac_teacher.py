@@ -48,7 +48,7 @@ def test_the_sac_teacher_acts_in_the_box_and_its_targets_are_the_squashed_gaussi
 
 
 def test_size_numpy_teacher_and_ptq_read_the_sac_actor(sac_teacher, tmp_path):
-    from host.teacher_numpy import NumpyTeacher
+    from host.loop.teacher_numpy import NumpyTeacher
     from hw_build.export import export_teacher_numpy
     from training.qpd.baselines import QuantizedTeacherActor
     from training.students.size import teacher_size

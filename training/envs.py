@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from host.envs import MINATAR_TIME_LIMIT  # noqa: F401  (the one episode limit, re-exported)
+from host.loop.envs import MINATAR_TIME_LIMIT  # noqa: F401  (the one episode limit, re-exported)
 from training.errors import FlowError
 
 
@@ -45,8 +45,8 @@ def check_supported(env_id: str) -> None:
 
 def make_env(env_id: str, **kwargs) -> gym.Env:
     """Make one supported environment (raises :class:`FlowError` for an unknown id), as the host
-    makes it (:func:`host.envs.make_env`: MinAtar registered and cut at its episode limit)."""
-    from host.envs import make_env as host_make_env
+    makes it (:func:`host.loop.envs.make_env`: MinAtar registered and cut at its episode limit)."""
+    from host.loop.envs import make_env as host_make_env
     from host.errors import HostError
 
     check_supported(env_id)

@@ -83,13 +83,13 @@ def evaluate(
     """Run one deterministic episode per seed and record its return and length.
 
     All episodes run side by side, one environment per seed (the host's environment loop,
-    :func:`host.episodes.run_episodes`, the same loop the hardware comparison uses), and
+    :func:`host.loop.episodes.run_episodes`, the same loop the hardware comparison uses), and
     ``policy`` gets the observations of the episodes still running as one float32 batch
     ``(n, obs_dim)``. Each episode is independent of the others, so the returns are the same
     as one episode at a time; nothing but the seeds is random, so the same policy and seeds
     give the same returns.
     """
-    from host.episodes import run_episodes
+    from host.loop.episodes import run_episodes
 
     result = EvalResult(env_id=env_id, seeds=[int(s) for s in seeds])
     start = time.perf_counter()

@@ -78,7 +78,7 @@ def keeps_teacher_paired(record: dict[str, Any], teacher: dict[str, Any]) -> tup
     """Paired sign-flip permutation test of one trial's returns against the teacher's on the same
     seeds: ``(keeps, p)``, keeping when the mean difference is not negative or ``p >= PAIRED_ALPHA``;
     None where the teacher record has no per-episode returns on these seeds (tables made before)."""
-    from host.report import paired_permutation_test
+    from host.loop.report import paired_permutation_test
 
     if teacher.get("seeds") is None or record.get("seeds") != teacher["seeds"]:
         return None

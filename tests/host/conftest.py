@@ -33,9 +33,9 @@ def policy_server(spec, max_batch: int = 64):
     """A policy server for ``spec`` (emulated backend) on a free loopback port, serving in a thread."""
     import threading
 
-    from host.driver import FinnZynqDriver
-    from host.emulated_board import EmulatedBackend
-    from host.remote import PolicyServer
+    from host.backends.driver import FinnZynqDriver
+    from host.backends.emulated_board import EmulatedBackend
+    from host.backends.remote import PolicyServer
 
     server = PolicyServer(spec, FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=max_batch), "tcp://127.0.0.1:0")
     done = threading.Event()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from host.spec import load_spec
+from host.design.spec import load_spec
 from hw_build.execution import execute_batch
 from hw_build.export import episode_states
 from hw_build.finn_env import prepare_finn

@@ -47,4 +47,4 @@ def test_every_host_module_imports_without_the_workstation_stack():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     imported = result.stdout.split()
-    assert {"host", "host.packing", "host.driver", "host.emulator", "host.episodes", "host.cli"} <= set(imported)
+    assert {"host", "host.datapath.packing", "host.backends.driver", "host.backends.emulator", "host.loop.episodes", "host.cli"} <= set(imported)

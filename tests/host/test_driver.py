@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from host.driver import AP_DONE, REG_ADDR, REG_COUNT, REG_CTRL, FinnZynqDriver
-from host.emulated_board import EmulatedBackend
-from host.emulator import EmulatedAccelerator
+from host.backends.driver import AP_DONE, REG_ADDR, REG_COUNT, REG_CTRL, FinnZynqDriver
+from host.backends.emulated_board import EmulatedBackend
+from host.backends.emulator import EmulatedAccelerator
 from host.errors import AcceleratorTimeout, HostError
-from host.spec import load_spec
+from host.design.spec import load_spec
 
 
 @pytest.mark.parametrize("batch", [1, 4, 16])
@@ -96,7 +96,7 @@ def test_a_failing_reset_says_to_reload_the_overlay(discrete_design):
 def test_an_episode_that_hangs_does_not_fail_the_next_ones(discrete_design):
     import gymnasium as gym
 
-    from host.episodes import run_episodes
+    from host.loop.episodes import run_episodes
 
     spec = load_spec(discrete_design)
     board = EmulatedBackend(spec, hang_calls=1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host.emulator import EmulatedAccelerator, check_exactness
+from host.backends.emulator import EmulatedAccelerator, check_exactness
 from host.errors import HostError
-from host.spec import load_spec
+from host.design.spec import load_spec
 
 
 def test_emulator_reproduces_finn_on_every_recorded_state(reference):

@@ -10,8 +10,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from host.episodes import run_episodes
-from host.report import paired_permutation_test
+from host.loop.episodes import run_episodes
+from host.loop.report import paired_permutation_test
 
 REPO = Path(__file__).resolve().parents[2]
 

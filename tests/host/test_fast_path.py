@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host.driver import FinnZynqDriver
-from host.emulated_board import EmulatedBackend, register_accesses
+from host.backends.driver import FinnZynqDriver
+from host.backends.emulated_board import EmulatedBackend, register_accesses
 from host.errors import HostError
-from host.spec import load_spec
+from host.design.spec import load_spec
 
 
 def test_fast_path_gives_the_general_paths_bytes_and_outputs(reference):
@@ -60,7 +60,7 @@ def test_three_register_accesses_per_call_in_the_steady_state(discrete_design):
 
 def test_code_boundaries_are_where_the_quantizer_changes_code(reference):
     """Each boundary maps to a higher code than the float32 just below it (the quantizer itself decides)."""
-    from host.fast_path import InputPlan
+    from host.datapath.fast_path import InputPlan
 
     spec = load_spec(reference)
     plan = InputPlan.for_spec(spec, 1)

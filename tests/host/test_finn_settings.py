@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from host.finn_settings import finn_driver_settings
-from host.spec import load_spec
+from host.design.finn_settings import finn_driver_settings
+from host.design.spec import load_spec
 
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parents[2]

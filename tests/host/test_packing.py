@@ -1,4 +1,4 @@
-"""host.packing against FINN's own packing (finn.util.data_packing), round trips, and refusals.
+"""host.datapath.packing against FINN's own packing (finn.util.data_packing), round trips, and refusals.
 
 The FINN comparisons skip where finn is not installed (the board-like environment); the rest
 runs everywhere, including a comparison with a plain-Python packer written from FINN's layout.
@@ -13,7 +13,7 @@ import struct
 import numpy as np
 import pytest
 
-from host.packing import DataType, pack, packed_shape, parse_datatype, unpack, unpack_codes, validate_values
+from host.datapath.packing import DataType, pack, packed_shape, parse_datatype, unpack, unpack_codes, validate_values
 
 INT_NAMES = [f"{prefix}{w}" for prefix in ("INT", "UINT") for w in range(1, 33)]
 FIXED_NAMES = ["FIXED<2,1>", "FIXED<5,1>", "FIXED<8,4>", "FIXED<12,4>", "FIXED<16,8>", "FIXED<16,15>",

@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from host.driver import FinnZynqDriver
-from host.emulated_board import EmulatedBackend
-from host.emulator import EmulatedAccelerator
+from host.backends.driver import FinnZynqDriver
+from host.backends.emulated_board import EmulatedBackend
+from host.backends.emulator import EmulatedAccelerator
 from host.errors import HostError
-from host.fast_path import BinaryFramePlan
-from host.spec import load_spec
+from host.datapath.fast_path import BinaryFramePlan
+from host.design.spec import load_spec
 
 
 def test_minatar_runs_here_with_the_training_stages_episode_limit():
-    from host.envs import MINATAR_TIME_LIMIT, make_env
+    from host.loop.envs import MINATAR_TIME_LIMIT, make_env
 
     env = make_env("MinAtar/Breakout-v1")
     obs, _ = env.reset(seed=0)
@@ -105,7 +105,7 @@ def test_compare_on_the_emulated_board_plays_minatar(pixel_design, tmp_path):
 
 def test_the_remote_mode_serves_frames(pixel_design):
     pytest.importorskip("zmq")
-    from host.remote import RemotePolicy
+    from host.backends.remote import RemotePolicy
     from tests.host.conftest import policy_server
 
     spec = load_spec(pixel_design)

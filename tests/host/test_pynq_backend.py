@@ -13,10 +13,10 @@ import types
 import numpy as np
 import pytest
 
-from host.driver import FinnZynqDriver, PynqBackend
-from host.emulated_board import EmulatedBackend
+from host.backends.driver import FinnZynqDriver, PynqBackend
+from host.backends.emulated_board import EmulatedBackend
 from host.errors import AcceleratorTimeout, HostError
-from host.spec import load_spec
+from host.design.spec import load_spec
 
 
 def test_the_pynq_names_the_backend_uses_exist():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from host.errors import HostError
-from host.quantizer import InputQuantizer
+from host.datapath.quantizer import InputQuantizer
 
 Q = {"shift": [0.0, 1.0], "scale": [1.0, 0.5], "quant_scale": 0.25, "zero_point": 0.0, "min_int": -128, "max_int": 127}
 

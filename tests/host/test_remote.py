@@ -10,11 +10,11 @@ import pytest
 
 zmq = pytest.importorskip("zmq")
 
-from host.driver import FinnZynqDriver  # noqa: E402
-from host.emulated_board import EmulatedBackend  # noqa: E402
+from host.backends.driver import FinnZynqDriver  # noqa: E402
+from host.backends.emulated_board import EmulatedBackend  # noqa: E402
 from host.errors import HostError  # noqa: E402
-from host.remote import MAX_BATCH, RemotePolicy  # noqa: E402
-from host.spec import load_spec  # noqa: E402
+from host.backends.remote import MAX_BATCH, RemotePolicy  # noqa: E402
+from host.design.spec import load_spec  # noqa: E402
 from tests.host.conftest import policy_server  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 import pytest
 
 from host.errors import HostError
-from host.spec import check_env_fits, load_spec
+from host.design.spec import check_env_fits, load_spec
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ class QuantizedTeacherActor(nn.Module):
             if self.discrete:
                 return out.argmax(-1).numpy()
             if self.squash:  # SAC: tanh, then the action box
-                from host.teacher_numpy import squash_to_box
+                from host.loop.teacher_numpy import squash_to_box
 
                 return squash_to_box(out.numpy(), low, high)
             return np.clip(out.numpy(), low, high) if low is not None else out.numpy()

@@ -324,7 +324,7 @@ class QuantStudent(nn.Module):
 
     @torch.no_grad()
     def input_quantizer(self) -> dict[str, Any]:
-        """The input stage as the host runs it (``host.quantizer``): the fixed affine, then the
+        """The input stage as the host runs it (``host.datapath.quantizer``): the fixed affine, then the
         input quantizer's scale, zero point, bit width and integer range, all float32 values."""
         if not self.spec.quantized:
             raise FlowError("a float student has no input quantizer")

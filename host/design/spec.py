@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from host.errors import HostError
-from host.quantizer import InputQuantizer, binary_frames, finite_float32
+from host.datapath.quantizer import InputQuantizer, binary_frames, finite_float32
 
 ACCEL_FORMAT_VERSION = 2
 ACCEL_FILE = "accel.json"
@@ -98,7 +98,7 @@ class AccelSpec:
     def preprocess(self, obs: np.ndarray) -> np.ndarray:
         """The accelerator's input for a batch of float observations ``(n, obs_dim)``.
 
-        Integer-input designs: the student's input quantizer, run here (:mod:`host.quantizer`);
+        Integer-input designs: the student's input quantizer, run here (:mod:`host.datapath.quantizer`);
         float-input designs: the observations as float32, with −0.0 sent as +0.0 — FINN's RTL
         thresholding compares −0.0 *below* a +0.0 threshold where IEEE (numpy, every Python
         level) says equal, so the fabric is never shown a −0.0 (tests/test_hw_build.py proves

@@ -3,7 +3,7 @@
 It provides what pynq provides on the board — IP register files and physically addressed
 buffers — and behind them an emulated fabric: when the input DMA is started, it reads the
 packed frames at the address and count written to its registers, unpacks them as the
-accelerator's input stream would carry them, runs :class:`~host.emulator.EmulatedAccelerator`,
+accelerator's input stream would carry them, runs :class:`~host.backends.emulator.EmulatedAccelerator`,
 packs the outputs into the buffer at the output DMA's address, and raises ``ap_done``. The
 driver above it is the board's driver, unchanged.
 
@@ -18,11 +18,11 @@ import types
 
 import numpy as np
 
-from host import packing
-from host.driver import AP_DONE, AP_IDLE, AP_START, REG_ADDR, REG_ADDR_HI, REG_COUNT, REG_CTRL
-from host.emulator import EmulatedAccelerator
+from host.datapath import packing
+from host.backends.driver import AP_DONE, AP_IDLE, AP_START, REG_ADDR, REG_ADDR_HI, REG_COUNT, REG_CTRL
+from host.backends.emulator import EmulatedAccelerator
 from host.errors import HostError
-from host.spec import AccelSpec
+from host.design.spec import AccelSpec
 
 
 class EmulatedBuffer(np.ndarray):

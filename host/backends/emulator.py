@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from host.errors import HostError
-from host.spec import AccelSpec
+from host.design.spec import AccelSpec
 
 _FLOAT32_EXACT_BITS = 24
 

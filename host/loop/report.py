@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from host.atomic import write_bytes, write_text
-from host.episodes import LoopResult
+from host.loop.episodes import LoopResult
 
 PERMUTATIONS = 20_000
 

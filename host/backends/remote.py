@@ -29,9 +29,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from host.driver import CallTimes
+from host.backends.driver import CallTimes
 from host.errors import HostError
-from host.quantizer import NONFINITE
+from host.datapath.quantizer import NONFINITE
 
 PROTOCOL = 1
 MAX_BATCH = 4096  # observations in one message: anything larger is refused unread
@@ -64,7 +64,7 @@ class PolicyServer:
 
     Args:
         spec: the design served (its identity is checked in every client's ``hello``).
-        policy: the accelerator's policy, e.g. :class:`host.driver.FinnZynqDriver`.
+        policy: the accelerator's policy, e.g. :class:`host.backends.driver.FinnZynqDriver`.
         address: where to bind, e.g. ``tcp://*:5555`` (``tcp://127.0.0.1:0`` picks a free port).
     """
 

@@ -1,6 +1,6 @@
 """The control loop's steady state: per call only what must happen.
 
-The general :func:`host.packing.pack` / :func:`~host.packing.unpack` handle every FINN
+The general :func:`host.datapath.packing.pack` / :func:`~host.datapath.packing.unpack` handle every FINN
 datatype and shape, and re-derive the layout on every call. A control loop sends the same
 shapes every step, so what does not change is computed once here, when the driver is made:
 
@@ -8,7 +8,7 @@ shapes every step, so what does not change is computed once here, when the drive
   quantizer, or UINT8): the packed layout is then a fixed permutation of the codes' bytes, found
   once by packing one-hot probes with the general packer; each call quantizes into preallocated
   float32 scratch (the same float32 operations, in the same order, as
-  :class:`host.quantizer.InputQuantizer`) and writes the permuted bytes straight into the DMA
+  :class:`host.datapath.quantizer.InputQuantizer`) and writes the permuted bytes straight into the DMA
   buffer.
 - :class:`BinaryFramePlan` — for binary frames (MinAtar's): where each of a frame's values lands
   in the packed stream (which byte, which bit) is found once by packing one-hot probes with the
@@ -33,9 +33,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from host import packing
+from host.datapath import packing
 from host.errors import HostError
-from host.quantizer import NONFINITE, InputQuantizer
+from host.datapath.quantizer import NONFINITE, InputQuantizer
 
 
 @dataclass
@@ -187,7 +187,7 @@ class BinaryFramePlan:
 
     def write(self, obs: np.ndarray, buf: np.ndarray) -> int:
         """Refuse frames of another shape or with values other than 0/1; pack the rest into ``buf``; return ``n``."""
-        from host.quantizer import binary_frames
+        from host.datapath.quantizer import binary_frames
 
         rows = self.spec.rows(obs)
         n = len(rows)

@@ -10,7 +10,7 @@ and runs on the board as well.
 
 The accelerator's input is what ``accel.json``'s ``input.finn_datatype`` says: for the
 default integer-input designs, the codes of the host's input quantizer
-(:meth:`host.spec.AccelSpec.preprocess`), which FINN's driver does not compute.
+(:meth:`host.design.spec.AccelSpec.preprocess`), which FINN's driver does not compute.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from host.atomic import write_text
-from host.spec import AccelSpec
+from host.design.spec import AccelSpec
 
 #: Beside accel.json; FINN's own deployment package calls its copy ``driver/settings.json``.
 SETTINGS_FILE = "finn_settings.json"
@@ -55,7 +55,7 @@ def finn_driver_settings(spec: AccelSpec) -> dict[str, Any]:
     if data.get("clock_ns"):
         info["fclk_mhz"] = 1000.0 / float(data["clock_ns"])
     return {"driver_information": info,
-            "experiment_information": {"made_by": "host.finn_settings from accel.json", "design": data.get("design")}}
+            "experiment_information": {"made_by": "host.design.finn_settings from accel.json", "design": data.get("design")}}
 
 
 def write_finn_settings(spec: AccelSpec, out: Path | None = None) -> Path:

@@ -3,7 +3,7 @@
 A PYNQ driver needs three things from pynq: ``Overlay`` (its IPs as attributes, each with
 ``read``/``write``), ``allocate`` (buffers with a ``device_address``, ``flush``,
 ``invalidate``) and ``pynq.ps.Clocks``. :func:`emulated_pynq` puts modules offering exactly
-these, backed by an :class:`~host.emulated_board.EmulatedBackend`, in ``sys.modules`` under
+these, backed by an :class:`~host.backends.emulated_board.EmulatedBackend`, in ``sys.modules`` under
 the name ``pynq`` for the duration of a ``with`` block, and takes them out again afterwards
 (with the modules that kept a reference to it). It is the same
 lowest seam our own driver's backend has, and nothing above it is changed: this is how FINN's
@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from host.emulated_board import EmulatedBackend
+from host.backends.emulated_board import EmulatedBackend
 
 
 def _make_modules(board: EmulatedBackend) -> dict[str, types.ModuleType]:
@@ -51,7 +51,7 @@ def _make_modules(board: EmulatedBackend) -> dict[str, types.ModuleType]:
     pynq = types.ModuleType("pynq")
     pynq.Overlay, pynq.allocate = Overlay, allocate
     pynq.Bitstream = type("Bitstream", (), {"__init__": lambda self, *a, **k: None, "download": lambda self: board.reset()})
-    pynq.__doc__ = "pynq's Overlay/allocate/Clocks over host.emulated_board (host.emulated_pynq)"
+    pynq.__doc__ = "pynq's Overlay/allocate/Clocks over host.backends.emulated_board (host.backends.emulated_pynq)"
     ps = types.ModuleType("pynq.ps")
     ps.Clocks = Clocks
     pynq.ps = ps

@@ -2,14 +2,14 @@
 
 It speaks the protocol of FINN's generated PYNQ driver with the least register traffic: buffers
 are allocated once and their physical addresses written once (0x10 low word, 0x14 high word);
-an input is quantized and packed straight into the input buffer (:mod:`host.fast_path`, or the
-general :mod:`host.packing`); the frame count (0x1C) is written when it changes; the output DMA
+an input is quantized and packed straight into the input buffer (:mod:`host.datapath.fast_path`, or the
+general :mod:`host.datapath.packing`); the frame count (0x1C) is written when it changes; the output DMA
 then the input DMA get ``ap_start`` (0x00); the driver polls ``ap_done`` (bit 1 of the output
 DMA's 0x00) and reads the output buffer — three register accesses a call in the steady state. A frame is one observation, so a batch of ``k`` environments'
 observations is one call with count ``k`` (the dataflow pipeline streams them back to back).
 
 The same driver runs on a board (:class:`PynqBackend`: ``pynq.Overlay``, ``pynq.allocate``)
-and anywhere else (:class:`host.emulated_board.EmulatedBackend`): only the backend, the
+and anywhere else (:class:`host.backends.emulated_board.EmulatedBackend`): only the backend, the
 lowest seam of register access and physical buffers, differs.
 """
 
@@ -21,10 +21,10 @@ from typing import Protocol
 
 import numpy as np
 
-from host import packing
+from host.datapath import packing
 from host.errors import AcceleratorTimeout, HostError
-from host.fast_path import BinaryFramePlan, InputPlan, OutputPlan
-from host.spec import AccelSpec
+from host.datapath.fast_path import BinaryFramePlan, InputPlan, OutputPlan
+from host.design.spec import AccelSpec
 
 REG_CTRL, REG_ADDR, REG_ADDR_HI, REG_COUNT = 0x00, 0x10, 0x14, 0x1C
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
@@ -129,7 +129,7 @@ class FinnZynqDriver:
         backend: a board or the emulated one.
         max_batch: the most observations one call may carry (buffers are sized for it).
         timeout_s: how long to wait for ``ap_done`` before :class:`AcceleratorTimeout`.
-        fast: the control-loop fast path (:mod:`host.fast_path`) where the design allows it;
+        fast: the control-loop fast path (:mod:`host.datapath.fast_path`) where the design allows it;
             ``False`` keeps the general packing for every call (the reference it is tested against).
     """
 
@@ -151,7 +151,7 @@ class FinnZynqDriver:
         self.obuf = self.backend.allocate((self.max_batch, *self.out_packed), np.uint8)
         self.resets = 0
         self.calls = 0
-        # What does not change between calls is computed once (host/fast_path.py); designs
+        # What does not change between calls is computed once (host/datapath/fast_path.py); designs
         # outside its cases use the general packing.
         self.input_plan = (InputPlan.for_spec(self.spec, self.max_batch)
                            or BinaryFramePlan.for_spec(self.spec, self.max_batch)) if self.fast else None
