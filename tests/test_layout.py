@@ -1,4 +1,4 @@
-"""Imports go one way: host ← training ← hw_build ← flow (README, "Layout").
+"""Imports go one way: host ← training ← hw_build ← flow (README, "Layout"), and inside host and training too.
 
 Every import statement is read from the source, those inside functions included (a lazy import
 that goes the wrong way is still a dependency that goes the wrong way), so the test needs no
@@ -16,9 +16,14 @@ REPO = Path(__file__).resolve().parent.parent
 #: A package may import the packages of its own rank or below.
 RANK = {"host": 0, "training": 1, "hw_build": 2, "flow": 3}
 #: Inside training: the teacher and the students are separate stages; QPD builds on both.
+#: Inside host: the datapath is the base, a design's spec builds on it, the backends on both, and
+#: the environment loop drives any policy, so it knows no backend (host/README.md).
 FORBIDDEN_INSIDE = {
     "training.teacher": ("training.students", "training.qpd"),
     "training.students": ("training.teacher", "training.qpd"),
+    "host.datapath": ("host.design", "host.backends", "host.loop"),
+    "host.design": ("host.backends", "host.loop"),
+    "host.loop": ("host.backends",),
 }
 
 
@@ -67,6 +72,8 @@ def test_stage_packages_import_downwards_only():
     ("training", "import hw_build.export\n", "training) imports hw_build.export"),
     ("hw_build", "from flow import demo\n", "hw_build) imports flow"),
     ("training/students", "from training.qpd.loss import distillation_loss\n", "(training.students) imports training.qpd.loss"),
+    ("host/loop", "from host.backends.driver import CallTimes\n", "(host.loop) imports host.backends.driver"),
+    ("host/datapath", "from host.design import spec\n", "(host.datapath) imports host.design"),
 ])
 def test_a_wrong_way_import_is_caught(tmp_path: Path, package: str, source: str, expected: str):
     for name in RANK:
