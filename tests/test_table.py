@@ -133,6 +133,8 @@ def test_qat_ppo_can_run_at_some_widths_only_and_the_caption_says_so(tmp_path):
     md = markdown("CartPole-v1", {**TEACHER, "n_episodes": 10}, rows, "cmd", [32, 32])
     assert ("QAT PPO from scratch (student actor, float critic) was run at 8, 2 bits only: each of its trials costs "
             "a teacher's training budget.") in md
+    assert "Teacher: PPO," in md  # a record without "algo" predates SAC teachers
+    assert "Teacher: SAC," in markdown("Hopper-v5", {**TEACHER, "n_episodes": 10, "algo": "sac"}, rows, "cmd", [32, 32])
     full = aggregate([_rec("qpd", 8, 0, 95.0), _rec("qat-ppo", 8, 0, 95.0)], TEACHER, ("method", "bits"))
     assert "only" not in markdown("CartPole-v1", {**TEACHER, "n_episodes": 10}, full, "cmd", [32, 32])
 

@@ -62,9 +62,10 @@ def teacher_record(teacher_dir: Path, env_id: str) -> dict[str, Any]:
     if not path.exists():
         raise FlowError(f"teacher run {teacher_dir} has no {RESULTS_FILE}: train it first (make teacher ENV={env_id})")
     results = json.loads(path.read_text())
-    size = teacher_size(TeacherPolicy.load(teacher_dir, env_id)).total_bits
-    record = {"run": str(teacher_dir), "mean_return": results["mean_return"], "std_return": results["std_return"],
-              "n_episodes": results["n_episodes"], "size_bits": size}
+    policy = TeacherPolicy.load(teacher_dir, env_id)
+    record = {"run": str(teacher_dir), "algo": policy.algo, "mean_return": results["mean_return"],
+              "std_return": results["std_return"], "n_episodes": results["n_episodes"],
+              "size_bits": teacher_size(policy).total_bits}
     if "returns" in results and "seeds" in results:  # for the paired test on the same seeds
         record.update(returns=results["returns"], seeds=results["seeds"])
     return record
@@ -225,6 +226,11 @@ def partial_methods_note(rows: list[dict[str, Any]]) -> list[str]:
     return [" ".join(lines), ""] if lines else []
 
 
+def teacher_algo(teacher: dict[str, Any]) -> str:
+    """The algorithm that trained the teacher, as the table names it (records made before it was kept were PPO)."""
+    return teacher.get("algo", "ppo").upper()
+
+
 def architecture_words(env_id: str, hidden: list[int], conv: list[int], input_bits: int) -> tuple[str, str]:
     """How the table names the teacher's and the students' architectures."""
     if conv:
@@ -246,7 +252,7 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
     lines = [
         f"# QPD table: {env_id}",
         "",
-        f"Teacher: PPO, {teacher_words}, {teacher['size_bits']:,} bits (float32 actor), "
+        f"Teacher: {teacher_algo(teacher)}, {teacher_words}, {teacher['size_bits']:,} bits (float32 actor), "
         f"{teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded episodes. "
         f"Students: {student_words}. A seed *keeps the teacher's return* when its mean "
         f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.",
@@ -299,7 +305,7 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
     lines = [
         f"# QPD table: {env_id}",
         "",
-        f"Teacher: PPO, {teacher_words}, {teacher['size_bits']:,} bits (float32 actor), "
+        f"Teacher: {teacher_algo(teacher)}, {teacher_words}, {teacher['size_bits']:,} bits (float32 actor), "
         f"{teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded episodes. "
         f"Students: {student_words}. A seed *keeps the teacher's return* when its mean "
         f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.",
