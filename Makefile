@@ -101,7 +101,7 @@ table_flags = $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,METHO
   $(call opt,WIDTH,--width) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) \
   $(call opt,CONFIG,--config) $(call opt,QAT_PPO_BITS,--qat-ppo-bits)
 
-qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [QAT_PPO_BITS=8,2] [SEEDS=0,1,2] [JOBS=2] [EXECUTOR=process|ray] [OUT=<dir>] [CONFIG=<yaml>]
+qpd-table: install ## QPD vs every baseline: ENV=<id> [BITS=8,4,3,2,1] [QAT_PPO_BITS=8,2] [SEEDS=0,1,2] [JOBS=2] [EXECUTOR=process|ray] [TEACHER=<run>] [OUT=<dir>] [CONFIG=<yaml>]
 	$(PY) -m flow table --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(table_flags)
 
 ablation: install ## what each QPD idea buys: ENV=<id> [BITS=3,2] [SEEDS=0,1,2] [VARIANTS=qpd,no-transition,...] [WIDTH=32] [JOBS=2] [EXECUTOR=process|ray] [OUT=<dir>] [CONFIG=<yaml>]
