@@ -231,6 +231,15 @@ def teacher_algo(teacher: dict[str, Any]) -> str:
     return teacher.get("algo", "ppo").upper()
 
 
+def teacher_sentence(teacher: dict[str, Any], teacher_words: str, student_words: str) -> str:
+    """The table's opening line: the teacher, the students, and the one-std rule's floor."""
+    floor = teacher["mean_return"] - teacher["std_return"]
+    return (f"Teacher: {teacher_algo(teacher)}, {teacher_words}, {teacher['size_bits']:,} bits (float32 actor), "
+            f"{teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded episodes. "
+            f"Students: {student_words}. A seed *keeps the teacher's return* when its mean "
+            f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.")
+
+
 def architecture_words(env_id: str, hidden: list[int], conv: list[int], input_bits: int) -> tuple[str, str]:
     """How the table names the teacher's and the students' architectures."""
     if conv:
@@ -248,14 +257,10 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
     if hardware:
         return markdown_with_hardware(env_id, teacher, rows, command, hidden, settings, hardware, conv)
     teacher_words, student_words = architecture_words(env_id, hidden, conv, 8)
-    floor = teacher["mean_return"] - teacher["std_return"]
     lines = [
         f"# QPD table: {env_id}",
         "",
-        f"Teacher: {teacher_algo(teacher)}, {teacher_words}, {teacher['size_bits']:,} bits (float32 actor), "
-        f"{teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded episodes. "
-        f"Students: {student_words}. A seed *keeps the teacher's return* when its mean "
-        f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.",
+        teacher_sentence(teacher, teacher_words, student_words),
         "",
         "Return: mean ± std over seeds of each seed's mean return over the evaluation episodes (seeds 1000..).",
         "",
@@ -298,17 +303,13 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
     """The table with deployed bits (the ≤ 0.5 % target is judged on them) and the hardware table."""
     from flow.experiments.hardware import arch_key, row_cost
 
-    floor = teacher["mean_return"] - teacher["std_return"]
     input_bits = (settings or {}).get("input_bits", 8)
     conv = list(conv or [])
     teacher_words, student_words = architecture_words(env_id, hidden, conv, input_bits)
     lines = [
         f"# QPD table: {env_id}",
         "",
-        f"Teacher: {teacher_algo(teacher)}, {teacher_words}, {teacher['size_bits']:,} bits (float32 actor), "
-        f"{teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded episodes. "
-        f"Students: {student_words}. A seed *keeps the teacher's return* when its mean "
-        f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.",
+        teacher_sentence(teacher, teacher_words, student_words),
         "",
         "Return: mean ± std over seeds of each seed's mean return over the evaluation episodes (seeds 1000..). "
         "*Parameter bits*: weights and biases at their widths (the paper's measure). *Deployed bits*: what the "
