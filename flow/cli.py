@@ -15,6 +15,7 @@ from typing import Sequence
 
 from training.cli import run_verb
 from training.errors import FlowError
+from training.runs import teacher_run_dir
 from training.teacher.train import ensure_teacher
 
 
@@ -42,9 +43,10 @@ def _cmd_table(args: argparse.Namespace) -> None:
     from flow.experiments.table import grid_settings, qpd_table
 
     settings = grid_settings(args.config)
-    teacher = ensure_teacher(args.env, args.teacher)
+    # Not ensure_teacher: a committed table can gain its QAT PPO rows without its teacher's run folder.
+    teacher = Path(args.teacher) if args.teacher else teacher_run_dir(args.env, 0)
     out = _grid_out(args, "qpd-table")
-    data = qpd_table(args.env, teacher, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
+    data = qpd_table(args.env, teacher, train_missing_teacher=args.teacher is None, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                      methods=[m for m in args.methods.split(",") if m], hidden=_grid_hidden(args),
                      updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
                      settings=settings, hardware=not args.no_hardware, executor=args.executor,

@@ -87,8 +87,39 @@ def test_unknown_method_and_missing_teacher(tmp_path, cartpole_teacher):
         qpd_table("CartPole-v1", cartpole_teacher, bits=[2], seeds=[0], methods=["magic"], hidden=[8], updates=800,
                   episodes=1, jobs=1, out_dir=tmp_path, runs_dir=tmp_path)
     with pytest.raises(FlowError, match="has no results.json: train it first"):
-        qpd_table("CartPole-v1", tmp_path / "none", bits=[2], seeds=[0], methods=["qpd"], hidden=[8], updates=800,
+        qpd_table("CartPole-v1", tmp_path / "none", bits=[2], seeds=[0], methods=["ptq"], hidden=[8], updates=800,
                   episodes=1, jobs=1, out_dir=tmp_path, runs_dir=tmp_path)
+
+
+def test_a_committed_table_renders_without_its_teacher_run_when_only_teacherless_trials_are_left(tmp_path):
+    # Run folders do not travel between machines: a fresh machine holding a committed table and the
+    # cached records of every teacher-reading trial must not retrain the teacher to finish QAT PPO rows.
+    from dataclasses import asdict
+
+    from flow.experiments.table import build_trials, recorded_teacher
+
+    gone, out = tmp_path / "teacher-gone", tmp_path / "table"
+    grid = dict(bits=[8], seeds=[0], methods=["ptq", "qat-ppo"], hidden=[8], updates=800, episodes=3)
+    _, trials = build_trials("CartPole-v1", gone, grid["bits"], grid["seeds"], grid["methods"], grid["hidden"],
+                             grid["updates"], grid["episodes"], tmp_path / "runs")
+    (out / "trials").mkdir(parents=True)
+    seeds, returns = [0, 1, 2], {"ptq": [90.0, 100.0, 95.0], "qat-ppo": [500.0, 500.0, 500.0]}
+    for t in trials:
+        record = {**json.loads(json.dumps(asdict(t))), "key": t.key, "returns": returns[t.method], "seeds": seeds,
+                  "mean_return": float(np.mean(returns[t.method])), "std_return": 1.0, "size_bits": 100}
+        (out / "trials" / f"{t.key}.json").write_text(json.dumps(record))
+    teacher = {**TEACHER, "run": str(gone), "n_episodes": 3, "returns": [100.0, 100.0, 100.0], "seeds": seeds}
+    (out / "qpd_table.json").write_text(json.dumps({"env_id": "CartPole-v1", "teacher": teacher}))
+    assert recorded_teacher(gone, "Acrobot-v1", out, trials) is None  # another env's table
+    assert recorded_teacher(tmp_path / "other", "CartPole-v1", out, trials) is None  # another teacher's
+    data = qpd_table("CartPole-v1", gone, **grid, jobs=1, out_dir=out, runs_dir=tmp_path / "runs", hardware=False)
+    assert data["teacher"] == teacher
+    assert {r["method"]: r["mean_return"] for r in data["rows"]} == {"ptq": 95.0, "qat-ppo": 500.0}
+    assert "| 8 | QAT PPO" in (out / "qpd_table.md").read_text()
+    (out / "trials" / f"{trials[0].key}.json").unlink()  # the PTQ trial reads the teacher: it must be trained
+    assert recorded_teacher(gone, "CartPole-v1", out, trials) is None
+    with pytest.raises(FlowError, match="has no results.json: train it first"):
+        qpd_table("CartPole-v1", gone, **grid, jobs=1, out_dir=out, runs_dir=tmp_path / "runs", hardware=False)
 
 
 def test_bits_label_shows_wider_activations_of_one_bit_students() -> None:

@@ -71,6 +71,31 @@ def teacher_record(teacher_dir: Path, env_id: str) -> dict[str, Any]:
     return record
 
 
+#: Methods whose trials never read the teacher: QAT PPO trains its student from scratch.
+TEACHERLESS_METHODS = ("qat-ppo",)
+
+
+def recorded_teacher(teacher_dir: Path, env_id: str, out_dir: Path, trials: list[Trial]) -> dict[str, Any] | None:
+    """The teacher record of the table already in ``out_dir``, where the teacher's run folder is gone
+    (run folders do not travel between machines; tables are committed) and no trial left to run needs it.
+
+    So a table can gain its teacherless rows (QAT PPO, a teacher's budget per trial) on a fresh
+    machine without training the teacher again. None where the run is there, the folder holds no
+    table of this teacher, or a trial that reads the teacher is not cached yet.
+    """
+    table = out_dir / "qpd_table.json"
+    if (teacher_dir / RESULTS_FILE).exists() or not table.exists():
+        return None
+    data = json.loads(table.read_text())
+    teacher = data.get("teacher") or {}
+    if data.get("env_id") != env_id or teacher.get("run") != str(teacher_dir):
+        return None
+    if any(t.method not in TEACHERLESS_METHODS and not (out_dir / "trials" / f"{t.key}.json").exists()
+           for t in trials):
+        return None
+    return teacher
+
+
 #: A seed keeps the teacher by the paired test when its returns are not below the teacher's at this level.
 PAIRED_ALPHA = 0.05
 
@@ -380,8 +405,13 @@ def plot(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], path:
 def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int], methods: list[str],
               hidden: list[int], updates: int, episodes: int, jobs: int, out_dir: Path, runs_dir: Path,
               settings: dict[str, Any] | None = None, hardware: bool = True,
-              executor: str = "process", qat_ppo_bits: list[int] | None = None) -> dict[str, Any]:
+              executor: str = "process", qat_ppo_bits: list[int] | None = None,
+              train_missing_teacher: bool = False) -> dict[str, Any]:
     """Run (or read) every trial and write the table's files into ``out_dir``.
+
+    The teacher comes from ``teacher_dir``; where that run is gone, from the record of the table
+    already in ``out_dir`` if every trial that reads the teacher is cached (:func:`recorded_teacher`),
+    else it is trained first at ``teacher_dir`` (seed 0) when ``train_missing_teacher``.
 
     ``executor``: where the trials run (see :func:`flow.experiments.trials.run_trials`);
     ``settings``: distillation settings for the distilling methods (see :func:`grid_settings`);
@@ -391,9 +421,19 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
     unknown = set(methods) - set(TABLE_METHODS)
     if unknown:
         raise FlowError(f"unknown method(s) {', '.join(sorted(unknown))}; known: {', '.join(TABLE_METHODS)}")
-    teacher = teacher_record(teacher_dir, env_id)
     floats, trials = build_trials(env_id, teacher_dir, bits, seeds, methods, hidden, updates, episodes, runs_dir,
                                   settings, qat_ppo_bits)
+    teacher = recorded_teacher(teacher_dir, env_id, out_dir, floats + trials)
+    if teacher is not None:
+        print(f"teacher run {teacher_dir} is gone: using its record in {out_dir / 'qpd_table.json'} "
+              "(every trial that reads the teacher is cached)")
+    else:
+        if train_missing_teacher and not (teacher_dir / RESULTS_FILE).exists():
+            from training.teacher.train import train_teacher
+
+            print(f"no teacher in {teacher_dir}: training one first")
+            train_teacher(env_id, 0, run_dir=teacher_dir)
+        teacher = teacher_record(teacher_dir, env_id)
     cache = out_dir / "trials"
     if floats:
         run_trials(floats, cache, jobs, desc="float students", executor=executor)
