@@ -59,7 +59,58 @@ def test_fast_rollouts_train_the_same_frame_student_bit_for_bit(monkeypatch, tmp
     assert all(torch.equal(fast_state[k], slow_state[k]) for k in fast_state)
 
 
-def test_rollout_mode_caches_a_frame_students_quantizers_and_leaves_a_flat_one_alone():
+@pytest.mark.parametrize("env_id, bits, hidden", [("CartPole-v1", 3, [8]), ("Pendulum-v1", 2, [16, 16])])
+def test_fast_rollouts_train_the_same_flat_student_bit_for_bit(monkeypatch, env_id, bits, hidden):
+    """A flat student's rollouts through FrozenStudent (weights and scales read once per rollout)
+    train the same student as Brevitas's per-call requantization: discrete and Gaussian actions."""
+    students = []
+    for fast in (True, False):
+        monkeypatch.setattr(QuantStudentPolicy, "fast_rollouts", fast)
+        student, record = qat_ppo(env_id, bits, hidden, 0, 1, steps=2048)
+        students.append((student.state_dict(), record["returns"]))
+    (fast_state, fast_returns), (slow_state, slow_returns) = students
+    assert fast_state.keys() == slow_state.keys() and fast_returns == slow_returns
+    assert all(torch.equal(fast_state[k], slow_state[k]) for k in fast_state)
+
+
+@pytest.mark.parametrize("bits", [8, 2, 1])
+def test_frozen_student_is_brevitas_eval_forward_bit_for_bit(bits):
+    from training.envs import env_info
+    from training.errors import FlowError
+    from training.qpd.config import QPDConfig
+    from training.qpd.distill import student_spec_for
+    from training.students.frozen import FrozenStudent
+    from training.students.student import COLLECT_STATS_STEPS, QuantStudent
+
+    info = env_info("HalfCheetah-v5")
+    states = torch.as_tensor(np.random.default_rng(bits).normal(scale=3.0, size=(2048, info.obs_dim)), dtype=torch.float32)
+    spec = student_spec_for(info, QPDConfig(env_id="HalfCheetah-v5", hidden=[32, 32], weight_bits=bits),
+                            states.mean(0).tolist(), (1 / states.std(0)).tolist())
+    torch.manual_seed(0)
+    student = QuantStudent(spec)
+    with pytest.raises(FlowError, match="eval mode"):
+        FrozenStudent(student.train())
+    optimiser = torch.optim.Adam(student.parameters(), 1e-2)
+    # Eval-mode scales come from the statistics buffer until COLLECT_STATS_STEPS training calls, then
+    # from the learned value: the frozen copy must match at each of these points.
+    train_steps_after = {"fresh": COLLECT_STATS_STEPS // 2, "collecting statistics": COLLECT_STATS_STEPS, "trained": 0}
+    for stage, steps in train_steps_after.items():
+        student.eval()
+        frozen = FrozenStudent(student)
+        with torch.no_grad():
+            h = frozen.features(states)
+            assert torch.equal(h, student.features(states).value), stage
+            assert torch.equal(frozen.actor(h), student.actor(states)), stage
+        student.train()
+        for batch in states[:steps * 16].split(16):
+            out, value = student(batch)
+            loss = (out - 1).pow(2).mean() + value.pow(2).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+
+
+def test_rollout_mode_caches_frame_students_in_brevitas_and_flat_ones_in_a_frozen_copy():
     import gymnasium as gym
     from stable_baselines3.common.utils import ConstantSchedule
 
@@ -80,7 +131,8 @@ def test_rollout_mode_caches_a_frame_students_quantizers_and_leaves_a_flat_one_a
         with torch.no_grad(), policy.rollout_mode():
             policy(obs)
             assert exported(policy) == cached
-        assert not exported(policy)
+            assert (policy._frozen is not None) == (not cached)  # a flat student is frozen by FrozenStudent instead
+        assert not exported(policy) and policy._frozen is None
 
 
 @pytest.mark.parametrize("critic_arch", [None, [16, 16]])

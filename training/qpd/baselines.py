@@ -32,6 +32,7 @@ from training.qpd.distill import StudentPolicy
 from training.envs import env_info
 from training.evaluation import eval_seeds, evaluate
 from training.qpd.replay import Collector
+from training.students.frozen import FrozenStudent
 from training.students.size import BIAS_BITS, SizeCount
 from training.students.student import InputQuant, QuantStudent, StudentSpec, calibrate, student_act_bits, weight_quant
 from training.teacher.policy import TeacherPolicy
@@ -173,8 +174,11 @@ class QuantStudentPolicy(ActorCriticPolicy):
         self.critic_activation = critic_activation
         super().__init__(*args, **kwargs)
 
-    #: Collect rollouts with Brevitas's ``quant_inference_mode`` (see :meth:`rollout_mode`).
+    #: Collect rollouts with the quantized weights and scales read once (see :meth:`rollout_mode`).
     fast_rollouts: bool = True
+    #: A flat student's weights and scales during a rollout (built at its first call; see :meth:`rollout_mode`).
+    _frozen: FrozenStudent | None = None
+    _freeze: bool = False
 
     def _build(self, lr_schedule) -> None:
         from stable_baselines3.common.torch_layers import create_mlp
@@ -193,31 +197,40 @@ class QuantStudentPolicy(ActorCriticPolicy):
 
     def _run(self, obs) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.extract_features(obs).float()
+        if self._freeze and not self.student.training:
+            if self._frozen is None:  # built here, in eval mode, not on entering rollout_mode (SB3 switches after)
+                self._frozen = FrozenStudent(self.student)
+            h = self._frozen.features(features)
+            value = self.student.critic_out(h) if self.critic is None else self.critic(features)
+            return self._frozen.actor(h), value.squeeze(-1)
         if self.critic is None:
             return self.student(features)
         return self.student.actor(features), self.critic(features).squeeze(-1)
 
     @contextlib.contextmanager
     def rollout_mode(self) -> Iterator[None]:
-        """While PPO collects a rollout, run a frame student under Brevitas's ``quant_inference_mode``.
+        """While PPO collects a rollout, read the student's quantized weights and scales once.
 
         The weights cannot change during a rollout, so their quantized values are cached at the
         first call instead of requantized at each: several times faster per call
-        (``bench/bench_qat_rollout.py``; Brevitas's per-call quantizer Python was most of a pixel
-        QAT PPO run), and the same trained student bit for bit (tests/test_baselines.py). Left
-        before PPO's update, which needs the quantizers' gradients. Only for students that take
-        binary frames and share their trunk with the critic: a flat student (input quantizer,
-        biases, separate float critic) trains differently under it here, and a fresh one's first
-        call under it can recurse without end inside Brevitas 0.13, so it keeps the per-call path.
+        (``bench/bench_qat_rollout.py``; Brevitas's per-call quantizer Python was most of a QAT
+        PPO run), and the same trained student bit for bit (tests/test_baselines.py). Left before
+        PPO's update, which needs the quantizers' gradients. A frame student (binary input, trunk
+        shared with the critic) runs under Brevitas's ``quant_inference_mode``; a flat one
+        (input quantizer, biases) through :class:`training.students.frozen.FrozenStudent`, since a
+        fresh flat student's first call under Brevitas's mode can recurse without end in 0.13.
         """
         from brevitas.export.inference import quant_inference_mode
 
-        enabled = self.fast_rollouts and self.student.spec.binary_input and self.critic is None
-        mode = quant_inference_mode(self.student, cache_quant_weight=True, enabled=enabled)
+        spec = self.student.spec
+        frames = spec.binary_input and self.critic is None
+        self._freeze = self.fast_rollouts and not spec.binary_input and not spec.conv and spec.quantized
+        mode = quant_inference_mode(self.student, cache_quant_weight=True, enabled=self.fast_rollouts and frames)
         try:
             with mode:
                 yield
         finally:
+            self._freeze, self._frozen = False, None
             for handle in mode.hook_list:  # a rollout of no step leaves Brevitas's first-call hook in place
                 handle.remove()
 
