@@ -46,7 +46,8 @@ def _cmd_table(args: argparse.Namespace) -> None:
     # Not ensure_teacher: a committed table can gain its QAT PPO rows without its teacher's run folder.
     teacher = Path(args.teacher) if args.teacher else teacher_run_dir(args.env, 0)
     out = _grid_out(args, "qpd-table")
-    data = qpd_table(args.env, teacher, train_missing_teacher=args.teacher is None, bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
+    data = qpd_table(args.env, teacher, train_missing_teacher=args.teacher is None,
+                     bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),
                      methods=[m for m in args.methods.split(",") if m], hidden=_grid_hidden(args),
                      updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
                      settings=settings, hardware=not args.no_hardware, executor=args.executor,
