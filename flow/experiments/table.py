@@ -392,7 +392,8 @@ def plot_return_against_bits(title: str, teacher: dict[str, Any], series: list[t
     ax.set_ylabel("mean return (band: std over seeds)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    # Below the axes: inside, with five methods and their bands, it hid lines wherever it sat.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     save_figure(fig, path)
 
 
