@@ -224,7 +224,7 @@ class QuantStudentPolicy(ActorCriticPolicy):
 
         spec = self.student.spec
         frames = spec.binary_input and self.critic is None
-        self._freeze = self.fast_rollouts and not spec.binary_input and not spec.conv and spec.quantized
+        self._freeze = self.fast_rollouts and FrozenStudent.supports(spec)
         mode = quant_inference_mode(self.student, cache_quant_weight=True, enabled=self.fast_rollouts and frames)
         try:
             with mode:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from training.errors import FlowError
-from training.students.student import QuantStudent
+from training.students.student import QuantStudent, StudentSpec, act_int_quant
 
 
 class _FrozenQuant:
@@ -40,11 +40,6 @@ class _FrozenQuant:
         return (y - self.zero_point) * self.scale
 
 
-def _int_quant(act_layer):
-    """The ``IntQuant`` inside a Brevitas activation layer (QuantIdentity, QuantReLU)."""
-    return act_layer.act_quant.fused_activation_quant_proxy.tensor_quant.int_quant
-
-
 class FrozenStudent:
     """A flat quantized :class:`QuantStudent`'s eval forward, weights and scales read at construction.
 
@@ -52,24 +47,29 @@ class FrozenStudent:
     each update.
     """
 
+    @staticmethod
+    def supports(spec: StudentSpec) -> bool:
+        """Whether a student of ``spec`` can be frozen: flat and quantized (frames take Brevitas's own mode)."""
+        return spec.quantized and not spec.conv and not spec.binary_input
+
     @torch.no_grad()
     def __init__(self, student: QuantStudent) -> None:
         spec = student.spec
-        if not spec.quantized or spec.conv or spec.binary_input:
+        if not self.supports(spec):
             raise FlowError("FrozenStudent is for flat quantized students (frame students use quant_inference_mode)")
         if student.training:
             raise FlowError("FrozenStudent reads eval-mode scales: put the student in eval mode first")
         self.shift, self.obs_scale = student.obs_shift, student.obs_scale
         probe = torch.zeros(1, spec.obs_dim)
         qt = student.input_quant(probe)
-        self.input = _FrozenQuant(qt, _int_quant(student.input_quant))
+        self.input = _FrozenQuant(qt, act_int_quant(student.input_quant))
         self.layers: list[tuple[torch.Tensor, torch.Tensor | None, _FrozenQuant]] = []
         layers = list(student.trunk)
         for linear, relu in zip(layers[::2], layers[1::2]):
             weight = linear.quant_weight().value.detach()
             bias = linear.bias.detach() if linear.bias is not None else None
             qt = relu(F.linear(qt.value, weight, bias))
-            self.layers.append((weight, bias, _FrozenQuant(qt, _int_quant(relu))))
+            self.layers.append((weight, bias, _FrozenQuant(qt, act_int_quant(relu))))
         self.out_weight = student.actor_out.quant_weight().value.detach()
 
     @torch.no_grad()

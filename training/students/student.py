@@ -351,7 +351,7 @@ class QuantStudent(nn.Module):
         return self._input_int_quant().to_int(qt.scale, qt.zero_point, qt.bit_width, x)
 
     def _input_int_quant(self):
-        return self.input_quant.act_quant.fused_activation_quant_proxy.tensor_quant.int_quant
+        return act_int_quant(self.input_quant)
 
     @torch.no_grad()
     def integer_logits(self, obs: torch.Tensor) -> torch.Tensor:
@@ -375,6 +375,11 @@ class QuantStudent(nn.Module):
             return self.actor(x).numpy()
         values = self.integer_logits(x) if self.spec.quantized else self.actor(x)
         return first_argmax(values.numpy())
+
+
+def act_int_quant(act_layer: nn.Module):
+    """The ``IntQuant`` inside a Brevitas activation layer (QuantIdentity, QuantReLU): its integer range."""
+    return act_layer.act_quant.fused_activation_quant_proxy.tensor_quant.int_quant
 
 
 def first_argmax(values: np.ndarray) -> np.ndarray:
