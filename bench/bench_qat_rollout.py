@@ -7,7 +7,10 @@ student, :class:`training.students.frozen.FrozenStudent` for a flat one. Measure
 same run: one policy call on a rollout's batch, as PPO makes it (actions, values,
 log-probabilities), each way, for Breakout's default ``c8-1x16`` student on 8 frames (its
 ``n_envs``) and HalfCheetah's ``2x32`` student on one state, at 8 and 2 bits; and a short QAT
-PPO run each way per environment.
+PPO run each way per environment. And one evaluation step of a flat student (HalfCheetah's
+2x32, one state): ``QuantStudent.act`` through Brevitas against
+:class:`training.qpd.distill.StudentPolicy`, which reads the weights and scales once per
+evaluation the same way.
 
     python bench/bench_qat_rollout.py [--steps 8192] [--out bench/results/qat_rollout.json]
 """
@@ -60,6 +63,22 @@ def policy_call_us(env_id: str, hidden: list[int], conv: list[int], batch: int, 
     return slow, fast
 
 
+def evaluation_call_us(bits: int) -> tuple[float, float]:
+    """µs per evaluation step of HalfCheetah's 2x32 student on one state: Brevitas, then StudentPolicy."""
+    from training.envs import env_info
+    from training.qpd.config import QPDConfig
+    from training.qpd.distill import StudentPolicy, student_spec_for
+    from training.students.student import QuantStudent
+
+    info = env_info("HalfCheetah-v5")
+    spec = student_spec_for(info, QPDConfig(env_id="HalfCheetah-v5", hidden=[32, 32], weight_bits=bits),
+                            [0.0] * info.obs_dim, [1.0] * info.obs_dim)
+    student = QuantStudent(spec).eval()
+    obs = np.random.default_rng(0).normal(size=(1, info.obs_dim)).astype(np.float32)
+    policy = StudentPolicy(student)
+    return per_call_us(lambda: student.act(obs), repeats=3, number=300), per_call_us(lambda: policy(obs), repeats=3, number=300)
+
+
 def qat_run_s(env_id: str, hidden: list[int], conv: list[int], steps: int, fast: bool) -> float:
     """Seconds of a short QAT PPO run (w2, seed 0, one evaluation episode)."""
     from training.qpd.baselines import QuantStudentPolicy, qat_ppo
@@ -91,6 +110,12 @@ def main() -> None:
                                                  "ratio": slow / fast}
             print(f"| {env_id} QAT PPO w2, {args.steps:,} steps (incl. one evaluation episode) | {slow:.1f} s "
                   f"| {fast:.1f} s | {slow / fast:.2f} |")
+    for bits in (8, 2):
+        slow, fast = evaluation_call_us(bits)
+        result[f"HalfCheetah-v5 2x32 w{bits} evaluation_step_us"] = {"brevitas": slow, "student_policy": fast,
+                                                                     "ratio": slow / fast}
+        print(f"| HalfCheetah-v5 2x32 w{bits}a{bits}: one evaluation step (Brevitas / StudentPolicy) | {slow:.0f} µs "
+              f"| {fast:.0f} µs | {slow / fast:.1f} |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 

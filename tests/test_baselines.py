@@ -101,6 +101,7 @@ def test_frozen_student_is_brevitas_eval_forward_bit_for_bit(bits):
             h = frozen.features(states)
             assert torch.equal(h, student.features(states).value), stage
             assert torch.equal(frozen.actor(h), student.actor(states)), stage
+        assert np.array_equal(frozen.act(states.numpy()), student.act(states.numpy())), stage
         student.train()
         for batch in states[:steps * 16].split(16):
             out, value = student(batch)
@@ -108,6 +109,29 @@ def test_frozen_student_is_brevitas_eval_forward_bit_for_bit(bits):
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+
+
+@pytest.mark.parametrize("bits", [8, 2])
+def test_student_policy_acts_as_brevitas_does_ties_included(bits):
+    """StudentPolicy's frozen copy takes the integer accumulators' argmax, as QuantStudent.act does."""
+    from training.envs import env_info
+    from training.qpd.config import QPDConfig
+    from training.qpd.distill import StudentPolicy, student_spec_for
+    from training.students.student import QuantStudent
+
+    info = env_info("Acrobot-v1")
+    states = np.random.default_rng(bits).normal(size=(4096, info.obs_dim)).astype(np.float32)
+    spec = student_spec_for(info, QPDConfig(env_id="Acrobot-v1", hidden=[8, 8], weight_bits=bits),
+                            [0.0] * info.obs_dim, [1.0] * info.obs_dim)
+    torch.manual_seed(bits)
+    student = QuantStudent(spec).eval()
+    policy = StudentPolicy(student)
+    assert np.array_equal(policy(states), student.act(states))
+    assert policy._frozen is not None
+    with torch.no_grad():
+        accumulators = student.integer_logits(torch.as_tensor(states)).numpy()
+    ties = (accumulators == accumulators.max(1, keepdims=True)).sum(1) > 1
+    assert bits == 8 or ties.any()  # 2-bit accumulators tie often: the tie rule is exercised
 
 
 def test_rollout_mode_caches_frame_students_in_brevitas_and_flat_ones_in_a_frozen_copy():

@@ -39,6 +39,7 @@ from training.evaluation import eval_seeds, evaluate
 from training.qpd.config import QPDConfig, same_computation
 from training.qpd.replay import Collector, ObservationMemory, mix_fraction
 from training.runs import CONFIG_FILE, RESULTS_FILE, RUN_FORMAT_VERSION, read_run_config, runs_root
+from training.students.frozen import FrozenStudent
 from training.students.size import student_size, teacher_size
 from training.students.student import QuantStudent, StudentSpec, student_from_state, student_state, transfer_float_weights
 from training.teacher.policy import TeacherPolicy
@@ -55,21 +56,35 @@ AGREEMENT_SEED_BASE = 30_000_000
 
 
 class StudentPolicy:
-    """A student as a batch policy for evaluation: argmax, or the clipped mean."""
+    """A student as a batch policy for evaluation: argmax, or the clipped mean.
+
+    Make one per evaluation: the student must not change while it acts. A flat quantized
+    student's weights and scales are read once, at the first call (:class:`FrozenStudent`, bit
+    for bit its eval forward), instead of requantized by Brevitas at every step
+    (``bench/bench_qat_rollout.py`` measures both); other students act through Brevitas.
+    """
 
     def __init__(self, student: QuantStudent, low: np.ndarray | None = None, high: np.ndarray | None = None) -> None:
         self.student, self.low, self.high = student, low, high
+        self._frozen: FrozenStudent | None = None
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         if self.student.training:  # acts in eval mode, and leaves the mode as it found it
             self.student.eval()
-            actions = self.student.act(obs)
+            actions = self._act(obs)
             self.student.train()
         else:  # the usual case: train()/eval() walk every Brevitas submodule, a cost per step
-            actions = self.student.act(obs)
+            actions = self._act(obs)
         if self.low is not None:
             actions = np.clip(actions, self.low, self.high)
         return actions
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        if not FrozenStudent.supports(self.student.spec):
+            return self.student.act(obs)
+        if self._frozen is None:
+            self._frozen = FrozenStudent(self.student)
+        return self._frozen.act(obs)
 
 
 def stage_file(index: int, spec: StudentSpec) -> str:

@@ -17,11 +17,12 @@ statistics buffer before initialisation), which is what makes reading them once 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from training.errors import FlowError
-from training.students.student import QuantStudent, StudentSpec, act_int_quant
+from training.students.student import QuantStudent, StudentSpec, act_int_quant, first_argmax
 
 
 class _FrozenQuant:
@@ -43,8 +44,8 @@ class _FrozenQuant:
 class FrozenStudent:
     """A flat quantized :class:`QuantStudent`'s eval forward, weights and scales read at construction.
 
-    Valid while the student's parameters do not change (one PPO rollout); build a new one after
-    each update.
+    Valid while the student's parameters do not change (one PPO rollout, one evaluation); build
+    a new one after each update.
     """
 
     @staticmethod
@@ -70,7 +71,11 @@ class FrozenStudent:
             bias = linear.bias.detach() if linear.bias is not None else None
             qt = relu(F.linear(qt.value, weight, bias))
             self.layers.append((weight, bias, _FrozenQuant(qt, act_int_quant(relu))))
-        self.out_weight = student.actor_out.quant_weight().value.detach()
+        out_quant = student.actor_out.quant_weight()
+        self.out_weight = out_quant.value.detach()
+        last = self.layers[-1][2] if self.layers else self.input
+        self.discrete = spec.discrete
+        self.output_scale = (last.scale * out_quant.scale.detach()).reshape(())
 
     @torch.no_grad()
     def features(self, obs: torch.Tensor) -> torch.Tensor:
@@ -86,3 +91,15 @@ class FrozenStudent:
     def actor(self, features: torch.Tensor) -> torch.Tensor:
         """Logits or Gaussian mean from :meth:`features`' output (``QuantStudent.actor``)."""
         return F.linear(features, self.out_weight)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions for a batch of raw observations, as :meth:`QuantStudent.act` takes them.
+
+        Discrete: argmax of the integer accumulators (``QuantStudent.integer_logits``), ties
+        towards the lowest index; continuous: the mean.
+        """
+        out = self.actor(self.features(torch.as_tensor(np.asarray(obs, dtype=np.float32))))
+        if not self.discrete:
+            return out.numpy()
+        return first_argmax(torch.round(out / self.output_scale).numpy())
