@@ -25,7 +25,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -69,22 +69,25 @@ class StudentPolicy:
         self._frozen: FrozenStudent | None = None
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        if self.student.training:  # acts in eval mode, and leaves the mode as it found it
-            self.student.eval()
-            actions = self._act(obs)
-            self.student.train()
-        else:  # the usual case: train()/eval() walk every Brevitas submodule, a cost per step
-            actions = self._act(obs)
+        if FrozenStudent.supports(self.student.spec):
+            if self._frozen is None:
+                self._frozen = self._in_eval_mode(FrozenStudent)
+            actions = self._frozen.act(obs)
+        else:
+            actions = self._in_eval_mode(lambda student: student.act(obs))
         if self.low is not None:
             actions = np.clip(actions, self.low, self.high)
         return actions
 
-    def _act(self, obs: np.ndarray) -> np.ndarray:
-        if not FrozenStudent.supports(self.student.spec):
-            return self.student.act(obs)
-        if self._frozen is None:
-            self._frozen = FrozenStudent(self.student)
-        return self._frozen.act(obs)
+    def _in_eval_mode(self, fn: Callable[[QuantStudent], Any]) -> Any:
+        """``fn(student)`` in eval mode, leaving the student's mode as it found it."""
+        if not self.student.training:  # the usual case: train()/eval() walk every Brevitas submodule
+            return fn(self.student)
+        self.student.eval()
+        try:
+            return fn(self.student)
+        finally:
+            self.student.train()
 
 
 def stage_file(index: int, spec: StudentSpec) -> str:

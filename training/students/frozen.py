@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from training.errors import FlowError
-from training.students.student import QuantStudent, StudentSpec, act_int_quant, first_argmax
+from training.students.student import QuantStudent, StudentSpec, act_int_quant, deterministic_actions
 
 
 class _FrozenQuant:
@@ -100,6 +100,4 @@ class FrozenStudent:
         towards the lowest index; continuous: the mean.
         """
         out = self.actor(self.features(torch.as_tensor(np.asarray(obs, dtype=np.float32))))
-        if not self.discrete:
-            return out.numpy()
-        return first_argmax(torch.round(out / self.output_scale).numpy())
+        return deterministic_actions(out, self.discrete, self.output_scale)

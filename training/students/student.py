@@ -370,11 +370,19 @@ class QuantStudent(nn.Module):
         Discrete and quantized: argmax of :meth:`integer_logits`, ties broken towards the
         lowest action index, the rule of FINN's LabelSelect (see README, verification).
         """
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-        if not self.spec.discrete:
-            return self.actor(x).numpy()
-        values = self.integer_logits(x) if self.spec.quantized else self.actor(x)
-        return first_argmax(values.numpy())
+        h = self.features(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
+        return deterministic_actions(_as_tensor(self.actor_out(h)), self.spec.discrete,
+                                     self.output_scale(h) if self.spec.discrete else None)
+
+
+def deterministic_actions(out: torch.Tensor, discrete: bool, output_scale: torch.Tensor | None) -> np.ndarray:
+    """A student's actions from its actor output: the mean (continuous), or the argmax of the
+    integer accumulators ``round(out / output_scale)`` (the float logits where ``output_scale``
+    is None), ties towards the lowest index, as FINN's LabelSelect breaks them."""
+    if not discrete:
+        return out.numpy()
+    values = out if output_scale is None else torch.round(out / output_scale)
+    return first_argmax(values.numpy())
 
 
 def act_int_quant(act_layer: nn.Module):
