@@ -74,7 +74,8 @@ def _cmd_distill(args: argparse.Namespace) -> None:
                           conv=_parse_conv(args.conv), kernel=args.kernel, stride=args.stride,
                           updates=args.updates,
                           schedule=_parse_schedule(args.schedule) if args.schedule else None,
-                          eval_episodes=args.episodes)
+                          eval_episodes=args.episodes, first_bits=args.first_bits, last_bits=args.last_bits,
+                          output_affine=True if args.output_affine else None)
     distill(cfg, ensure_teacher(cfg.env_id, args.teacher), args.run_dir, force=args.force)
 
 
@@ -144,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default=None, choices=["qpd", "direct", "float"],
                    help="qpd: precision schedule (default); direct: the target bits from the start; float: float student")
     p.add_argument("--schedule", default=None, help="weight bits per stage, e.g. 8,4,3,2 or float,8,4,2")
+    p.add_argument("--first-bits", type=int, default=None, help="weight bits of the first layer (default: --bits)")
+    p.add_argument("--last-bits", type=int, default=None, help="weight bits of the output layer (default: --bits)")
+    p.add_argument("--output-affine", action="store_true", default=None,
+                   help="continuous actions: a per-action output scale and bias, applied on the host")
     p.add_argument("--updates", type=int, default=None, help="Adam updates over all stages (default 8000)")
     p.add_argument("--seed", type=int, default=None, help="student seed (default 0)")
     p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0, trained if missing)")

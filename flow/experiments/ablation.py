@@ -9,6 +9,16 @@ DESIGN.md §4 makes each named idea of QPD switchable so that a table can show w
   shapes the shared quantized trunk;
 - ``no-student-states``: teacher-visited states only (``dagger: false``), no DAgger mix.
 
+and QPD with one part of the recipe for hard tasks switched on at a time (training/qpd/config.py
+says what each does), all of them together (``recipe``), and a float student of the same shape
+(``float-student``, the control: what the shape reaches without quantization):
+
+- ``log-std-teacher``, ``clip-targets``, ``separate-critic``, ``float-warm-start``,
+  ``global-lr`` (one cosine over all stages, down to 1 % of the rate), ``more-student-states``
+  (DAgger share 25 % → 75 %), ``output-affine`` (continuous actions only), ``first-last-8``
+  (first and output layers at 8 bits: more deployed bits), ``recipe`` (every recipe part but
+  ``first-last-8``) and ``recipe-first-last-8``.
+
 It writes ``ablation.md`` (with each variant's return minus QPD's at the same bits),
 ``ablation.json`` and ``ablation.png`` (return against bits, a band per variant). Each variant's
 trial records and run folders live in a sub-folder of their own: a variant changes what a trial
@@ -44,7 +54,26 @@ VARIANTS: dict[str, Variant] = {
     "no-transition": Variant("no precision transition (direct)", "direct", colour="tab:red"),
     "no-value-term": Variant("no value term (policy KL only)", "qpd", {"loss": {"value_coef": 0.0}}, "tab:cyan"),
     "no-student-states": Variant("no student-visited states (no DAgger)", "qpd", {"dagger": False}, "tab:olive"),
+    "log-std-teacher": Variant("+ student log-std from the teacher's", "qpd", {"log_std_init": "teacher"}, "tab:blue"),
+    "clip-targets": Variant("+ teacher means clipped to the action range", "qpd", {"clip_targets": True}, "tab:orange"),
+    "separate-critic": Variant("+ separate float critic (off the low-bit trunk)", "qpd", {"critic": "separate"}, "tab:green"),
+    "float-warm-start": Variant("+ float warm start", "qpd", {"float_warm_start": True}, "tab:brown"),
+    "global-lr": Variant("+ one learning-rate schedule over all stages", "qpd",
+                         {"lr_schedule": "global", "lr_final_factor": 0.01}, "tab:pink"),
+    "more-student-states": Variant("+ more student-visited states (25 % → 75 %)", "qpd",
+                                   {"mix_start": 0.25, "mix_end": 0.75}, "tab:gray"),
+    "output-affine": Variant("+ per-action output scale and bias (host)", "qpd", {"output_affine": True}, "gold"),
+    "first-last-8": Variant("+ first and output layers at 8 bits", "qpd", {"first_bits": 8, "last_bits": 8}, "navy"),
+    "recipe": Variant("recipe: every + above but first/last at 8 bits", "qpd", RECIPE := {
+        "log_std_init": "teacher", "clip_targets": True, "critic": "separate", "float_warm_start": True,
+        "lr_schedule": "global", "lr_final_factor": 0.01, "mix_start": 0.25, "mix_end": 0.75, "output_affine": True},
+        "black"),
+    "recipe-first-last-8": Variant("recipe + first and output layers at 8 bits", "qpd",
+                                   {**RECIPE, "first_bits": 8, "last_bits": 8}, "darkgreen"),
+    "float-student": Variant("float student of the same shape (control)", "float", colour="silver"),
 }
+#: Variants that only apply to continuous actions (dropped, with a note, on discrete environments).
+CONTINUOUS_ONLY = {"output-affine"}
 
 
 def check_variants(names: list[str]) -> list[str]:
@@ -61,9 +90,20 @@ def build_ablation_trials(env_id: str, teacher_dir: Path, bits: list[int], seeds
     """Every variant's trials (bits × seeds), checked before any runs; ``settings`` (a grid config,
     see :func:`flow.experiments.table.grid_settings`) reach every variant, whose own switch wins."""
     check_variants(variants)
+    from training.envs import env_info
+
+    if env_info(env_id).discrete:  # a per-action output affine is for continuous actions; recipes drop it there
+        variants = [v for v in variants if v not in CONTINUOUS_ONLY]
+
+    def variant_settings(name: str) -> dict[str, Any]:
+        own = dict(VARIANTS[name].settings)
+        if env_info(env_id).discrete:
+            own.pop("output_affine", None)
+        return own
+
     trials = {name: [Trial(env_id=env_id, method=VARIANTS[name].method, bits=b, seed=s, hidden=tuple(hidden),
                            updates=updates, episodes=episodes, teacher_dir=str(teacher_dir),
-                           runs_dir=str(runs_dir / name), extra=grid_extra(env_id, {**(settings or {}), **VARIANTS[name].settings}))
+                           runs_dir=str(runs_dir / name), extra=grid_extra(env_id, {**(settings or {}), **variant_settings(name)}))
                      for b in bits for s in seeds]
               for name in variants}
     validate_trials([t for ts in trials.values() for t in ts])
@@ -86,8 +126,8 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         "",
         f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} episodes. "
         f"Students {len(hidden)}×{hidden[0]} (8-bit input), same updates and seeds for every variant; each variant "
-        f"switches off one idea of QPD. A seed keeps the teacher's return when its mean is ≥ {floor:.2f}. "
-        "*vs QPD*: the variant's mean return minus full QPD's at the same bits (negative: switching the idea off costs return).",
+        f"switches one idea of QPD off (no-…) or one part of the recipe on (+ …). A seed keeps the teacher's return "
+        f"when its mean is ≥ {floor:.2f}. *vs QPD*: the variant's mean return minus QPD's at the same bits.",
         "",
         *settings_note(settings),
         "| bits (w/a) | variant | return | worst seed | seeds keeping teacher | agreement with teacher | vs QPD |",
@@ -112,11 +152,13 @@ def ablation(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[int
     teacher = teacher_record(teacher_dir, env_id)
     trials = build_ablation_trials(env_id, teacher_dir, bits, seeds, variants, hidden, updates, episodes, runs_dir,
                                    settings)
-    records = []
-    for name, variant_trials in trials.items():
-        for rec in run_trials(variant_trials, out_dir / "trials" / name, jobs, desc=f"{env_id} {name}",
-                              executor=executor):
-            records.append({**rec, "variant": name})
+    variants = list(trials)  # without the variants that do not apply to this environment
+    # One call for every variant's trials (each filed under its variant), so every job stays busy to the end.
+    # A trial's variant is the last part of its runs_dir (build_ablation_trials puts it there).
+    every = [t for ts in trials.values() for t in ts]
+    done = run_trials(every, out_dir / "trials", jobs, desc=f"{env_id} ablation", executor=executor,
+                      cache_name=lambda t: f"{Path(t.runs_dir).name}/{t.key}")
+    records = [{**rec, "variant": Path(t.runs_dir).name} for t, rec in zip(every, done)]
     rows = with_gain_over_qpd(aggregate(records, teacher, ("variant", "bits")))
     command = made_by("ablation", "ablation", env_id)
     data = {"env_id": env_id, "teacher": teacher, "variants": {n: {"method": VARIANTS[n].method,

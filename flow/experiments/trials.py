@@ -48,8 +48,12 @@ class Trial:
         """File-name key, e.g. ``qpd-2x32-w2-s0``."""
         from training.students.student import arch_label
 
+        from training.qpd.config import layer_bits_suffix
+
         arch = arch_label(self.hidden, self.conv)
-        bits = "float" if self.bits is None else f"w{self.bits}"
+        extra = dict(self.extra)
+        bits = "float" if self.bits is None else f"w{self.bits}" + layer_bits_suffix(
+            self.bits, extra.get("first_bits"), extra.get("last_bits"), bool(extra.get("output_affine")))
         return f"{self.method}-{arch}-{bits}-s{self.seed}"
 
 
@@ -108,6 +112,8 @@ def _distill_trial(trial: Trial, force: bool = False) -> dict[str, Any]:
     results = distill(cfg, trial.teacher_dir, run_dir, force=force, quiet=True)
     return {"run": str(run_dir), "size_bits": results["size"]["student"]["total_bits"],
             "agreement": results["agreement_with_teacher"], "wall_s": results["distill_wall_s"],
+            **({"agreement_student_states": results["agreement_on_student_states"]}
+               if "agreement_on_student_states" in results else {}),
             "distill_config": _plain(cfg.effective_dict()),
             **{k: results[k] for k in ("mean_return", "std_return", "returns", "seeds")}}
 
@@ -152,7 +158,7 @@ def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
     else:
         raise FlowError(f"unknown method {trial.method!r}")
     keep = ("mean_return", "std_return", "returns", "seeds", "size_bits", "agreement", "wall_s", "run", "float_run",
-            "train_timesteps", "distill_config")
+            "train_timesteps", "distill_config", "agreement_student_states")
     return {**asdict(trial), "key": trial.key, **{k: out[k] for k in keep if k in out}}
 
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 import yaml
+from pydantic import ConfigDict, ValidationError
+from pydantic.dataclasses import dataclass
 
 from training.qpd.loss import LossConfig
 from training.errors import FlowError
@@ -28,7 +30,7 @@ FLAT_HIDDEN = [32, 32]
 PIXEL_CONV, PIXEL_HIDDEN = [8], [16]
 
 
-@dataclass
+@dataclass(config=ConfigDict(extra="forbid"))
 class QPDConfig:
     """Everything a distillation run needs; saved as the run's ``config.yaml``.
 
@@ -51,6 +53,24 @@ class QPDConfig:
             precision); with 0.7 it keeps the teacher on every seed (README, "QPD results").
         mix_start / mix_end: share of each batch drawn from student-visited (DAgger) states,
             moving linearly from start to end over the run.
+        first_bits / last_bits: weight bits of the first layer (the first convolution or dense
+            layer) and of the output layer; default ``weight_bits``. They are never below the
+            target: while the schedule is above them, those layers follow it.
+        output_affine: continuous actions only: the output layer gets one learned scale and one
+            bias per action, which the host applies to the accelerator's integer accumulators
+            (``action = scale[a] × acc[a] + bias[a]``), so they cost the fabric nothing.
+        critic: ``shared`` (the value head sits on the student's low-bit trunk, so the value
+            term trains the deployed layers too) or ``separate`` (a float MLP of
+            ``critic_hidden`` on the observation: the value term leaves the actor alone).
+        float_warm_start: a float stage first (a share ``1 / stages`` of the early budget), also
+            for ``direct``, so every method starts its quantized stages from a float student.
+        lr_schedule: ``stage`` (a cosine from ``lr`` to ``lr × lr_final_factor`` in every stage,
+            Adam restarted per stage) or ``global`` (one cosine over all stages together).
+        clip_targets: clip the teacher's Gaussian means to the action range (a PPO teacher's mean
+            can leave it; the environment clips the action, so only the clipped part matters).
+        log_std_init: the student's log-std starts at ``zero`` or at the ``teacher``'s (the
+            Gaussian KL divides mean errors by the student's variance: starting at the teacher's
+            narrow std weighs the means as the teacher's distribution does).
     """
 
     env_id: str = "CartPole-v1"
@@ -64,7 +84,7 @@ class QPDConfig:
     act_bits: int | None = None
     input_bits: int = 8
     narrow_weights: bool = False
-    schedule: list[Any] | None = None
+    schedule: list[Union[int, Literal["float"]]] | None = None
     updates: int = 8000
     final_stage_share: float = 0.7
     batch_size: int = 256
@@ -81,6 +101,15 @@ class QPDConfig:
     eval_episodes: int = 100
     stage_eval_episodes: int = 10
     agreement_states: int = 5000
+    first_bits: int | None = None
+    last_bits: int | None = None
+    output_affine: bool = False
+    critic: Literal["shared", "separate"] = "shared"
+    critic_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    float_warm_start: bool = False
+    lr_schedule: Literal["stage", "global"] = "stage"
+    clip_targets: bool = False
+    log_std_init: Literal["zero", "teacher"] = "zero"
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
@@ -118,6 +147,15 @@ class QPDConfig:
             raise FlowError("mix_start and mix_end must be in [0, 1]")
         if self.lr <= 0:
             raise FlowError(f"lr must be positive, got {self.lr}")
+        for name in ("first_bits", "last_bits"):
+            bits = getattr(self, name)
+            if bits is not None:
+                check_bit_width("weight_bits", bits)
+                if self.method != "float" and bits < self.weight_bits:
+                    raise FlowError(f"{name} ({bits}) must not be below weight_bits ({self.weight_bits}): those layers "
+                                    "are the ones kept at higher precision")
+        if not self.critic_hidden or min(self.critic_hidden) <= 0:
+            raise FlowError(f"critic_hidden widths must be positive, got {self.critic_hidden}")
         stages = self.stages()
         short = [u for u in self.stage_updates() if u < 2 * COLLECT_STATS_STEPS]
         if short:
@@ -132,11 +170,13 @@ class QPDConfig:
         if self.method == "float":
             return [(None, None)]
         if self.method == "direct":
-            return [(self.weight_bits, self.act_bits)]
+            return [(None, None)] * self.float_warm_start + [(self.weight_bits, self.act_bits)]
         schedule = self.schedule if self.schedule is not None else (
             [b for b in DEFAULT_LADDER if b > self.weight_bits] + [self.weight_bits])
         if not schedule:
             raise FlowError("schedule must not be empty")
+        if self.float_warm_start and schedule[0] != "float":
+            schedule = ["float", *schedule]
         out: list[tuple[int | None, int | None]] = []
         for i, entry in enumerate(schedule):
             if entry == "float":
@@ -175,6 +215,11 @@ class QPDConfig:
         data = self.to_dict()
         if len(self.stages()) == 1:
             data.pop("final_stage_share")
+        for key, legacy in RECIPE_DEFAULTS.items():  # settings added later: absent where they keep the old computation
+            if data.get(key) == legacy:
+                data.pop(key)
+        if data.get("critic") != "separate":
+            data.pop("critic_hidden", None)
         if not self.narrow_weights:  # the former behaviour: runs and trials made before the setting match
             data.pop("narrow_weights")
         if not self.conv:  # likewise for the pixel settings of an MLP student
@@ -187,10 +232,34 @@ class QPDConfig:
         return arch_label(self.hidden, self.conv, self.kernel, self.stride)
 
     def run_name(self) -> str:
-        """Default run folder name, e.g. ``qpd-2x32-w2a2-s0``."""
+        """Default run folder name, e.g. ``qpd-2x32-w2a2-s0`` or ``qpd-2x32-w3a3-f8l8-s0``."""
         arch = self.arch_label()
-        bits = "float" if self.method == "float" else f"w{self.weight_bits}a{self.act_bits}" + ("n" if self.narrow_weights else "")
+        if self.method == "float":
+            bits = "float"
+        else:
+            bits = f"w{self.weight_bits}a{self.act_bits}" + ("n" if self.narrow_weights else "") + \
+                   layer_bits_suffix(self.weight_bits, self.first_bits, self.last_bits, self.output_affine)
         return f"{self.method}-{arch}-{bits}-s{self.seed}"
+
+
+#: Settings added with the recipe study (issue: QPD where compression is hard) and the value each
+#: had before: a stored config without them, or with these values, is the same computation.
+RECIPE_DEFAULTS: dict[str, Any] = {
+    "first_bits": None, "last_bits": None, "output_affine": False, "critic": "shared", "float_warm_start": False,
+    "lr_schedule": "stage", "clip_targets": False, "log_std_init": "zero",
+}
+
+
+def layer_bits_suffix(weight_bits: int | None, first_bits: int | None, last_bits: int | None,
+                      output_affine: bool = False) -> str:
+    """The part of a student's name that says where its layers differ from ``weight_bits``:
+    ``-f8l8`` (first and last layer at 8 bits), ``-l4``, and ``-oa`` for a per-action output affine."""
+    parts = ""
+    if first_bits is not None and first_bits != weight_bits:
+        parts += f"f{first_bits}"
+    if last_bits is not None and last_bits != weight_bits:
+        parts += f"l{last_bits}"
+    return (f"-{parts}" if parts else "") + ("-oa" if output_affine else "")
 
 
 def default_architecture(env_id: str) -> tuple[list[int], list[int]]:
@@ -209,8 +278,24 @@ def _build(cls, data: dict[str, Any], where: str):
         raise FlowError(f"unknown {where} setting(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
     try:
         return cls(**data)
+    except ValidationError as exc:
+        raise FlowError(validation_sentence(exc, where)) from None
     except TypeError as exc:
         raise FlowError(f"bad {where} settings: {exc}") from None
+
+
+def validation_sentence(exc: ValidationError, where: str) -> str:
+    """pydantic's first complaint as one sentence naming the setting, what it allows and what it got."""
+    err = exc.errors(include_url=False)[0]
+    names = [str(part) for part in err["loc"] if isinstance(part, str)]
+    if err["type"] in ("unexpected_keyword_argument", "extra_forbidden") and len(names) >= 2:  # in a nested section
+        section = names[0]
+        known = ", ".join(f.name for f in dataclasses.fields(LossConfig)) if section == "loss" else ""
+        return f"unknown {section} setting {names[-1]!r}" + (f"; known: {known}" if known else "")
+    loc = names[0] if names and names[0] != "loss" else ".".join(names[:2]) or where
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    got = "" if "got" in err["msg"] else f", got {err.get('input')!r}"
+    return f"{where} setting {loc!r}: {err['msg'].rstrip('.')}{got}{more}"
 
 
 def same_computation(stored: Any, cfg: QPDConfig) -> bool:

@@ -53,6 +53,7 @@ STAGES_FILE = "stages.json"
 TEACHER_SEED_BASE = 10_000_000
 STUDENT_SEED_BASE = 20_000_000
 AGREEMENT_SEED_BASE = 30_000_000
+STUDENT_AGREEMENT_SEED_BASE = 40_000_000
 
 
 class StudentPolicy:
@@ -144,9 +145,14 @@ def student_spec_for(info, cfg: QPDConfig, shift: list[float], scale: list[float
         raise FlowError(f"{info.env_id} has frames {info.obs_shape}: its student needs convolutions (conv)")
     if info.pixels and not info.binary_obs:
         raise FlowError(f"{info.env_id} has non-binary frames: pixel students take binary frames (MinAtar) only so far")
+    if cfg.output_affine and info.discrete:
+        raise FlowError(f"{info.env_id} has discrete actions: output_affine (a per-action output scale and bias) is for "
+                        "continuous actions, a hardware argmax needs one output scale")
     return StudentSpec(info.obs_dim, info.n_actions, info.discrete, tuple(cfg.hidden), cfg.weight_bits, cfg.act_bits,
                        cfg.input_bits, shift, scale, cfg.narrow_weights, obs_shape=info.obs_shape, conv=tuple(cfg.conv),
-                       kernel=cfg.kernel, stride=cfg.stride, binary_input=info.pixels)
+                       kernel=cfg.kernel, stride=cfg.stride, binary_input=info.pixels, first_bits=cfg.first_bits,
+                       last_bits=cfg.last_bits, output_affine=cfg.output_affine,
+                       critic_hidden=tuple(cfg.critic_hidden) if cfg.critic == "separate" else ())
 
 
 def _cosine(progress: float, final_factor: float) -> float:
@@ -203,8 +209,11 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     held_out.close()
     binary = info.pixels and info.binary_obs  # binary frames go in as they are: no affine
     shift, scale = ([], []) if binary else input_affine(teacher_mem.data[: len(teacher_mem)].reshape(len(teacher_mem), -1))
-    values = teacher.targets(teacher_mem.data[: len(teacher_mem)])["value"]
+    memory_targets = teacher.targets(teacher_mem.data[: len(teacher_mem)])
+    values = memory_targets["value"]
     value_mean, value_std = float(values.mean()), float(values.std().clamp_min(1e-6))
+    # The teacher's log-std where it has one: the student's Gaussian can start there (log_std_init: teacher).
+    teacher_log_std = memory_targets["log_std"].reshape(-1, info.n_actions).mean(0) if "log_std" in memory_targets else None
     base_spec = student_spec_for(info, cfg, shift, scale)
 
     # 2. Precision stages.
@@ -236,11 +245,16 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
         student = QuantStudent(spec)
         if prev is not None:
             transfer_float_weights(prev, student)
+        elif cfg.log_std_init == "teacher" and teacher_log_std is not None:
+            with torch.no_grad():
+                student.log_std.copy_(teacher_log_std)
         student.train()
         optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+        stage_start = done
         for step in range(n_updates):
+            progress = (stage_start + step) / total if cfg.lr_schedule == "global" else step / n_updates
             for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * _cosine(step / n_updates, cfg.lr_final_factor)
+                group["lr"] = cfg.lr * _cosine(progress, cfg.lr_final_factor)
             beta = mix_fraction(done / total, cfg.mix_start, cfg.mix_end) if cfg.dagger and len(student_mem) else 0.0
             n_student = int(round(beta * cfg.batch_size))
             obs = teacher_mem.sample(cfg.batch_size - n_student, rng)
@@ -248,6 +262,8 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
                 obs = np.concatenate([obs, student_mem.sample(n_student, rng)])
             targets = teacher.targets(obs)
             targets["value"] = (targets["value"] - value_mean) / value_std
+            if cfg.clip_targets and not info.discrete:
+                targets["mean"] = torch.clamp(targets["mean"], torch.as_tensor(low), torch.as_tensor(high))
             out, value = student(torch.as_tensor(obs))
             loss, parts = distillation_loss(out, value, targets, cfg.loss, discrete=info.discrete,
                                             student_log_std=student.log_std)
@@ -284,6 +300,10 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     save_student(run_dir / STUDENT_FILE, student, {**extra, "stage_checkpoint": final_path.name})
     result = evaluate(StudentPolicy(student, low, high), cfg.env_id, eval_seeds(cfg.eval_episodes),
                       progress=not quiet, desc="evaluating student")
+    # Agreement on the states the final student itself visits (its own seeds): where DAgger's data comes from.
+    own = Collector(cfg.env_id, cfg.n_envs, STUDENT_AGREEMENT_SEED_BASE + 100_000 * cfg.seed)
+    own_states = own.collect(StudentPolicy(student, low, high), cfg.agreement_states)
+    own.close()
     s_size, t_size = student_size(student.spec), teacher_size(teacher)
     teacher_results_path = teacher_dir / RESULTS_FILE
     teacher_results = json.loads(teacher_results_path.read_text()) if teacher_results_path.exists() else {}
@@ -294,6 +314,7 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
                  "ratio": s_size.total_bits / t_size.total_bits,
                  "counted": "actor only: weights at their bit width, biases at 32 bits"},
         "agreement_with_teacher": agreement(student, teacher, agreement_states),
+        "agreement_on_student_states": agreement(student, teacher, own_states),
         "teacher": {"run": str(teacher_dir), "mean_return": teacher_results.get("mean_return"),
                     "std_return": teacher_results.get("std_return")},
         "stages": stage_log,

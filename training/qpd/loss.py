@@ -10,10 +10,11 @@ entropy bonus on the student's policy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass
 
 from training.errors import FlowError
 
@@ -21,7 +22,7 @@ VALUE_LOSSES = ("huber", "mse")
 CONTINUOUS_LOSSES = ("gaussian_kl", "mean_std")
 
 
-@dataclass
+@dataclass(config=ConfigDict(extra="forbid"))
 class LossConfig:
     """Weights and shapes of the loss terms."""
 

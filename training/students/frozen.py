@@ -73,9 +73,11 @@ class FrozenStudent:
             self.layers.append((weight, bias, _FrozenQuant(qt, act_int_quant(relu))))
         out_quant = student.actor_out.quant_weight()
         self.out_weight = out_quant.value.detach()
+        self.out_bias = student.actor_out.bias.detach() if student.actor_out.bias is not None else None
         last = self.layers[-1][2] if self.layers else self.input
         self.discrete = spec.discrete
-        self.output_scale = (last.scale * out_quant.scale.detach()).reshape(())
+        # Only a hardware argmax needs it, and it is per tensor there (a continuous per-action affine is not).
+        self.output_scale = (last.scale * out_quant.scale.detach()).reshape(()) if spec.discrete else None
 
     @torch.no_grad()
     def features(self, obs: torch.Tensor) -> torch.Tensor:
@@ -90,7 +92,7 @@ class FrozenStudent:
     @torch.no_grad()
     def actor(self, features: torch.Tensor) -> torch.Tensor:
         """Logits or Gaussian mean from :meth:`features`' output (``QuantStudent.actor``)."""
-        return F.linear(features, self.out_weight)
+        return F.linear(features, self.out_weight, self.out_bias)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -168,10 +168,26 @@ class StudentSpec:
     stride: int = 1
     #: The observation is binary (0/1) and goes in as is: no affine, no input quantizer.
     binary_input: bool = False
+    #: Weight bits of the first layer (first convolution or dense layer) and of the output layer;
+    #: None: ``weight_bits``. A layer is never below ``weight_bits`` (see :meth:`layer_weight_bits`).
+    first_bits: int | None = None
+    last_bits: int | None = None
+    #: Continuous actions: the output layer has a bias and one weight scale per action, applied
+    #: on the host with the bias (``action = scale[a] × accumulator[a] + bias[a]``).
+    output_affine: bool = False
+    #: Hidden widths of a separate float critic on the observation; empty: the value head sits
+    #: on the actor's last hidden layer (the shared trunk). Never deployed.
+    critic_hidden: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
         self.conv = tuple(int(c) for c in self.conv)
+        self.critic_hidden = tuple(int(h) for h in self.critic_hidden)
+        for name in ("first_bits", "last_bits"):
+            if getattr(self, name) is not None:
+                check_bit_width("weight_bits", getattr(self, name))
+        if self.output_affine and self.discrete:
+            raise FlowError("output_affine is for continuous actions: a hardware argmax needs one output scale")
         self.obs_shape = tuple(int(d) for d in self.obs_shape) or (self.obs_dim,)
         if int(np.prod(self.obs_shape)) != self.obs_dim:
             raise FlowError(f"obs_shape {self.obs_shape} does not hold {self.obs_dim} values")
@@ -231,6 +247,15 @@ class StudentSpec:
         counts.append((sizes[-2] * sizes[-1], 0))
         return counts
 
+    def layer_weight_bits(self, layer: str) -> int | None:
+        """Weight bits of the ``first``, ``hidden`` or ``output`` layer (None in float): the layer's
+        own setting where it is above ``weight_bits``, else ``weight_bits`` (so while a precision
+        schedule is above a layer's own bits, that layer follows the schedule)."""
+        if self.weight_bits is None:
+            return None
+        own = {"first": self.first_bits, "output": self.last_bits}.get(layer)
+        return max(self.weight_bits, own) if own is not None else self.weight_bits
+
     def with_bits(self, weight_bits: int | None, act_bits: int | None) -> "StudentSpec":
         """The same student at other bit widths."""
         data = asdict(self)
@@ -245,8 +270,13 @@ class StudentSpec:
     def label(self) -> str:
         """Short name, e.g. ``2x32-w2a2``, ``2x32-w4a4n`` (narrow-range weights) or ``2x32-float``."""
         arch = arch_label(self.hidden, self.conv, self.kernel, self.stride)
-        narrow = "n" if self.narrow_weights and self.quantized else ""
-        return f"{arch}-{'float' if not self.quantized else f'w{self.weight_bits}a{self.act_bits}{narrow}'}"
+        if not self.quantized:
+            return f"{arch}-float"
+        narrow = "n" if self.narrow_weights else ""
+        first, last = self.layer_weight_bits("first"), self.layer_weight_bits("output")
+        parts = (f"f{first}" if first != self.weight_bits else "") + (f"l{last}" if last != self.weight_bits else "")
+        return (f"{arch}-w{self.weight_bits}a{self.act_bits}{narrow}" + (f"-{parts}" if parts else "")
+                + ("-oa" if self.output_affine else ""))
 
 
 class QuantStudent(nn.Module):
@@ -264,11 +294,12 @@ class QuantStudent(nn.Module):
         )
         convs: list[nn.Module] = []
         cin = spec.obs_shape[-1]
-        for c in spec.conv:
+        for i, c in enumerate(spec.conv):
             if q:
+                bits = spec.layer_weight_bits("first" if i == 0 else "hidden")
                 convs.append(QuantConv2d(cin, c, spec.kernel, stride=spec.stride, bias=True,
-                                         weight_quant=weight_quant(spec.weight_bits, False, spec.narrow_weights),
-                                         weight_bit_width=spec.weight_bits, return_quant_tensor=False))
+                                         weight_quant=weight_quant(bits, False, spec.narrow_weights),
+                                         weight_bit_width=bits, return_quant_tensor=False))
                 convs.append(QuantReLU(act_quant=ReluQuant, bit_width=spec.act_bits, return_quant_tensor=True))
             else:
                 convs += [nn.Conv2d(cin, c, spec.kernel, stride=spec.stride), nn.ReLU()]
@@ -276,21 +307,32 @@ class QuantStudent(nn.Module):
         self.convs = nn.Sequential(*convs)
         layers: list[nn.Module] = []
         width = spec.flat_features()
-        for h in spec.hidden:
+        for i, h in enumerate(spec.hidden):
             if q:
-                layers.append(QuantLinear(width, h, bias=True, weight_quant=weight_quant(spec.weight_bits, False, spec.narrow_weights),
-                                          weight_bit_width=spec.weight_bits, return_quant_tensor=False))
+                bits = spec.layer_weight_bits("first" if i == 0 and not spec.conv else "hidden")
+                layers.append(QuantLinear(width, h, bias=True, weight_quant=weight_quant(bits, False, spec.narrow_weights),
+                                          weight_bit_width=bits, return_quant_tensor=False))
                 layers.append(QuantReLU(act_quant=ReluQuant, bit_width=spec.act_bits, return_quant_tensor=True))
             else:
                 layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         self.trunk = nn.Sequential(*layers)
         if q:
-            self.actor_out = QuantLinear(width, spec.n_out, bias=False, weight_quant=weight_quant(spec.weight_bits, True, spec.narrow_weights),
-                                         weight_bit_width=spec.weight_bits, return_quant_tensor=False)
+            bits = spec.layer_weight_bits("output")
+            # A per-action affine (continuous) takes the hidden layers' per-channel quantizer: one scale per action.
+            self.actor_out = QuantLinear(width, spec.n_out, bias=spec.output_affine,
+                                         weight_quant=weight_quant(bits, not spec.output_affine, spec.narrow_weights),
+                                         weight_bit_width=bits, return_quant_tensor=False)
         else:
-            self.actor_out = nn.Linear(width, spec.n_out, bias=False)
-        self.critic_out = nn.Linear(width, 1)
+            self.actor_out = nn.Linear(width, spec.n_out, bias=spec.output_affine)
+        if spec.critic_hidden:
+            sizes = [spec.obs_dim, *spec.critic_hidden]
+            mlp: list[nn.Module] = []
+            for a, b in zip(sizes[:-1], sizes[1:]):
+                mlp += [nn.Linear(a, b), nn.ReLU()]
+            self.critic = nn.Sequential(*mlp, nn.Linear(sizes[-1], 1))
+        else:
+            self.critic_out = nn.Linear(width, 1)
         # State-independent log-std of the Gaussian for continuous actions (not deployed).
         self.log_std = nn.Parameter(torch.zeros(spec.n_out), requires_grad=not spec.discrete)
 
@@ -309,8 +351,12 @@ class QuantStudent(nn.Module):
         """Return ``(actor_output, value)``: logits or Gaussian mean, and the value estimate."""
         h = self.features(obs)
         out = self.actor_out(h)
-        h_float = h.value if hasattr(h, "value") else h
-        return _as_tensor(out), self.critic_out(h_float).squeeze(-1)
+        if self.spec.critic_hidden:  # a separate float critic on the observation (after the fixed affine)
+            flat = obs.reshape(len(obs), -1)
+            value = self.critic((flat - self.obs_shift) * self.obs_scale)
+        else:
+            value = self.critic_out(h.value if hasattr(h, "value") else h)
+        return _as_tensor(out), value.squeeze(-1)
 
     def actor(self, obs: torch.Tensor) -> torch.Tensor:
         """The deployed part: observation to logits (discrete) or action mean (continuous)."""
@@ -320,7 +366,8 @@ class QuantStudent(nn.Module):
         """The scale of the actor's output (input activation scale × output weight scale), or None in float."""
         if not self.spec.quantized:
             return None
-        return (h.scale * self.actor_out.quant_weight().scale).reshape(())
+        scale = h.scale * self.actor_out.quant_weight().scale
+        return scale.reshape(()) if scale.numel() == 1 else scale.reshape(-1)
 
     @torch.no_grad()
     def input_quantizer(self) -> dict[str, Any]:
