@@ -33,7 +33,8 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,INP
   $(call opt,DEPTH,--depth) $(call opt,CONV,--conv) $(call opt,KERNEL,--kernel) $(call opt,STRIDE,--stride) \
   $(if $(filter 1 yes true,$(NARROW)),--narrow,) \
   $(call opt,METHOD,--method) $(call opt,SCHEDULE,--schedule) $(call opt,UPDATES,--updates) \
-  $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config)
+  $(call opt,TEACHER,--teacher) $(call opt,CONFIG,--config) $(call opt,FIRST_BITS,--first-bits) $(call opt,LAST_BITS,--last-bits) \
+  $(if $(filter 1 yes true,$(OUTPUT_AFFINE)),--output-affine,)
 
 
 .PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render export estimate codegen bitstream cost rtlsim verify compare serve designs deploy-folder deploy board-setup board-eval bench clean-venv
@@ -92,7 +93,7 @@ eval: install ## re-evaluate a saved policy: RUN=<run folder> [EPISODES=100]
 	@test -n "$(RUN)" || { echo "make eval needs RUN=<run folder>, e.g. RUN=runs/CartPole-v1/ppo-teacher-s0"; exit 2; }
 	$(PY) -m training eval $(RUN) --episodes $(EPISODES) $(env_check)
 
-distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] [ABITS=] [INPUT_BITS=8] [WIDTH=32] [DEPTH=2] [CONV=8 (frames)] [KERNEL=3] [STRIDE=1] [SEED=0] [TEACHER=<run>] [METHOD=qpd] [NARROW=1]
+distill: install ## distil a teacher into a Brevitas student: ENV=<id> [BITS=2] [FIRST_BITS=] [LAST_BITS=] [OUTPUT_AFFINE=1] [ABITS=] [INPUT_BITS=8] [WIDTH=32] [DEPTH=2] [CONV=8 (frames)] [KERNEL=3] [STRIDE=1] [SEED=0] [TEACHER=<run>] [METHOD=qpd] [NARROW=1]
 	$(PY) -m training distill --env $(ENV) --seed $(SEED) $(distill_flags) $(force_flag)
 
 JOBS ?= 2
@@ -151,8 +152,9 @@ bitstream: install ## full Vivado build (exit 3 without Vivado): DESIGN=<name>
 	$(PY) -m hw_build bitstream $(hw_flags)
 
 HIDDEN ?=
-cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32 (16 for frames)] [CONV=8 (frames)] [BITS=2] [IMPL=hls|rtl]
-	$(PY) -m hw_build cost --env $(ENV) $(call opt,HIDDEN,--hidden) $(call opt,CONV,--conv) --bits $(or $(BITS),2) $(call opt,LATENCY_US,--latency-us) --impl $(IMPL)
+cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32 (16 for frames)] [CONV=8 (frames)] [BITS=2] [FIRST_BITS=] [LAST_BITS=] [OUTPUT_AFFINE=1] [IMPL=hls|rtl]
+	$(PY) -m hw_build cost --env $(ENV) $(call opt,HIDDEN,--hidden) $(call opt,CONV,--conv) --bits $(or $(BITS),2) $(call opt,LATENCY_US,--latency-us) --impl $(IMPL) \
+	  $(call opt,FIRST_BITS,--first-bits) $(call opt,LAST_BITS,--last-bits) $(if $(filter 1 yes true,$(OUTPUT_AFFINE)),--output-affine,)
 
 rtlsim: install ## ladder level 4, the RTL layers simulated with Verilator on real states (after make codegen IMPL=rtl): DESIGN=<name> [STATES=10000]
 	$(PY) -m hw_build rtlsim $(design_flag) --states $(STATES)

@@ -136,7 +136,7 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
         notes.append(f"float teacher skipped: no {TEACHER_FILE} in the design")
     software.update(refs.extra)
     notes += refs.notes
-    tolerance = float(spec.data["action"].get("output_scale", 0.0)) * 1.001
+    tolerance = spec.output_step() * 1.001
 
     def new_env():
         return make_env(env_id)

@@ -102,13 +102,19 @@ def input_transform(export: dict[str, Any], input_mode: str) -> dict[str, Any]:
                        "float32 arithmetic"}
 
 
+def host_output_constants(action: dict[str, Any]) -> int:
+    """How many float constants the host applies to a continuous design's output (scales and biases)."""
+    scale = action["output_scale"]
+    return (len(scale) if isinstance(scale, list) else 1) + len(action.get("output_bias") or [])
+
+
 def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integer") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The accel spec and weight arrays of a compiled design folder."""
     from hw_build.deployed import deployed_bits
     from qonnx.core.modelwrapper import ModelWrapper
 
     from hw_build.design import BITFILE, EXPORT_FILE, QONNX_FILE, sha256_file
-    from hw_build.transforms import OUTPUT_SCALE_PROP
+    from hw_build.transforms import output_affine
     from training.envs import env_info
 
     models = design_dir / "intermediate_models"
@@ -125,10 +131,13 @@ def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
         action.update(argmax_in_hardware=True, tie_rule="lowest index",
                       output="the action index, computed by the LabelSelect layer")
     else:
-        scale = ModelWrapper(str(models / HEAD_MODEL)).get_metadata_prop(OUTPUT_SCALE_PROP)
-        action.update(argmax_in_hardware=False, output_scale=float(scale), low=info.action_low.tolist(),
+        scale, bias = output_affine(ModelWrapper(str(models / HEAD_MODEL)))
+        action.update(argmax_in_hardware=False, output_scale=scale, low=info.action_low.tolist(),
                       high=info.action_high.tolist(),
-                      output="action = clip(output_scale × output, low, high)")
+                      output="action = clip(output_scale × output, low, high)" if bias is None else
+                             "action = clip(output_scale × output + output_bias, low, high), per action")
+        if bias is not None:
+            action["output_bias"] = bias
     bit = design_dir / BITFILE
     spec = {
         "format_version": ACCEL_FORMAT_VERSION,
@@ -144,7 +153,7 @@ def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
         "layers": layers,
         "deployed": {**deployed_bits(model, host_input_dim=info.obs_dim if input_mode == "integer"
                                      and not export["input_quantizer"].get("binary") else None,
-                                     host_output_scale=not discrete),
+                                     host_output_constants=0 if discrete else host_output_constants(action)),
                      "counts": "every weight and threshold at the width the hardware stores it, the input stage "
                                "included (host constants at float32)"},
         "hashes": {"student_checkpoint_sha256": export["student_checkpoint_sha256"],

@@ -21,9 +21,12 @@ import torch
 
 def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits: int, *, input_bits: int = 8,
                       latency_us: float | None = None, impl: str = "hls", quiet: bool = True,
-                      conv: list[int] | None = None) -> dict[str, Any]:
+                      conv: list[int] | None = None, first_bits: int | None = None, last_bits: int | None = None,
+                      output_affine: bool = False) -> dict[str, Any]:
     """Deployed bits (bound) and FINN's estimates of the default design for a student architecture
-    (``conv``: a pixel student's convolution channels; default: the environment's default student's)."""
+    (``conv``: a pixel student's convolution channels; default: the environment's default student's;
+    ``first_bits``/``last_bits``: the first and output layers' weight bits; ``output_affine``: a
+    continuous student's per-action output scale and bias, on the host)."""
     from hw_build.accel_spec import FINAL_MODEL
     from hw_build.compile import BuildChoice, compile_estimate
     from hw_build.deployed import deployed_bits
@@ -39,7 +42,8 @@ def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits
     info = env_info(env_id)
     cfg = QPDConfig(env_id=env_id, hidden=list(hidden), weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
                     narrow_weights=impl == "rtl",  # RTL MVUs need narrow weights
-                    conv=list(conv) if conv is not None else default_architecture(env_id)[0])
+                    conv=list(conv) if conv is not None else default_architecture(env_id)[0],
+                    first_bits=first_bits, last_bits=last_bits, output_affine=output_affine)
     spec = student_spec_for(info, cfg, [], [])
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -53,7 +57,8 @@ def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits
         est, rule, _, _ = compile_estimate(qonnx, out, choice, worst_case=True, search_dir=out / "search")
         model = ModelWrapper(str(out / "intermediate_models" / FINAL_MODEL))
         deployed = deployed_bits(model, host_input_dim=None if spec.binary_input else spec.obs_dim,
-                                 host_output_scale=not spec.discrete)
+                                 host_output_constants=0 if spec.discrete else
+                                 (2 * spec.n_out if spec.output_affine else 1))
     record = {"env_id": env_id, "student": spec.label(), "basis": "architecture bound: worst-case accumulator and "
               "threshold widths (FINN datatype-only), FINN estimates", "deployed_bits": deployed["total_bits"],
               "deployed": deployed, "est_resources": {k: est.resources.get(k, 0.0) for k in ("LUT", "BRAM_18K", "DSP")},

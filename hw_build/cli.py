@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-us", type=float, default=None,
                    help=f"latency budget of the folding (default {DEFAULT_LATENCY_US:g} µs; {PIXEL_LATENCY_US:g} µs for frames)")
     p.add_argument("--impl", choices=IMPLS, default="hls", help="hls (default) or rtl, as for estimate")
+    p.add_argument("--first-bits", type=int, default=None, help="weight bits of the first layer (default: --bits)")
+    p.add_argument("--last-bits", type=int, default=None, help="weight bits of the output layer (default: --bits)")
+    p.add_argument("--output-affine", action="store_true",
+                   help="continuous actions: a per-action output scale and bias, applied on the host")
     p = sub.add_parser("rtlsim", help="ladder level 4: the design's RTL layers (make codegen IMPL=rtl) simulated "
                        "with Verilator on real states, layer by layer, with random back-pressure")
     p.add_argument("--design", default=None)
@@ -107,7 +111,8 @@ def _run(args: argparse.Namespace) -> int | None:
         except ValueError:
             raise FlowError(f"--hidden and --conv take comma-separated widths, got {args.hidden!r}, {args.conv!r}") from None
         architecture_cost(args.env, hidden, args.bits, args.abits or student_act_bits(args.bits),
-                          latency_us=args.latency_us, impl=args.impl, quiet=False, conv=conv)
+                          latency_us=args.latency_us, impl=args.impl, quiet=False, conv=conv,
+                          first_bits=args.first_bits, last_bits=args.last_bits, output_affine=args.output_affine)
     elif args.verb == "rtlsim":
         from hw_build.rtlsim import rtlsim_design
 

@@ -25,13 +25,14 @@ def host_input_bits(obs_dim: int) -> int:
     return (2 * obs_dim + 2) * FLOAT_BITS
 
 
-def deployed_bits(model, *, host_input_dim: int | None = None, host_output_scale: bool = False) -> dict[str, Any]:
+def deployed_bits(model, *, host_input_dim: int | None = None, host_output_constants: int = 0) -> dict[str, Any]:
     """Per-layer and total bits a compiled FINN graph stores, plus the host-side constants.
 
     Args:
         model: the hardware-layer graph (a ``ModelWrapper``), after ``step_minimize_bit_width``.
         host_input_dim: the observation size when the input quantizer runs on the host.
-        host_output_scale: True when the host applies the output scale (continuous actions).
+        host_output_constants: how many float constants the host applies to the output
+            (continuous actions: the output scale, one per action with a per-action affine, and the biases).
 
     Returns:
         ``{"layers": [{name, op, where, weight_bits, threshold_bits, bits}], "fabric_bits",
@@ -62,9 +63,10 @@ def deployed_bits(model, *, host_input_dim: int | None = None, host_output_scale
             threshold_bits = int(np.size(thresholds)) * DataType[op.get_nodeattr("weightDataType")].bitwidth()
         layers.append({"name": node.name, "op": kind, "where": "fabric", "weight_bits": weight_bits,
                        "threshold_bits": threshold_bits, "constant_bits": 0, "bits": weight_bits + threshold_bits})
-    if host_output_scale:
-        layers.append({"name": "output scale", "op": "OutputScale", "where": "host", "weight_bits": 0,
-                       "threshold_bits": 0, "constant_bits": FLOAT_BITS, "bits": FLOAT_BITS})
+    if host_output_constants:
+        bits = host_output_constants * FLOAT_BITS
+        layers.append({"name": "output scale" + (" and bias" if host_output_constants > 1 else ""), "op": "OutputScale",
+                       "where": "host", "weight_bits": 0, "threshold_bits": 0, "constant_bits": bits, "bits": bits})
     fabric = sum(layer["bits"] for layer in layers if layer["where"] == "fabric")
     host = sum(layer["bits"] for layer in layers if layer["where"] == "host")
     return {"layers": layers, "fabric_bits": fabric, "host_bits": host, "total_bits": fabric + host}

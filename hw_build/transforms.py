@@ -10,6 +10,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 OUTPUT_SCALE_PROP = "qpd_output_scale"
+OUTPUT_BIAS_PROP = "qpd_output_bias"
 
 
 class InsertLabelSelectHead(Transformation):
@@ -30,30 +31,57 @@ class InsertLabelSelectHead(Transformation):
 
 
 class StripOutputScale(Transformation):
-    """Continuous policies: move the final scalar ``Mul`` (the output scale) to the host.
+    """Continuous policies: move the final output affine (``Mul`` by the output scale, then an
+    optional ``Add`` of a per-action bias) to the host.
 
-    The accelerator then returns the last MVAU's integer accumulators; the scale is kept in
-    the model's metadata (``qpd_output_scale``) and goes into ``accel.json`` so the host
-    computes ``action = scale × accumulator``.
+    The accelerator then returns the last MVAU's integer accumulators; the scale (one number,
+    or one per action for a student with ``output_affine``) and the bias are kept in the model's
+    metadata (``qpd_output_scale``, ``qpd_output_bias``, JSON) and go into ``accel.json``, so the
+    host computes ``action = scale × accumulator + bias``: per-action constants that cost the
+    fabric nothing.
     """
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        import json
+
         out_name = model.graph.output[0].name
         last = model.find_producer(out_name)
-        if last is None or last.op_type != "Mul":
-            return model, False
-        scale = model.get_initializer(last.input[1])
-        if scale is None or scale.size != 1:
-            return model, False
-        model.set_metadata_prop(OUTPUT_SCALE_PROP, repr(float(np.asarray(scale).reshape(()))))
-        producer_out = last.input[0]
-        model.graph.node.remove(last)
-        prev = model.find_producer(producer_out)
-        prev.output[0] = out_name
+        bias = None
+        if last is not None and last.op_type == "Add" and model.get_initializer(last.input[1]) is not None:
+            bias = np.asarray(model.get_initializer(last.input[1]), dtype=np.float64).reshape(-1)
+            last = self._remove(model, last)
+        if last is None or last.op_type != "Mul" or model.get_initializer(last.input[1]) is None:
+            if bias is None:
+                return model, False
+            scale = np.ones(1)
+        else:
+            scale = np.asarray(model.get_initializer(last.input[1]), dtype=np.float64).reshape(-1)
+            self._remove(model, last)
+        model.set_metadata_prop(OUTPUT_SCALE_PROP, json.dumps(float(scale[0]) if scale.size == 1 else scale.tolist()))
+        if bias is not None:
+            model.set_metadata_prop(OUTPUT_BIAS_PROP, json.dumps(bias.tolist()))
         model.set_tensor_datatype(out_name, DataType["FLOAT32"])
         model = model.transform(InferShapes())
         model = model.transform(InferDataTypes())
         return model, False
+
+    @staticmethod
+    def _remove(model: ModelWrapper, node):
+        """Remove the graph's last node ``node``; its producer now writes the graph output. Returns that producer."""
+        out_name = node.output[0]
+        prev = model.find_producer(node.input[0])
+        model.graph.node.remove(node)
+        prev.output[0] = out_name
+        return prev
+
+
+def output_affine(model: ModelWrapper) -> tuple[float | list[float], list[float] | None]:
+    """The output scale and bias :class:`StripOutputScale` moved to the host (from the model's metadata)."""
+    import json
+
+    scale = json.loads(model.get_metadata_prop(OUTPUT_SCALE_PROP))
+    bias = model.get_metadata_prop(OUTPUT_BIAS_PROP)
+    return scale, (json.loads(bias) if bias else None)
 
 
 INPUT_QUANT_PROP = "qpd_input_quantizer"

@@ -38,17 +38,20 @@ LEVELS = (
 )
 
 
-def _level_actions(discrete: bool, raw: np.ndarray, kind: str, output_scale: float | None) -> np.ndarray:
+def _level_actions(discrete: bool, raw: np.ndarray, kind: str, output_scale, output_bias=None) -> np.ndarray:
     """Actions (discrete) or action values (continuous) from one level's raw outputs.
 
-    ``output_scale``: the student's logit step (discrete) or accel.json's output scale
-    (continuous, applied to the hardware's integers).
+    ``output_scale``: the student's logit step (discrete) or accel.json's output scale, one or
+    one per action (continuous, applied to the hardware's integers with ``output_bias``).
     """
     from hw_build.export import integer_actions
 
     if discrete:
         return raw[:, 0].astype(np.int64) if kind == "labels" else integer_actions(raw, output_scale)
-    return raw * output_scale if kind == "integers" else raw
+    if kind != "integers":
+        return raw
+    out = raw * np.asarray(output_scale)
+    return out + np.asarray(output_bias) if output_bias is not None else out
 
 
 def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
@@ -74,9 +77,9 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
             reference = student.act(states)
         else:
             reference = student.actor(torch.as_tensor(states)).numpy()
-    output_scale = accel["action"].get("output_scale")
+    output_scale, output_bias = accel["action"].get("output_scale"), accel["action"].get("output_bias")
     logit_step = student_output_scale(student, states) if student.spec.discrete else None
-    step = output_scale if output_scale is not None else 0.0
+    step = spec.output_step()
     levels: list[dict[str, Any]] = [{"level": "1", "name": "Brevitas student (PyTorch)", "agreement": 1.0}]
     integer_input = spec.input_transform["kind"] == "quantize"
     if integer_input:
@@ -89,7 +92,8 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
         fed = codes if integer_input and output == "hardware" else states
         raw = execute_batch(out / rel, fed)
         kind = output if output == "logits" else ("labels" if student.spec.discrete else "integers")
-        values = _level_actions(student.spec.discrete, raw, kind, logit_step if student.spec.discrete else output_scale)
+        values = _level_actions(student.spec.discrete, raw, kind, logit_step if student.spec.discrete else output_scale,
+                                output_bias)
         entry: dict[str, Any] = {"level": label, "name": name, "graph": rel}
         if student.spec.discrete:
             entry["agreement"] = float((values == reference).mean())

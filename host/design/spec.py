@@ -123,8 +123,16 @@ class AccelSpec:
         action = self.data["action"]
         if self.discrete:
             return values.reshape(len(values), -1)[:, 0].astype(np.int64)
-        out = values.reshape(len(values), -1).astype(np.float64) * action["output_scale"]
+        # One scale, or one scale and bias per action (a student with a per-action output affine).
+        out = values.reshape(len(values), -1).astype(np.float64) * np.asarray(action["output_scale"], dtype=np.float64)
+        if action.get("output_bias") is not None:
+            out = out + np.asarray(action["output_bias"], dtype=np.float64)
         return np.clip(out, action["low"], action["high"]).astype(np.float32)
+
+    def output_step(self) -> float:
+        """The largest step between two continuous actions the hardware can give (0 for discrete)."""
+        scale = self.data["action"].get("output_scale")
+        return 0.0 if scale is None else float(np.max(np.abs(np.asarray(scale, dtype=np.float64))))
 
 
 def load_spec(folder: str | Path, *, require_bitstream: bool = False) -> AccelSpec:
