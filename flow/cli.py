@@ -44,7 +44,10 @@ def _cmd_table(args: argparse.Namespace) -> None:
 
     settings = grid_settings(args.config)
     # Not ensure_teacher: a committed table can gain its QAT PPO rows without its teacher's run folder.
+    from training.teacher.committed import restore_committed_teacher
+
     teacher = Path(args.teacher) if args.teacher else teacher_run_dir(args.env, 0)
+    restore_committed_teacher(args.env, teacher)
     out = _grid_out(args, "qpd-table")
     data = qpd_table(args.env, teacher, train_missing_teacher=args.teacher is None,
                      bits=_int_list(args.bits, "bits"), seeds=_int_list(args.seeds, "seeds"),

@@ -28,7 +28,7 @@ from training.teacher.config import algo_kwargs, check_algo, load_hyperparams, n
 from training.errors import FlowError
 from training.evaluation import EVAL_SEED_START, eval_seeds, evaluate
 from training.plots import plot_learning_curve
-from training.runs import CONFIG_FILE, RESULTS_FILE, RUN_FORMAT_VERSION, teacher_run_dir
+from training.runs import CONFIG_FILE, RESULTS_FILE, RUN_FORMAT_VERSION, runs_root, teacher_run_dir
 from training.teacher.policy import NORMALIZER_FILE, TEACHER_FILE, ObsNormalizer, TeacherPolicy, load_model
 
 log = logging.getLogger("training.teacher.policy")
@@ -351,10 +351,17 @@ def install_sigterm_as_interrupt() -> None:
 
 
 def ensure_teacher(env_id: str, teacher: str | None) -> Path:
-    """The teacher run folder to distil from; trains the default teacher first if it is missing."""
+    """The teacher run folder to distil from. Default: ``runs/<env>/<algo>-teacher-s0`` of the
+    committed teacher's algorithm (PPO where there is none), copied from the committed teacher
+    (:mod:`training.teacher.committed`) where the run folder is missing, else trained first."""
+    from training.teacher.committed import default_committed_teacher, restore_committed_teacher
+
     if teacher is not None:
+        restore_committed_teacher(env_id, Path(teacher))
         return Path(teacher)
-    path = teacher_run_dir(env_id, 0)
+    committed = default_committed_teacher(env_id)
+    path = teacher_run_dir(env_id, 0) if committed is None else runs_root() / env_id / committed.name
+    restore_committed_teacher(env_id, path)
     if not (path / RESULTS_FILE).exists():
         print(f"no teacher in {path}: training one first")
         train_teacher(env_id, 0, run_dir=path)
