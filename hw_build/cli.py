@@ -97,8 +97,16 @@ def _finn_deps(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the process exit code."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
+    if args.verb == "bitstream":
+        from hw_build.finn_env import missing_tools, restart_with_xsi_path
+
+        if not missing_tools():  # as FINN's command line: the loader reads LD_LIBRARY_PATH at start only
+            restart_with_xsi_path(["hw_build", *argv])
     return run_command(lambda: _run(args))
 
 
