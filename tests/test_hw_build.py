@@ -52,7 +52,10 @@ def test_estimate_fits_the_xc7z020_with_argmax_in_hardware_and_integer_input(est
     assert est.fits_comfortably and est.latency_ns <= 2000 and est.resources["LUT"] > 0
     summary = json.loads((folder / "estimate.json").read_text())
     assert summary["part"] == "xc7z020clg400-1" and summary["utilisation"]["LUT"] < 0.7
-    assert summary["with_shell"]["total"]["LUT"] > est.resources["LUT"] + 4000  # FIFOs/DWCs and the shell allowance
+    from hw_build.shell import SHELL_ALLOWANCE
+
+    assert summary["with_shell"]["total"]["LUT"] > est.resources["LUT"] + SHELL_ALLOWANCE["LUT"]  # + FIFOs/DWCs
+    assert "github.com/ovpanait/zynq-aes/issues/2" in summary["with_shell"]["shell_allowance_sources"]["LUT"]
     accel = json.loads((folder / "accel.json").read_text())
     assert [layer["op"] for layer in accel["layers"]] == ["MVAU", "MVAU", "MVAU", "LabelSelect"]
     assert accel["action"]["argmax_in_hardware"] and accel["output"]["normal_shape"] == [1, 1]
