@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int | None:
         choice = BuildChoice(input_mode=args.input, objective=args.objective, latency_us=args.latency_us,
                              target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl)
         if args.verb == "bitstream":
-            return bitstream_design(_design_name(args), choice=choice)
+            return bitstream_design(_design_name(args), choice=choice, progress=True)
         estimate_design(_design_name(args), choice=choice, kind=args.verb)
     elif args.verb == "finn-deps":
         return _finn_deps(args)

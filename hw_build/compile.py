@@ -166,7 +166,7 @@ class StepProgress:
     def finish(self, failed: bool = False) -> None:
         """End the line of the step under way with its time."""
         if self.started is not None and self.out is not None:
-            self.out.write(f" {'failed after ' if failed else ''}{time.perf_counter() - self.started:.1f} s\n")
+            self.out.write(f" {'failed after ' if failed else ''}{time.perf_counter() - self.started:.2f} s\n")
             self.out.flush()
         self.started = None
 
@@ -505,12 +505,12 @@ def bitstream_config(out: Path, choice: BuildChoice, folding: Path, verify_io: t
                         verify_io=verify_io)
 
 
-def bitstream_design(design: str, *, choice: BuildChoice | None = None, progress: bool = True) -> int:
+def bitstream_design(design: str, *, choice: BuildChoice | None = None, progress: bool = False) -> int:
     """``make bitstream``: the full build with Vivado, checked in Vivado's simulator on real states.
 
     Without Vivado, Vitis HLS or FINN's dependencies, everything that needs none of them is made
     (:func:`hw_build.vivado_build.prepare_for_vivado`), one sentence names each thing missing, and
-    the exit code is :data:`EXIT_NO_VIVADO`.
+    the exit code is :data:`EXIT_NO_VIVADO`. ``progress``: a line per FINN step (the command line's).
     """
     from hw_build import finn_deps, vivado_build
     from hw_build.accel_spec import FINAL_MODEL, write_accel_spec

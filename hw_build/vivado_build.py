@@ -15,8 +15,10 @@ dataflow partitions (``ZynqBuild``'s preparation), and FINN's driver settings (`
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -106,10 +108,32 @@ def name_zynq_instances(parent) -> dict[str, str]:
     return names
 
 
+@contextlib.contextmanager
+def _finn_log_to(path: Path):
+    """FINN's own log messages (``finn_logger``) into ``path`` instead of the console, as in its builds."""
+    logger = logging.getLogger("finn_logger")
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter("[%(asctime)s]%(levelname)s: %(message)s"))
+    saved = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = saved
+        handler.close()
+
+
 def prepare_for_vivado(out: Path, cfg, part: str, board: str) -> dict[str, Any]:
     """After the :func:`vivado_free` build into ``out``: FIFOs and width converters, the Zynq shell's
     IODMAs and partitions, their generated sources, and FINN's driver settings, all with FINN's
-    transformations and without Vivado. Returns what was made."""
+    transformations and without Vivado (FINN's messages go to its log). Returns what was made."""
+    with _finn_log_to(out / "build_dataflow.log"):
+        return _prepare_for_vivado(out, cfg, part, board)
+
+
+def _prepare_for_vivado(out: Path, cfg, part: str, board: str) -> dict[str, Any]:
     from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
     from finn.transformation.fpgadataflow.floorplan import Floorplan
     from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
