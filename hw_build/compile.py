@@ -495,6 +495,7 @@ def _estimate_folding(design: str, out: Path, choice: BuildChoice, progress: boo
         if progress:
             print("  folding: no make estimate with these settings yet, so it is chosen now")
         estimate_design(design, choice=choice, quiet=not progress)
+        choice.target_fps = json.loads(previous.read_text())["target_fps"]
     return out / FOLDING_CONFIG
 
 

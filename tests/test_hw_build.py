@@ -582,3 +582,25 @@ def test_no_stale_bitstream_is_taken_for_this_builds(tmp_path, monkeypatch):
     monkeypatch.setattr(compile_mod, "run_build", lambda qonnx, cfg, progress=False: _finn_outputs(design, bitfile=False))
     with pytest.raises(FlowError, match="finished without a bitstream at .*bitfile/finn-accel.bit"):
         compile_mod.bitstream_design("d", choice=compile_mod.BuildChoice(impl="rtl"), progress=False)
+
+
+def test_bitstream_with_other_settings_than_the_estimate_estimates_first(tmp_path, monkeypatch):
+    """TARGET_FPS (or INPUT, IMPL, CLOCK_NS) other than make estimate's: the folding is chosen again first."""
+    import hw_build.compile as compile_mod
+
+    design = _vivado_present(monkeypatch, tmp_path)
+    estimated = []
+
+    def estimate(name, choice=None, quiet=False, **_):
+        estimated.append((name, choice.target_fps))
+        (design / "estimate.json").write_text(json.dumps({"target_fps": choice.target_fps, "input": "integer",
+                                                          "impl": "rtl", "clock_ns": 10.0}))
+        return None
+
+    seen = []
+    monkeypatch.setattr(compile_mod, "estimate_design", estimate)
+    monkeypatch.setattr(compile_mod, "run_build", lambda qonnx, cfg, progress=False: (seen.append(cfg), _finn_outputs(design)))
+    choice = compile_mod.BuildChoice(impl="rtl", target_fps=50_000)
+    assert compile_mod.bitstream_design("d", choice=choice) == 0
+    assert estimated == [("d", 50_000)] and choice.target_fps == 50_000
+    assert seen[0].folding_config_file == design / "finn_folding_config.json"
