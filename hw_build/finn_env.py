@@ -15,8 +15,8 @@ any Xilinx tool (STACK.md), but three things stand in the way on a machine witho
    ``"none (no Vivado)"`` instead.
 
 With ``XILINX_VIVADO`` set, (2) and (3) are not applied: FINN runs exactly as shipped, and
-:func:`prepare_finn` boots it as its command line does (``finn.xsi.ensure_available``, which
-builds finn_xsi for the installed Vivado, and the tools on ``PATH``).
+:func:`boot_for_vivado` boots it for a bitstream build as its command line does (the tools on
+``PATH``, and ``finn.xsi.ensure_available``, which builds finn_xsi for the installed Vivado).
 
 The Vivado build needs more than ``XILINX_VIVADO``: Vitis HLS (``XILINX_HLS``) synthesises the
 HLS layers, and FIFO sizing and rtlsim load Vivado's simulator kernel into this process through
