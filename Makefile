@@ -148,7 +148,11 @@ estimate: install ## FINN estimate + folding choice + accel.json: DESIGN=<name> 
 codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name> [IMPL=hls|rtl]
 	$(PY) -m hw_build codegen $(hw_flags)
 
-bitstream: install ## full Vivado build (exit 3 without Vivado): DESIGN=<name>
+.PHONY: finn-deps
+finn-deps: install ## fetch what FINN's Vivado build needs (finn-hlslib, PYNQ-Z2 board files, ...) at finn-plus's pinned commits [ALL=1: FINN's whole list] (exit 3 where they cannot be fetched)
+	$(PY) -m hw_build finn-deps $(if $(filter 1 yes true,$(ALL)),--all,)
+
+bitstream: install ## full Vivado build, checked in Vivado's simulator (exit 3 without Vivado or FINN's deps, after preparing all that needs neither): DESIGN=<name>
 	$(PY) -m hw_build bitstream $(hw_flags)
 
 HIDDEN ?=

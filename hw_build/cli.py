@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--impl", choices=IMPLS, default="hls",
                        help="hls: thresholds inside HLS MVAUs (default); rtl: thresholds as Thresholding_rtl layers, "
                             "MVAU_rtl where FINN allows it (make rtlsim simulates the RTL layers)")
+    p = sub.add_parser("finn-deps", help="fetch what FINN's Vivado build needs (finn-hlslib, PYNQ-Z2 board files, "
+                       "nlohmann-json) at the commits finn-plus pins, with FINN's own updater (exit code 3 where "
+                       "they cannot be fetched)")
+    p.add_argument("--all", action="store_true", help="FINN's whole dependency list, as `finn deps update` (other boards too)")
+    p.add_argument("--check", action="store_true", help="only say what is missing (no network); exit code 3 if anything is")
     p = sub.add_parser("cost", help="deployed bits (bound) and est. resources of a student architecture, untrained")
     p.add_argument("--env", required=True, help="environment id (sets the input and output sizes)")
     p.add_argument("--hidden", default=None, help="hidden widths, comma-separated (default 32,32; 16 for frames)")
@@ -76,10 +81,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _finn_deps(args: argparse.Namespace) -> int:
+    import sys
+
+    from hw_build import finn_deps
+
+    if args.check:
+        state = finn_deps.status()
+    else:
+        state = finn_deps.fetch(every=args.all)
+    for name, pin in state.pins.items():
+        print(f"  {name:<17} {'missing' if name in state.missing else 'installed':<9} {pin}")
+    if state.missing:
+        print(f"error: {state.sentence() if args.check else finn_deps.fetch_failure(state)}", file=sys.stderr)
+        return finn_deps.EXIT_MISSING
+    print(f"FINN's dependencies for the Vivado build are in {state.location} (pins from {state.definitions})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the process exit code."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")  # brevitas: irrelevant on CPU
+    if args.verb == "bitstream":
+        from hw_build.finn_env import missing_tools, restart_with_xsi_path
+
+        if not missing_tools():  # as FINN's command line: the loader reads LD_LIBRARY_PATH at start only
+            restart_with_xsi_path(["hw_build", *argv])
     return run_command(lambda: _run(args))
 
 
@@ -96,8 +127,10 @@ def _run(args: argparse.Namespace) -> int | None:
         choice = BuildChoice(input_mode=args.input, objective=args.objective, latency_us=args.latency_us,
                              target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl)
         if args.verb == "bitstream":
-            return bitstream_design(_design_name(args), choice=choice)
+            return bitstream_design(_design_name(args), choice=choice, progress=True)
         estimate_design(_design_name(args), choice=choice, kind=args.verb)
+    elif args.verb == "finn-deps":
+        return _finn_deps(args)
     elif args.verb == "cost":
         from hw_build.arch_cost import architecture_cost
         from training.students.student import student_act_bits

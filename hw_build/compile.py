@@ -15,11 +15,12 @@ shell around the dataflow partition (:mod:`hw_build.shell`).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from hw_build.folding import (DEFAULT_MVAU_WWIDTH, FOLDING_FILES, OBJECTIVES, FoldingPoint, choose,
                               default_latency_us, explore, folding_table, write_folding_report)
@@ -79,10 +80,19 @@ def _steps(kind: str, input_mode: str, worst_case: bool = False) -> list:
     return steps
 
 
-def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, save_models: bool = True,
+def build_config(out_dir: Path, kind: str, target_fps: int | None, clock_ns: float, save_models: bool = True,
                  input_mode: str = "integer", worst_case: bool = False, impl: str = "hls",
-                 mvau_wwidth_max: int = DEFAULT_MVAU_WWIDTH):
+                 mvau_wwidth_max: int = DEFAULT_MVAU_WWIDTH, folding_config: Path | None = None,
+                 verify_io: tuple[Path, Path] | None = None):
     """The ``DataflowBuildConfig`` of an estimate, codegen or bitstream build.
+
+    ``folding_config``: FINN's folding file (``finn_folding_config.json``, what ``make estimate``
+    chose), applied instead of folding for ``target_fps``. A bitstream build also measures the
+    stitched accelerator's cycles in Vivado's simulator (``RTLSIM_PERFORMANCE``), sizes its FIFOs
+    by FINN's simulation (stated explicitly: ``auto_fifo_depths``, ``DISTRIBUTED_SIMULATION``) in
+    block RAM where they are large (the xc7z020 has no URAM, which FINN's ``auto`` picks for the
+    deepest), and, given ``verify_io`` (input and expected output, :mod:`hw_build.vivado_build`),
+    runs FINN's verification steps :data:`hw_build.vivado_build.VERIFY_STEPS` on them.
 
     ``mvau_wwidth_max``: how many weight bits an MVAU may read per PE and cycle when FINN folds
     it for ``target_fps`` (see :data:`hw_build.folding.DEFAULT_MVAU_WWIDTH`).
@@ -103,26 +113,72 @@ def build_config(out_dir: Path, kind: str, target_fps: int, clock_ns: float, sav
         specialize.parent.mkdir(parents=True, exist_ok=True)
         specialize.write_text(json.dumps({"Defaults": {"preferred_impl_style": ["rtl", ["MVAU", "Thresholding"]]}}))
     outputs = [bc.DataflowOutputType.ESTIMATE_REPORTS]
+    checks: dict[str, Any] = {}
     if kind == "bitstream":
-        outputs += [bc.DataflowOutputType.STITCHED_IP, bc.DataflowOutputType.BITFILE,
-                    bc.DataflowOutputType.PYNQ_DRIVER, bc.DataflowOutputType.DEPLOYMENT_PACKAGE]
+        from hw_build.vivado_build import VERIFY_STEPS
+
+        outputs += [bc.DataflowOutputType.STITCHED_IP, bc.DataflowOutputType.RTLSIM_PERFORMANCE,
+                    bc.DataflowOutputType.BITFILE, bc.DataflowOutputType.PYNQ_DRIVER,
+                    bc.DataflowOutputType.DEPLOYMENT_PACKAGE]
+        checks = dict(auto_fifo_depths=True, auto_fifo_strategy=bc.AutoFIFOSizingMethod.DISTRIBUTED_SIMULATION,
+                      large_fifo_mem_style=bc.LargeFIFOMemStyle.BRAM)
+        if verify_io is not None:
+            checks.update(verify_steps=[bc.VerificationStepType(step) for step in VERIFY_STEPS],
+                          verify_input_npy=str(verify_io[0]), verify_expected_output_npy=str(verify_io[1]),
+                          verification_atol=0.0, verification_mean_atol=0.0, verification_mean_rtol=0.0)
+    if target_fps is None and folding_config is None:
+        raise FlowError("a FINN build needs a throughput target or a folding config")
     return bc.DataflowBuildConfig(
-        output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case), generate_outputs=outputs, target_fps=int(target_fps),
+        output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case), generate_outputs=outputs,
+        target_fps=None if folding_config is not None else int(target_fps),
+        folding_config_file=Path(folding_config) if folding_config is not None else None,
         synth_clk_period_ns=float(clock_ns), board=BOARD, shell_flow_type=bc.ShellFlowType.VIVADO_ZYNQ,
         save_intermediate_models=save_models, verbose=False, console_log_level=bc.LogLevel.NONE,
         standalone_thresholds=impl == "rtl", specialize_layers_config_file=str(specialize) if specialize else None,
-        mvau_wwidth_max=int(mvau_wwidth_max))
+        mvau_wwidth_max=int(mvau_wwidth_max), **checks)
 
 
-def run_build(qonnx: Path, cfg) -> None:
+class StepProgress:
+    """Where FINN's builder prints, a line per build step with its time on the real console.
+
+    FINN prints ``Running step: <name> [i/n]`` as each step starts; everything else it prints goes
+    to its log only. ``out`` is where the lines go (the console), ``None`` for silence.
+    """
+
+    _STEP = re.compile(r"Running step: (\S+) \[(\d+)/(\d+)\]")
+
+    def __init__(self, out: TextIO | None) -> None:
+        self.out, self.started = out, None
+
+    def write(self, text: str) -> int:
+        """Take what FINN's builder prints to its console."""
+        match = self._STEP.search(text)
+        if match and self.out is not None:
+            self.finish()
+            self.out.write(f"    FINN step {match[2]:>2}/{match[3]} {match[1]} ...")
+            self.out.flush()
+            self.started = time.perf_counter()
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+    def finish(self, failed: bool = False) -> None:
+        """End the line of the step under way with its time."""
+        if self.started is not None and self.out is not None:
+            self.out.write(f" {'failed after ' if failed else ''}{time.perf_counter() - self.started:.2f} s\n")
+            self.out.flush()
+        self.started = None
+
+
+def run_build(qonnx: Path, cfg, progress: bool = False) -> None:
     """Run one FINN build; a failure becomes one sentence naming the step and the reason.
 
     FINN's builder replaces ``sys.stdout``/``sys.stderr`` with loggers that echo to the
     console and resets the root logger; its log goes to ``build_dataflow.log`` in the output
-    folder either way. We hand it loggers that echo nowhere, and restore ours afterwards, so
-    a command prints only its own summary.
+    folder either way. We hand it loggers that echo only its step lines (``progress``: a line per
+    step with its time, and the log's path; otherwise nothing), and restore ours afterwards.
     """
-    import io
     import logging
     import sys
 
@@ -130,9 +186,12 @@ def run_build(qonnx: Path, cfg) -> None:
 
     root = logging.getLogger()
     saved = sys.stdout, sys.stderr, root.handlers[:], root.level
-    sink = io.StringIO()
+    log = Path(cfg.output_dir) / "build_dataflow.log"
+    if progress:
+        print(f"  FINN build in {cfg.output_dir} ({len(cfg.steps)} steps; FINN's log: {log})", flush=True)
+    sink = StepProgress(saved[0] if progress else None)
     build_log = logging.getLogger("build_dataflow")
-    sys.stdout, sys.stderr = PrintLogger(build_log, logging.INFO, sink), PrintLogger(build_log, logging.ERROR, sink)
+    sys.stdout, sys.stderr = PrintLogger(build_log, logging.INFO, sink), PrintLogger(build_log, logging.ERROR, StepProgress(None))
     try:
         rc = build_dataflow_cfg(str(qonnx), cfg)
     except Exception as exc:  # FINN re-raises instead of returning an exit code under pytest
@@ -144,10 +203,10 @@ def run_build(qonnx: Path, cfg) -> None:
         root.handlers[:] = saved[2]
         root.setLevel(saved[3])
         logging.captureWarnings(False)
+    sink.finish(failed=failure is not None or rc != 0)
     if failure is not None:
-        raise FlowError(f"FINN could not compile {qonnx}: {failure[:400]}")
+        raise FlowError(f"FINN could not compile {qonnx}: {failure[:400]} (FINN's log: {log})")
     if rc != 0:
-        log = Path(cfg.output_dir) / "build_dataflow.log"
         raise FlowError(f"FINN could not compile {qonnx}: {_failure_reason(log)} (full log: {log})")
 
 
@@ -233,7 +292,7 @@ def _folding_of(out_dir: Path) -> dict[str, dict[str, int]]:
 
 def _clear_build_outputs(out_dir: Path) -> None:
     for name in ("report", "intermediate_models", "build_dataflow.log", "template_specialize_layers_config.json",
-                 "time_per_step.json", HW_SOURCES):
+                 "time_per_step.json", HW_SOURCES, "verification_output", "stitched_ip", "bitfile", "driver", "deploy"):
         path = out_dir / name
         if path.is_dir():
             shutil.rmtree(path)
@@ -270,11 +329,13 @@ class BuildChoice:
 
 
 def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str = "estimate", worst_case: bool = False,
-                     search_dir: Path | None = None) -> tuple[Estimate, str, list[FoldingPoint], FoldingPoint | None]:
+                     search_dir: Path | None = None,
+                     progress: bool = False) -> tuple[Estimate, str, list[FoldingPoint], FoldingPoint | None]:
     """Choose the folding, build ``qonnx`` into ``out`` up to the estimates, and count the shell.
 
     Returns the estimate, the folding rule in words, every folding tried and the chosen one
-    (no search when ``choice.target_fps`` is set).
+    (no search when ``choice.target_fps`` is set). ``progress``: a line per folding tried and per
+    step of the final build.
     """
     from hw_build.accel_spec import FINAL_MODEL
     from hw_build.shell import glue_estimate, with_shell
@@ -297,6 +358,9 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
                                           input_mode=choice.input_mode, worst_case=worst_case, impl=choice.impl,
                                           mvau_wwidth_max=wwidth))
             est = read_estimate(trial_dir, fps, choice.clock_ns)
+            if progress:
+                print(f"  folding tried: target_fps {fps:,}, weights ≤ {wwidth} bits per PE: est. LUT "
+                      f"{est.resources.get('LUT', 0):,.0f}, est. latency {est.latency_ns / 1000:.2f} µs", flush=True)
             return FoldingPoint(fps, est.resources, est.latency_ns, est.fps, _folding_of(trial_dir),
                                 est.fits_comfortably, wwidth)
 
@@ -306,7 +370,9 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
         target, choice.mvau_wwidth_max = chosen.target_fps, chosen.mvau_wwidth_max
     _clear_build_outputs(out)
     run_build(qonnx, build_config(out, kind, target, choice.clock_ns, input_mode=choice.input_mode,
-                                  worst_case=worst_case, impl=choice.impl, mvau_wwidth_max=choice.mvau_wwidth_max))
+                                  worst_case=worst_case, impl=choice.impl, mvau_wwidth_max=choice.mvau_wwidth_max),
+              progress=progress)
+    shutil.copyfile(out / "report" / "auto_folding_config.json", out / FOLDING_CONFIG)
     check_all_in_hardware(out)
     if choice.impl == "rtl":
         check_rtl_mvus(out)
@@ -327,7 +393,7 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
     out = existing_design_dir(design)
     prepare_finn(Path("build") / "finn")
     t0 = time.perf_counter()
-    est, rule, points, chosen = compile_estimate(out / QONNX_FILE, out, choice, kind=kind)
+    est, rule, points, chosen = compile_estimate(out / QONNX_FILE, out, choice, kind=kind, progress=not quiet)
     for name in FOLDING_FILES:
         (out / name).unlink(missing_ok=True)
     if chosen is not None:
@@ -338,6 +404,7 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
                                            "latency_budget_us": choice.latency_us, "input": choice.input_mode,
                                            "impl": choice.impl, "mvau_wwidth_max": choice.mvau_wwidth_max,
                                            "kind": kind, "deployed": spec["deployed"],
+                                           "finn_folding_config": FOLDING_CONFIG,
                                            "build_wall_s": round(time.perf_counter() - t0, 2)})
     if not est.fits:
         raise FlowError(f"design {design} does not fit the {PART}: {est.overflow()} (est., the Zynq shell counted); "
@@ -357,6 +424,8 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
 
 
 HW_SOURCES = "hw_sources"
+#: FINN's folding of the chosen build (its ``auto_folding_config.json``), which ``make bitstream`` applies.
+FOLDING_CONFIG = "finn_folding_config.json"
 
 
 def check_all_in_hardware(out: Path) -> None:
@@ -408,40 +477,102 @@ def copy_hw_sources(out: Path) -> int:
     return count
 
 
-def bitstream_design(design: str, *, choice: BuildChoice | None = None) -> int:
-    """``make bitstream``: the full build with Vivado; without it, stop before the first step that needs it."""
-    from hw_build.accel_spec import write_accel_spec
-    from hw_build.design import BITFILE, HWHFILE, QONNX_FILE, existing_design_dir
-    from hw_build.finn_env import prepare_finn, vivado_available
+def _estimate_folding(design: str, out: Path, choice: BuildChoice, progress: bool) -> Path:
+    """The folding ``make estimate`` chose for these settings (its FINN folding file), or choose it now."""
+    from hw_build.design import ESTIMATE_FILE
+
+    previous = out / ESTIMATE_FILE
+    chose = json.loads(previous.read_text()) if previous.exists() else {}
+    same = ((chose.get("input"), chose.get("impl", "hls"), chose.get("clock_ns")) ==
+            (choice.input_mode, choice.impl, choice.clock_ns)
+            and choice.target_fps in (None, chose.get("target_fps")) and (out / FOLDING_CONFIG).exists())
+    if same:
+        choice.target_fps = chose["target_fps"]
+        choice.mvau_wwidth_max = chose.get("mvau_wwidth_max", DEFAULT_MVAU_WWIDTH)
+        if progress:
+            print(f"  folding: the one make estimate chose ({out / FOLDING_CONFIG}, target_fps {choice.target_fps:,})")
+    else:
+        if progress:
+            print("  folding: no make estimate with these settings yet, so it is chosen now")
+        estimate_design(design, choice=choice, quiet=not progress)
+        choice.target_fps = json.loads(previous.read_text())["target_fps"]
+    return out / FOLDING_CONFIG
+
+
+def bitstream_config(out: Path, choice: BuildChoice, folding: Path, verify_io: tuple[Path, Path] | None):
+    """The ``DataflowBuildConfig`` of ``make bitstream`` (see :func:`build_config`)."""
+    return build_config(out, "bitstream", choice.target_fps, choice.clock_ns, input_mode=choice.input_mode,
+                        impl=choice.impl, mvau_wwidth_max=choice.mvau_wwidth_max, folding_config=folding,
+                        verify_io=verify_io)
+
+
+def bitstream_design(design: str, *, choice: BuildChoice | None = None, progress: bool = False) -> int:
+    """``make bitstream``: the full build with Vivado, checked in Vivado's simulator on real states.
+
+    Without Vivado, Vitis HLS or FINN's dependencies, everything that needs none of them is made
+    (:func:`hw_build.vivado_build.prepare_for_vivado`), one sentence names each thing missing, and
+    the exit code is :data:`EXIT_NO_VIVADO`. ``progress``: a line per FINN step (the command line's).
+    """
+    from hw_build import finn_deps, vivado_build
+    from hw_build.accel_spec import FINAL_MODEL, write_accel_spec
+    from hw_build.design import BITFILE, HWHFILE, existing_design_dir
+    from hw_build.finn_env import boot_for_vivado, missing_tools, prepare_finn, xsi_environment
+    from hw_build.shell import glue_estimate, with_shell
 
     choice = choice or BuildChoice()
-    if not vivado_available():
-        est = estimate_design(design, choice=choice, kind="codegen", quiet=True)
-        out = existing_design_dir(design)
-        print(est.summary(design))
-        print(f"Vivado is not installed (XILINX_VIVADO is unset), so the build stopped before HLS synthesis: "
-              f"{out} holds the estimates, the HLS/RTL sources, accel.json and weights.npz, but no bitstream.")
-        return EXIT_NO_VIVADO
+    choice.check()
     out = existing_design_dir(design)
     prepare_finn(Path("build") / "finn")
-    if choice.target_fps is None:  # the folding make estimate chose, or choose it now
-        previous = out / "estimate.json"
-        chose = json.loads(previous.read_text()) if previous.exists() else {}
-        if (chose.get("input"), chose.get("impl", "hls")) == (choice.input_mode, choice.impl):
-            choice.target_fps = chose["target_fps"]
-            choice.mvau_wwidth_max = chose.get("mvau_wwidth_max", DEFAULT_MVAU_WWIDTH)
-        else:
-            choice.target_fps = compile_estimate(out / QONNX_FILE, out, choice)[0].target_fps
+    missing = missing_tools()
+    deps = finn_deps.status()
+    if deps.missing:
+        missing.append(deps.sentence())
+    folding = _estimate_folding(design, out, choice, progress)
+    verify_io = vivado_build.write_verification_io(out)
+    cfg = bitstream_config(out, choice, folding, verify_io)
+    qonnx = out / "policy.qonnx.onnx"
+    if missing:
+        _clear_build_outputs(out)
+        run_build(qonnx, vivado_build.vivado_free(cfg), progress=progress)
+        check_all_in_hardware(out)
+        sources = copy_hw_sources(out)
+        made = vivado_build.prepare_for_vivado(out, cfg, PART, BOARD)
+        write_accel_spec(out, choice.clock_ns, input_mode=choice.input_mode)
+        est = read_estimate(out, choice.target_fps, choice.clock_ns)
+        est.shell = with_shell(est.resources, glue_estimate(str(out / "intermediate_models" / FINAL_MODEL), PART))
+        print(est.summary(design))
+        print(f"  prepared for Vivado in {out}: the folding make estimate chose; {len(made['fifos_and_dwcs'])} FIFOs and "
+              f"width converters inserted (unsized: FINN sizes them in Vivado's simulator); IODMAs "
+              f"{', '.join(made['iodmas'])} in {made['partitions']} dataflow partitions; FINN's driver settings "
+              f"{made['driver_settings']}; HLS/RTL sources of {sources} layers and the inserted FIFOs/DWCs in "
+              f"{out / HW_SOURCES}; FINN's verification input and expected output ({vivado_build.VERIFY_INPUT}, "
+              f"{vivado_build.VERIFY_OUTPUT}); accel.json and weights.npz")
+        for sentence in missing:
+            print(f"missing: {sentence}")
+        print("make bitstream stopped before HLS synthesis, the first step that needs them: no bitstream.")
+        return EXIT_NO_VIVADO
+    boot_for_vivado()
+    if xsi_environment():
+        raise FlowError("LD_LIBRARY_PATH lacks the Vivado simulator's libraries FINN's FIFO sizing and rtlsim load "
+                        f"in this process ({xsi_environment()['LD_LIBRARY_PATH']}): run the build through make "
+                        "bitstream (python -m hw_build bitstream restarts itself with them)")
     _clear_build_outputs(out)
-    run_build(out / QONNX_FILE, build_config(out, "bitstream", choice.target_fps, choice.clock_ns,
-                                             input_mode=choice.input_mode, impl=choice.impl,
-                                             mvau_wwidth_max=choice.mvau_wwidth_max))
-    bit = next(out.rglob("*.bit"), None)
-    hwh = next(out.rglob("*.hwh"), None)
-    if bit is None or hwh is None:
-        raise FlowError(f"the Vivado build of {design} finished without a .bit/.hwh in {out}")
+    started = time.time()
+    run_build(qonnx, cfg, progress=progress)
+    bit = vivado_build.require(out / "bitfile" / "finn-accel.bit", started, "a bitstream")
+    hwh = vivado_build.require(out / "bitfile" / "finn-accel.hwh", started, "a hardware handoff (.hwh)")
+    settings = vivado_build.require(out / vivado_build.DRIVER_SETTINGS, started, "FINN's driver settings")
     shutil.copyfile(bit, out / BITFILE)
     shutil.copyfile(hwh, out / HWHFILE)
     write_accel_spec(out, choice.clock_ns, input_mode=choice.input_mode)
-    print(f"bitstream written: {out / BITFILE}")
+    results = vivado_build.vivado_results(out, [s.value for s in cfg.verify_steps], choice.clock_ns)
+    lines, failures = vivado_build.results_summary(results)
+    vivado_build.write_bitstream_record(out, {"design": design, "bitstream": BITFILE, "hwh": HWHFILE,
+                                              "driver_settings": str(settings.relative_to(out)),
+                                              "finn_folding_config": FOLDING_CONFIG, **results,
+                                              "passed": not failures})
+    print("\n".join(lines))
+    if failures:
+        raise FlowError(f"the bitstream of {design} was built, but {failures[0]} (see {out / vivado_build.BITSTREAM_FILE})")
+    print(f"bitstream written: {out / BITFILE} (and {HWHFILE}); FINN's checks passed; {out / vivado_build.BITSTREAM_FILE}")
     return 0

@@ -113,3 +113,57 @@ def test_the_pynq_stand_in_leaves_nothing_behind(tmp_path):
         assert sys.modules["pynq"] is pynq
     assert "finn_plus_driver.overlays.dma" not in sys.modules
     assert sys.modules.get("pynq") is not pynq
+
+
+def test_fclk0_is_the_reference_of_finn_plus_zynq_shell_and_driver():
+    """Our driver's FCLK0 is the constant finn-plus's Zynq shell is built around: read it from the
+    shell's Vivado template and from finn-plus-driver's source, so that a FINN update that changes
+    it fails here instead of on the board."""
+    import importlib.util
+    import re
+
+    from finn.transformation.fpgadataflow.templates import custom_zynq_shell_template as shell
+
+    from host.backends.driver import FCLK0_REFERENCE_MHZ
+
+    zynq7000 = re.findall(r"CONFIG\.PCW_FPGA0_PERIPHERAL_FREQMHZ \{([0-9.]+)\}", shell)
+    assert [float(v) for v in zynq7000] == [FCLK0_REFERENCE_MHZ]
+    # FCLK0 is the Clocking Wizard's reference, and the wizard makes the design clock (FREQ_MHZ)
+    assert "connect_bd_net [get_bd_pins zynq_ps/FCLK_CLK0] [get_bd_pins clk_wiz_0/clk_in1]" in shell
+    assert "CONFIG.CLKOUT1_REQUESTED_OUT_FREQ $FREQ_MHZ" in shell and "set FREQ_MHZ %s" in shell
+    dma = Path(importlib.util.find_spec("finn_plus_driver").submodule_search_locations[0]) / "overlays" / "dma.py"
+    assert [float(v) for v in re.findall(r"Clocks\.fclk0_mhz = ([0-9.]+)", dma.read_text())] == [FCLK0_REFERENCE_MHZ]
+
+
+def test_start_up_matches_finn_dma_overlay_clock_included(tmp_path):
+    """Both drivers, at a design clock of 5 ns: FCLK0 at the shell's 100 MHz before any DMA register
+    is written, then the buffers' addresses, counts and ap_start (FINN's driver downloads the
+    bitstream first, which the board already has for ours)."""
+    spec = load_spec(DATA / "discrete")
+    spec.data["clock_ns"] = 5.0
+    code = spec.preprocess(np.load(DATA / "discrete" / "states.npy")[:1])
+    settings = write_finn_settings(spec, tmp_path / "finn_settings.json")
+    assert json.loads(settings.read_text())["driver_information"]["fclk_mhz"] == 200.0  # FINN's field: the design clock
+
+    def traced(board: EmulatedBackend) -> list:
+        events: list = []
+        set_clock, reset = board.set_clock_mhz, board.reset
+        board.set_clock_mhz = lambda mhz: (events.append(("fclk0_mhz", mhz)), set_clock(mhz))[-1]
+        board.reset = lambda: (events.append(("download",)), reset())[-1]
+        for ip in board.ips.values():
+            ip.write = (lambda write, name: lambda off, val: (events.append((name, off)), write(off, val))[-1])(ip.write, ip.name)
+        return events
+
+    finn_board = EmulatedBackend(spec)
+    finn_events = traced(finn_board)
+    with emulated_pynq(finn_board):
+        overlay = finn_overlay(spec, settings, batch_size=1)
+        finn_out = overlay.execute(code.reshape(overlay.ishape_normal()))
+    ours_board = EmulatedBackend(spec)
+    ours_events = traced(ours_board)
+    ours_out = FinnZynqDriver(spec, ours_board).execute(np.load(DATA / "discrete" / "states.npy")[:1])
+    assert finn_events[:2] == [("download",), ("fclk0_mhz", 100.0)]
+    assert ours_events[0] == ("fclk0_mhz", 100.0) and finn_board.clock_mhz == ours_board.clock_mhz == 100.0
+    assert [e for e in ours_events[1:] if e[0] != "fclk0_mhz"] == ours_events[1:]  # the clock is set once, first
+    assert set(ours_events[1:]) == set(finn_events[2:])  # the same registers
+    np.testing.assert_array_equal(np.asarray(finn_out).reshape(1, -1), ours_out)

@@ -52,7 +52,10 @@ def test_estimate_fits_the_xc7z020_with_argmax_in_hardware_and_integer_input(est
     assert est.fits_comfortably and est.latency_ns <= 2000 and est.resources["LUT"] > 0
     summary = json.loads((folder / "estimate.json").read_text())
     assert summary["part"] == "xc7z020clg400-1" and summary["utilisation"]["LUT"] < 0.7
-    assert summary["with_shell"]["total"]["LUT"] > est.resources["LUT"] + 4000  # FIFOs/DWCs and the shell allowance
+    from hw_build.shell import SHELL_ALLOWANCE
+
+    assert summary["with_shell"]["total"]["LUT"] > est.resources["LUT"] + SHELL_ALLOWANCE["LUT"]  # + FIFOs/DWCs
+    assert "github.com/ovpanait/zynq-aes/issues/2" in summary["with_shell"]["shell_allowance_sources"]["LUT"]
     accel = json.loads((folder / "accel.json").read_text())
     assert [layer["op"] for layer in accel["layers"]] == ["MVAU", "MVAU", "MVAU", "LabelSelect"]
     assert accel["action"]["argmax_in_hardware"] and accel["output"]["normal_shape"] == [1, 1]
@@ -136,13 +139,95 @@ def test_verify_ladder_agrees_on_every_state(estimated):
     assert json.loads((folder / "verify.json").read_text())["n_states"] == 2000
 
 
-def test_bitstream_without_vivado_stops_with_exit_3(estimated, designs):
-    env = {k: v for k, v in os.environ.items() if k != "XILINX_VIVADO"}
+@pytest.fixture(scope="module")
+def prepared(estimated, designs, tmp_path_factory):
+    """``make bitstream`` here: no Vivado, no Vitis HLS, no FINN dependencies (an empty FINN_DEPS)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XILINX_VIVADO", "XILINX_HLS")}
+    env["FINN_DEPS"] = str(tmp_path_factory.mktemp("no-finn-deps"))
     proc = subprocess.run([sys.executable, "-m", "hw_build", "bitstream", "--design", DESIGN], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
+    return designs / DESIGN, proc
+
+
+def test_bitstream_without_vivado_prepares_all_it_can_and_stops_with_exit_3(prepared):
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw_build.vivado_build import PREP_FIFOS, PREP_ZYNQ
+
+    folder, proc = prepared
     assert proc.returncode == 3, proc.stderr
-    assert "Vivado is not installed (XILINX_VIVADO is unset)" in proc.stdout and "no bitstream" in proc.stdout
-    assert not (designs / DESIGN / "finn-accel.bit").exists()
+    missing = [line for line in proc.stdout.splitlines() if line.startswith("missing: ")]
+    assert len(missing) == 3 and "XILINX_VIVADO is unset" in missing[0] and "XILINX_HLS is unset" in missing[1]
+    assert "run make finn-deps" in missing[2] and "finn-hlslib" in missing[2] and "no bitstream" in proc.stdout
+    steps = [line for line in proc.stdout.splitlines() if "FINN step" in line]
+    assert steps and steps[-1].split()[3] == "step_hw_codegen" and steps[-1].endswith(" s")  # a line per step, timed
+    assert f"FINN's log: {folder}/build_dataflow.log" in proc.stdout
+    fifos = ModelWrapper(str(folder / "intermediate_models" / PREP_FIFOS))
+    kinds = [n.op_type for n in fifos.graph.node]
+    assert kinds.count("StreamingFIFO_rtl") >= 3 and [k for k in kinds if not k.startswith("Streaming")] == \
+        ["MVAU_hls", "MVAU_hls", "MVAU_hls", "LabelSelect_hls"]
+    assert all((folder / "hw_sources" / n.name).is_dir() for n in fifos.graph.node)  # every layer's and FIFO's sources
+    parent = ModelWrapper(str(folder / "intermediate_models" / PREP_ZYNQ))
+    partitions = [getCustomOp(n) for n in parent.graph.node]
+    assert {p.get_nodeattr("instance_name") for p in partitions} >= {"idma0", "odma0"}
+    inner = ModelWrapper(partitions[0].get_nodeattr("model"))
+    assert inner.graph.node[0].op_type == "IODMA_hls"
+    assert not (folder / "finn-accel.bit").exists() and (folder / "accel.json").exists()
+
+
+def test_finn_driver_settings_agree_with_accel_json_and_ours(prepared):
+    """FINN's MakePYNQDriver, run on the Zynq-prepared graph, writes what host.design.finn_settings
+    makes from accel.json: the same driver_information, field for field."""
+    folder, proc = prepared
+    assert proc.returncode == 3, proc.stderr
+    finn = json.loads((folder / "driver" / "settings.json").read_text())["driver_information"]
+    ours = json.loads((folder / "finn_settings.json").read_text())["driver_information"]
+    accel = json.loads((folder / "accel.json").read_text())
+    assert finn == ours
+    assert finn["external_weights"] is False and finn["io_shape_dict"]["idma_names"] == [accel["dma"]["input"]]
+    assert finn["io_shape_dict"]["oshape_packed"] == [accel["output"]["packed_shape"]]
+    assert finn["fclk_mhz"] == 1000 / accel["clock_ns"]
+
+
+def test_bitstream_config_carries_verification_folding_and_fifo_settings(prepared):
+    """The Vivado build's config, as FINN's builder takes it: its checks, the folding make estimate chose,
+    FIFO sizing stated; the steps before Vivado ran with it (the fixture)."""
+    import finn.builder.build_dataflow_config as bc
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from host.backends.emulator import EmulatedAccelerator
+    from host.design.spec import load_spec
+    from hw_build.compile import FOLDING_CONFIG, BuildChoice, bitstream_config
+    from hw_build.vivado_build import VERIFY_INPUT, VERIFY_OUTPUT, VERIFY_STATES, vivado_free
+
+    folder, proc = prepared
+    assert proc.returncode == 3, proc.stderr
+    io_files = (folder / VERIFY_INPUT, folder / VERIFY_OUTPUT)
+    cfg = bitstream_config(folder, BuildChoice(), folder / FOLDING_CONFIG, io_files)
+    assert bc.DataflowBuildConfig.construct_from(cfg) is cfg  # FINN's own validation (folding file exists, ...)
+    assert [s.value for s in cfg.verify_steps] == ["folded_hls_cppsim", "node_by_node_rtlsim", "stitched_ip_rtlsim"]
+    assert (cfg.verification_atol, cfg.verification_mean_atol) == (0.0, 0.0)  # integer outputs: exact
+    assert cfg.folding_config_file == folder / FOLDING_CONFIG and cfg.target_fps is None
+    assert cfg.auto_fifo_depths and cfg.auto_fifo_strategy == bc.AutoFIFOSizingMethod.DISTRIBUTED_SIMULATION
+    assert cfg.large_fifo_mem_style == bc.LargeFIFOMemStyle.BRAM
+    assert {bc.DataflowOutputType.RTLSIM_PERFORMANCE, bc.DataflowOutputType.STITCHED_IP} <= set(cfg.generate_outputs)
+    free = vivado_free(cfg)
+    names = [s if isinstance(s, str) else s.__name__ for s in cfg.steps]
+    assert free.steps[:-1] == cfg.steps[:names.index("step_generate_hardware")] and free.steps[-1] == "step_hw_codegen"
+    # the build applied the folding file, layer by layer
+    folding = json.loads((folder / FOLDING_CONFIG).read_text())
+    model = ModelWrapper(str(folder / "intermediate_models" / "step_hw_codegen.onnx"))
+    for node in model.graph.node:
+        for attr in ("PE", "SIMD"):
+            if attr in folding.get(node.name, {}):
+                assert getCustomOp(node).get_nodeattr(attr) == folding[node.name][attr]
+    # FINN's verification data: real states at the accelerator's input, the hardware graph's actions
+    inputs, expected = np.load(io_files[0]), np.load(io_files[1])
+    assert inputs.shape == (VERIFY_STATES, 4) and expected.shape == (VERIFY_STATES, 1)
+    spec = load_spec(folder)
+    np.testing.assert_array_equal(expected, EmulatedAccelerator(spec)(inputs).reshape(VERIFY_STATES, 1))
 
 
 def test_bitstream_config_is_the_full_zynq_build(tmp_path):
@@ -156,11 +241,11 @@ def test_bitstream_config_is_the_full_zynq_build(tmp_path):
     names = [s if isinstance(s, str) else s.__name__ for s in cfg.steps]
     after = names[names.index("step_streamline") + 1:names.index("step_streamline") + 3]
     assert after == ["step_qpd_host_input", "step_qpd_output_head"] and step_qpd_output_head in cfg.steps
-    for step in ("step_hw_codegen", "step_create_stitched_ip", "step_synthesize_bitfile", "step_make_driver",
-                 "step_deployment_package"):
-        assert step in names or step == "step_hw_codegen"
+    for step in ("step_generate_hardware", "step_create_stitched_ip", "step_measure_rtlsim_performance",
+                 "step_synthesize_bitfile", "step_make_driver", "step_deployment_package"):
+        assert step in names
     assert cfg.board == "Pynq-Z2" and cfg.shell_flow_type == bc.ShellFlowType.VIVADO_ZYNQ
-    assert cfg.synth_clk_period_ns == 5.0 and cfg.target_fps == 1_000_000
+    assert cfg.synth_clk_period_ns == 5.0 and cfg.target_fps == 1_000_000 and cfg.verify_steps is None
     assert {bc.DataflowOutputType.BITFILE, bc.DataflowOutputType.PYNQ_DRIVER,
             bc.DataflowOutputType.DEPLOYMENT_PACKAGE} <= set(cfg.generate_outputs)
 
@@ -406,23 +491,116 @@ def test_rtlsim_on_ten_thousand_real_states(designs, narrow_qpd_student):
     assert all(r["agreement"] == 1.0 and r["states"] == 10_000 for r in covered)
 
 
-def test_bitstream_builds_the_folding_make_estimate_chose(tmp_path, monkeypatch):
-    """With Vivado present, ``make bitstream`` folds as the estimate did: its target, its weight-stream
-    width and its layer style (FINN's build is replaced here: the Vivado run cannot happen on this machine)."""
-    import hw_build.compile as compile_mod
+def _vivado_present(monkeypatch, tmp_path):
+    """This machine as if Vivado, Vitis HLS and FINN's dependencies were installed, and a design that
+    make estimate folded (FINN's build is replaced: the Vivado run cannot happen here)."""
+    import hw_build.finn_deps as finn_deps
     import hw_build.finn_env as finn_env
+    import hw_build.vivado_build as vivado_build
 
     monkeypatch.setenv("QPD_BITSTREAMS", str(tmp_path))
     design = tmp_path / "d"
     design.mkdir()
     (design / "policy.qonnx.onnx").write_bytes(b"")
+    (design / "finn_folding_config.json").write_text(json.dumps({"Defaults": {}, "MVAU_hls_0": {"PE": 2, "SIMD": 4}}))
     (design / "estimate.json").write_text(json.dumps({"target_fps": 300_000, "input": "integer", "impl": "rtl",
-                                                      "mvau_wwidth_max": 72}))
-    seen = []
-    monkeypatch.setattr(finn_env, "vivado_available", lambda: True)
+                                                      "mvau_wwidth_max": 72, "clock_ns": 10.0}))
+    monkeypatch.setattr(finn_env, "missing_tools", lambda: [])
     monkeypatch.setattr(finn_env, "prepare_finn", lambda *a, **k: None)
-    monkeypatch.setattr(compile_mod, "run_build", lambda qonnx, cfg: seen.append(cfg))
-    with pytest.raises(FlowError, match="without a .bit/.hwh"):
-        compile_mod.bitstream_design("d", choice=compile_mod.BuildChoice(impl="rtl"))
+    monkeypatch.setattr(finn_env, "boot_for_vivado", lambda: None)
+    monkeypatch.setattr(finn_env, "xsi_environment", lambda: {})
+    monkeypatch.setattr(finn_deps, "status", lambda names=None: finn_deps.DepsStatus(tmp_path, tmp_path, [], {}))
+    import hw_build.accel_spec as accel_spec
+
+    monkeypatch.setattr(accel_spec, "write_accel_spec", lambda *a, **k: None)
+
+    def verification_io(out, n=3):
+        for name in (vivado_build.VERIFY_INPUT, vivado_build.VERIFY_OUTPUT):
+            np.save(out / name, np.zeros((3, 1), dtype=np.float32))
+        return out / vivado_build.VERIFY_INPUT, out / vivado_build.VERIFY_OUTPUT
+
+    monkeypatch.setattr(vivado_build, "write_verification_io", verification_io)
+    return design
+
+
+def _finn_outputs(out, fail_step=None, bitfile=True):
+    """What FINN's Vivado build writes into its output folder (see finn.builder.build_dataflow_steps)."""
+    for sub in ("bitfile", "driver", "report", "verification_output"):
+        (out / sub).mkdir(exist_ok=True)
+    if bitfile:
+        (out / "bitfile" / "finn-accel.bit").write_bytes(b"this build")
+        (out / "bitfile" / "finn-accel.hwh").write_text("<hwh/>")
+    (out / "driver" / "settings.json").write_text("{}")
+    for step in ("folded_hls_cppsim", "node_by_node_rtlsim", "stitched_ip_rtlsim"):
+        for b in range(3):
+            np.save(out / "verification_output" / f"verify_{step}_{b}_{'FAIL' if step == fail_step and b == 1 else 'SUCCESS'}.npy",
+                    np.zeros(1))
+    (out / "report" / "rtlsim_performance.json").write_text(json.dumps(
+        [{"name": "sim", "samples": 3, "intervals": [12], "latency_cycles": [40, 41], "throughput_fps": 8.3e6}]))
+    (out / "report" / "estimate_network_performance.json").write_text(json.dumps(
+        {"critical_path_cycles": 38, "max_cycles": 12}))
+
+
+def test_bitstream_builds_the_folding_make_estimate_chose_and_reports_finn_checks(tmp_path, monkeypatch, capsys):
+    import hw_build.compile as compile_mod
+
+    design = _vivado_present(monkeypatch, tmp_path)
+    stale = design / "an-older-build" / "bitfile"
+    stale.mkdir(parents=True)
+    (stale / "finn-accel.bit").write_bytes(b"stale")
+    seen = []
+    monkeypatch.setattr(compile_mod, "run_build", lambda qonnx, cfg, progress=False: (seen.append(cfg), _finn_outputs(design)))
+    assert compile_mod.bitstream_design("d", choice=compile_mod.BuildChoice(impl="rtl"), progress=False) == 0
     (cfg,) = seen
-    assert (cfg.target_fps, cfg.mvau_wwidth_max, cfg.standalone_thresholds) == (300_000, 72, True)
+    assert cfg.folding_config_file == design / "finn_folding_config.json" and cfg.target_fps is None
+    assert (cfg.mvau_wwidth_max, cfg.standalone_thresholds) == (72, True) and len(cfg.verify_steps) == 3
+    assert (design / "finn-accel.bit").read_bytes() == b"this build"  # the one this build made, not the stale one
+    record = json.loads((design / "bitstream.json").read_text())
+    assert record["passed"] and [r["passed"] for r in record["verification"]] == [3, 3, 3]
+    assert record["cycles"]["simulated"][0]["latency_cycles"] == 41 and record["cycles"]["estimate"]["latency_cycles"] == 38
+    out = capsys.readouterr().out
+    assert "cycles, simulated by Vivado (xsim): latency 41 (0.41 µs), interval 12; FINN's estimate: latency 38" in out
+
+
+def test_a_failing_finn_check_fails_the_bitstream_build(tmp_path, monkeypatch):
+    import hw_build.compile as compile_mod
+
+    design = _vivado_present(monkeypatch, tmp_path)
+    monkeypatch.setattr(compile_mod, "run_build",
+                        lambda qonnx, cfg, progress=False: _finn_outputs(design, fail_step="stitched_ip_rtlsim"))
+    with pytest.raises(FlowError, match="stitched_ip_rtlsim disagrees with the expected output on 1 of 3 states"):
+        compile_mod.bitstream_design("d", choice=compile_mod.BuildChoice(impl="rtl"), progress=False)
+    assert not json.loads((design / "bitstream.json").read_text())["passed"]
+
+
+def test_no_stale_bitstream_is_taken_for_this_builds(tmp_path, monkeypatch):
+    import hw_build.compile as compile_mod
+
+    design = _vivado_present(monkeypatch, tmp_path)
+    (design / "elsewhere").mkdir()
+    (design / "elsewhere" / "finn-accel.bit").write_bytes(b"stale")
+    monkeypatch.setattr(compile_mod, "run_build", lambda qonnx, cfg, progress=False: _finn_outputs(design, bitfile=False))
+    with pytest.raises(FlowError, match="finished without a bitstream at .*bitfile/finn-accel.bit"):
+        compile_mod.bitstream_design("d", choice=compile_mod.BuildChoice(impl="rtl"), progress=False)
+
+
+def test_bitstream_with_other_settings_than_the_estimate_estimates_first(tmp_path, monkeypatch):
+    """TARGET_FPS (or INPUT, IMPL, CLOCK_NS) other than make estimate's: the folding is chosen again first."""
+    import hw_build.compile as compile_mod
+
+    design = _vivado_present(monkeypatch, tmp_path)
+    estimated = []
+
+    def estimate(name, choice=None, quiet=False, **_):
+        estimated.append((name, choice.target_fps))
+        (design / "estimate.json").write_text(json.dumps({"target_fps": choice.target_fps, "input": "integer",
+                                                          "impl": "rtl", "clock_ns": 10.0}))
+        return None
+
+    seen = []
+    monkeypatch.setattr(compile_mod, "estimate_design", estimate)
+    monkeypatch.setattr(compile_mod, "run_build", lambda qonnx, cfg, progress=False: (seen.append(cfg), _finn_outputs(design)))
+    choice = compile_mod.BuildChoice(impl="rtl", target_fps=50_000)
+    assert compile_mod.bitstream_design("d", choice=choice) == 0
+    assert estimated == [("d", 50_000)] and choice.target_fps == 50_000
+    assert seen[0].folding_config_file == design / "finn_folding_config.json"

@@ -28,6 +28,12 @@ from host.design.spec import AccelSpec
 
 REG_CTRL, REG_ADDR, REG_ADDR_HI, REG_COUNT = 0x00, 0x10, 0x14, 0x1C
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
+#: The PS clock FCLK0 the Zynq shell expects, whatever the design's clock: finn-plus's shell
+#: (``custom_zynq_shell_template``: ``PCW_FPGA0_PERIPHERAL_FREQMHZ {100}``) feeds FCLK0 to a
+#: Clocking Wizard as its reference, and the wizard makes the design's clock (1000 / clock_ns
+#: MHz, rounded down to whole MHz) from it; finn-plus-driver sets the same 100 MHz. Setting FCLK0
+#: to the design's clock instead would scale the wizard's output by the same factor.
+FCLK0_REFERENCE_MHZ = 100.0
 
 
 class Registers(Protocol):
@@ -42,7 +48,7 @@ class Backend(Protocol):
 
     def ip(self, name: str) -> Registers: ...
     def allocate(self, shape: tuple[int, ...], dtype) -> np.ndarray: ...
-    def set_clock_mhz(self, mhz: float) -> None: ...
+    def set_clock_mhz(self, mhz: float) -> None: ...  # FCLK0, the shell's clock reference
     def reset(self) -> None: ...
 
 
@@ -84,7 +90,7 @@ class PynqBackend:
         return self._pynq.allocate(shape=shape, dtype=dtype)
 
     def set_clock_mhz(self, mhz: float) -> None:
-        """Set the fabric clock the design was built for."""
+        """Set the PS clock FCLK0 (the Zynq shell's reference, :data:`FCLK0_REFERENCE_MHZ`)."""
         self._pynq.Clocks.fclk0_mhz = mhz
 
 
@@ -174,7 +180,7 @@ class FinnZynqDriver:
         """
         self.idma = self.backend.ip(self.spec.data["dma"]["input"])
         self.odma = self.backend.ip(self.spec.data["dma"]["output"])
-        self.backend.set_clock_mhz(1000.0 / float(self.spec.data["clock_ns"]))
+        self.backend.set_clock_mhz(FCLK0_REFERENCE_MHZ)  # the shell's reference; its wizard makes the design clock
         for dma, buf in ((self.odma, self.obuf), (self.idma, self.ibuf)):
             address = _address(buf)
             dma.write(REG_ADDR, address & 0xFFFF_FFFF)

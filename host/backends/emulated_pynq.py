@@ -45,11 +45,22 @@ def _make_modules(board: EmulatedBackend) -> dict[str, types.ModuleType]:
     def allocate(shape, dtype=np.uint8, cacheable: bool = True, target=None, **_kwargs) -> np.ndarray:
         return board.allocate((int(shape),) if np.isscalar(shape) else tuple(int(v) for v in shape), dtype)
 
-    class Clocks:
-        fclk0_mhz = 100.0
+    class _ClocksMeta(type):
+        """pynq's ``Clocks.fclk0_mhz`` is a settable class property; here it sets the board's clock."""
+
+        @property
+        def fclk0_mhz(cls) -> float | None:
+            return board.clock_mhz
+
+        @fclk0_mhz.setter
+        def fclk0_mhz(cls, mhz: float) -> None:
+            board.set_clock_mhz(float(mhz))
+
+    class Clocks(metaclass=_ClocksMeta):
+        """``pynq.ps.Clocks``: FCLK0 goes to the emulated board (``EmulatedBackend.clock_mhz``)."""
 
     pynq = types.ModuleType("pynq")
-    pynq.Overlay, pynq.allocate = Overlay, allocate
+    pynq.Overlay, pynq.allocate, pynq.Clocks = Overlay, allocate, Clocks
     pynq.Bitstream = type("Bitstream", (), {"__init__": lambda self, *a, **k: None, "download": lambda self: board.reset()})
     pynq.__doc__ = "pynq's Overlay/allocate/Clocks over host.backends.emulated_board (host.backends.emulated_pynq)"
     ps = types.ModuleType("pynq.ps")

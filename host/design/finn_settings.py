@@ -50,7 +50,8 @@ def finn_driver_settings(spec: AccelSpec) -> dict[str, Any]:
         "number_of_external_weights": 0,  # every weight of these designs is in the fabric's own memory
         "external_weights_input_shapes": {},
     }
-    info: dict[str, Any] = {"driver_type": "FINNDMAOverlay", "io_shape_dict": io_shape_dict, "external_weights": [],
+    # external_weights: a flag, as FINN's MakePYNQDriver writes it (finn-plus-driver keeps its own list of them)
+    info: dict[str, Any] = {"driver_type": "FINNDMAOverlay", "io_shape_dict": io_shape_dict, "external_weights": False,
                             "runtime_weights": False, "platform": "zynq-iodma"}
     if data.get("clock_ns"):
         info["fclk_mhz"] = 1000.0 / float(data["clock_ns"])

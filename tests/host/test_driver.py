@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from host.backends.driver import AP_DONE, REG_ADDR, REG_COUNT, REG_CTRL, FinnZynqDriver
+from host.backends.driver import AP_DONE, FCLK0_REFERENCE_MHZ, REG_ADDR, REG_COUNT, REG_CTRL, FinnZynqDriver
 from host.backends.emulated_board import EmulatedBackend
 from host.backends.emulator import EmulatedAccelerator
 from host.errors import AcceleratorTimeout, HostError
@@ -32,7 +32,17 @@ def test_register_protocol(discrete_design):
     assert odma.read(REG_ADDR) == driver.obuf.physical_address and idma.read(REG_ADDR) == driver.ibuf.physical_address
     assert odma.read(REG_COUNT) == 5 == idma.read(REG_COUNT)
     assert odma.read(REG_CTRL) & AP_DONE and board.frames_run == 5
-    assert board.clock_mhz == pytest.approx(1000 / spec.data["clock_ns"])
+    assert board.clock_mhz == FCLK0_REFERENCE_MHZ == 100.0
+
+
+@pytest.mark.parametrize("clock_ns", [5.0, 10.0, 8.0])
+def test_fclk0_is_the_shells_reference_whatever_the_design_clock(discrete_design, clock_ns):
+    """The Zynq shell's Clocking Wizard makes the design clock from a 100 MHz FCLK0: FCLK0 never follows clock_ns."""
+    spec = load_spec(discrete_design)
+    spec.data["clock_ns"] = clock_ns
+    board = EmulatedBackend(spec)
+    FinnZynqDriver(spec, board)
+    assert board.clock_mhz == 100.0
 
 
 def test_buffers_are_allocated_once(discrete_design):
