@@ -88,3 +88,11 @@ def test_licence_and_citation_agree_with_pyproject() -> None:
     assert cff["license"] == project["license"]
     assert cff["version"] == project["version"]
     assert cff["title"] and cff["message"] and cff["authors"][0]["name"]
+
+
+def test_flow_figure_script_draws_the_committed_figure(tmp_path: Path) -> None:
+    out = tmp_path / "flow.png"
+    subprocess.run([sys.executable, str(ROOT / "docs" / "scripts" / "flow_figure.py"), str(out)], cwd=ROOT,
+                   check=True, timeout=120)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (ROOT / "docs" / "img" / "flow.png").is_file()
