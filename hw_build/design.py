@@ -1,6 +1,6 @@
 """Design folders (``bitstreams/<design>/``): naming, creation rules, and the files inside.
 
-A design folder holds everything one accelerator is made of (DESIGN.md §3)::
+A design folder holds everything one accelerator is made of (docs/formats.md)::
 
     policy.qonnx.onnx      the student's actor in QONNX
     export.json            where it came from (run, checkpoint hash) and the parity check

@@ -1,7 +1,7 @@
 """Exporting a student's actor to QONNX and running the QONNX graph.
 
 Uses Brevitas's ``export_qonnx`` on the TorchScript path (``dynamo=False``: 0.15 s and quiet,
-the same graph as the dynamo exporter; STACK.md), then qonnx's cleanup so the graph has
+the same graph as the dynamo exporter; docs/design-decisions.md), then qonnx's cleanup so the graph has
 static shapes and folded constants.
 """
 

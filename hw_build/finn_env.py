@@ -1,7 +1,7 @@
 """Everything finn-plus needs adapted to run without Vivado, in one place.
 
 finn-plus's Python API compiles up to estimate reports and HLS/RTL code generation without
-any Xilinx tool (STACK.md), but three things stand in the way on a machine without Vivado:
+any Xilinx tool (docs/design-decisions.md), but three things stand in the way on a machine without Vivado:
 
 1. FINN wants global settings; outside its own command line they must be created
    (``initialize_dummy_settings``) with ``FINN_BUILD_DIR`` and ``FINN_SETTINGS`` pointing at

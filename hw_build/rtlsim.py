@@ -32,7 +32,7 @@ import numpy as np
 
 from training.errors import FlowError
 
-#: Verilator warnings FINN's sources raise that are not errors (see STACK.md).
+#: Verilator warnings FINN's sources raise that are not errors (see docs/design-decisions.md).
 VERILATOR_WARNINGS = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-SELRANGE", "-Wno-INITIALDLY", "-Wno-UNOPTFLAT"]
 MAX_STREAM_BITS = 4096  # a stream word the harness carries (as 32-bit chunks; FINN's own limit is far above)
 

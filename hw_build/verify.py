@@ -1,4 +1,4 @@
-"""The verification ladder, levels 1 to 3 (DESIGN.md §5): every level gives the same actions.
+"""The verification ladder, levels 1 to 3 (docs/hardware.md): every level gives the same actions.
 
 1. the Brevitas student (PyTorch, fake-quant): the reference;
 2. the QONNX graph (qonnx execution);

@@ -1,4 +1,4 @@
-"""Imports go one way: host ← training ← hw_build ← flow (README, "Layout"), and inside host and training too.
+"""Imports go one way: host ← training ← hw_build ← flow (docs/getting-started.md, "Layout"), and inside host and training too.
 
 Every import statement is read from the source, those inside functions included (a lazy import
 that goes the wrong way is still a dependency that goes the wrong way), so the test needs no

@@ -1,6 +1,6 @@
 """Run folders: where each training stage writes, and how a later stage finds and checks it.
 
-Layout (DESIGN.md §3)::
+Layout (docs/formats.md)::
 
     runs/<env-id>/<run-name>/
         config.yaml            everything needed to rerun (format_version, kind, env_id, ...)

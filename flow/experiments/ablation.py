@@ -1,6 +1,6 @@
 """The QPD ablation: what each of QPD's ideas buys, on the same student, budget and seeds.
 
-DESIGN.md §4 makes each named idea of QPD switchable so that a table can show what it buys.
+The method (docs/method.md) makes each named idea of QPD switchable so that a table can show what it buys.
 ``make ablation ENV=<id>`` runs QPD and QPD with one idea switched off at a time:
 
 - ``qpd``: everything on (the defaults);

@@ -3,7 +3,7 @@
 The QPD table and the frontier are grids of trials. Each trial's result is a JSON file named
 after the trial, so a grid can be built up across invocations: a trial already done is read,
 not run again. Trials run in this process, in ``jobs`` local processes (one torch thread each)
-or, beyond one machine, as Ray tasks (``executor="ray"``, :mod:`flow.executors`; DESIGN.md §8).
+or, beyond one machine, as Ray tasks (``executor="ray"``, :mod:`flow.executors`; docs/scale.md).
 """
 
 from __future__ import annotations

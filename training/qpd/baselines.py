@@ -1,4 +1,4 @@
-"""The baselines QPD is measured against (DESIGN.md §4), on the same seeds and budgets.
+"""The baselines QPD is measured against (docs/method.md), on the same seeds and budgets.
 
 - ``ptq``: post-training quantization of the teacher's own actor at k bits (weights and the
   tanh activations), scales calibrated on teacher-visited states, no training;

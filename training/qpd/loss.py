@@ -1,4 +1,4 @@
-"""QPD's actor-critic distillation loss (DESIGN.md §4).
+"""QPD's actor-critic distillation loss (docs/method.md).
 
 Policy term: temperature-scaled KL(teacher ‖ student) over the softmax of the logits for
 discrete actions; for continuous actions the Gaussian KL(teacher ‖ student) or plain

@@ -1,6 +1,6 @@
 """The low-bit Brevitas student: a small MLP built so that FINN can compile its actor.
 
-Built for FINN by construction (see ../shared/STACK.md):
+Built for FINN by construction (see docs/design-decisions.md):
 
 - the observation goes through a fixed per-channel affine (``(obs - shift) * scale``, set from
   teacher-visited states so every channel fills the input quantizer's range; it exports as
@@ -463,7 +463,7 @@ def transfer_float_weights(src: QuantStudent, dst: QuantStudent) -> None:
 
     This is a precision stage's warm start: ``dst``'s quantizers then initialise their scales
     from the copied weights' statistics (and from the data, for activations) on its first
-    forward passes, instead of carrying ``src``'s ranges (STACK.md: a loaded quantizer keeps
+    forward passes, instead of carrying ``src``'s ranges (docs/design-decisions.md: a loaded quantizer keeps
     its old range and marks its statistics as collected).
     """
     src_state = src.state_dict()
