@@ -164,10 +164,12 @@ BACKEND  ?= emulated
 NUM_ENVS ?= 1
 BOARD    ?=
 BOARD_DIR ?= qpd
+# ALLOW_DISAGREEMENT=1: a failing verdict (disagreement, timeouts, no step) warns and exits 0 (faulty-hardware studies).
 compare_flags = --design $(DESIGN) --episodes $(EPISODES) --num-envs $(NUM_ENVS) \
-  $(if $(filter command line environment,$(origin ENV)),--env $(ENV),)
+  $(if $(filter command line environment,$(origin ENV)),--env $(ENV),) \
+  $(if $(filter 1 yes true,$(ALLOW_DISAGREEMENT)),--allow-disagreement,)
 
-compare: install ## hardware vs software on the same seeds: DESIGN=<name> [BACKEND=emulated|remote BOARD=<host>:<port>] [EPISODES=100] [NUM_ENVS=1] [ENV=]
+compare: install ## hardware vs software on the same seeds, exit 1 unless it agrees with the Brevitas student on every step: DESIGN=<name> [BACKEND=emulated|remote BOARD=<host>:<port>] [EPISODES=100] [NUM_ENVS=1] [ENV=] [ALLOW_DISAGREEMENT=1]
 	@test -n "$(DESIGN)" || { echo "make compare needs DESIGN=<name> (see bitstreams/)"; exit 2; }
 	$(PY) -m flow compare --backend $(BACKEND) $(if $(filter remote,$(BACKEND)),--board $(BOARD),) $(compare_flags)
 

@@ -3,7 +3,8 @@
 ``compare`` runs the environment loop against the accelerator (``--backend pynq`` on a board,
 ``emulated`` anywhere), plays the software policies on the same seeds, and writes the report.
 On a workstation, ``make compare`` runs it through ``python -m flow compare``, which adds the
-references the board cannot run. Bad input is one sentence and exit code 2.
+references the board cannot run. Bad input is one sentence and exit code 2; a comparison whose
+verdict fails (see :func:`host.loop.report.verdict`) exits 1 after its report is written.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from host.errors import HostError, run_command
+from host.errors import EXIT_CHECK_FAILED, HostError, run_command
 
 
 def resolve_design(name: str) -> Path:
@@ -42,7 +43,9 @@ class SoftwareReferences:
     policy)`` that shares no code with the emulated fabric and replaces the integer reference
     (FINN's Python execution of the hardware-layer graph), and ``extra`` policies listed after
     the teacher (the Brevitas student). ``independent_missing`` says why there is no independent
-    reference; ``notes`` what else was skipped.
+    reference; ``notes`` what else was skipped. ``verdict_reference`` names the policy the verdict
+    is taken against (the Brevitas student, fed float observations); without it, the independent
+    reference.
     """
 
     independent: tuple[str, Callable] | None = None
@@ -52,6 +55,7 @@ class SoftwareReferences:
     notes: list[str] = field(default_factory=lambda: [
         "Brevitas student skipped: python -m host runs without torch (as on the board); on a workstation, "
         "make compare (python -m flow compare) adds it"])
+    verdict_reference: str | None = None
 
 
 ReferenceProvider = Callable[[Path, Any], SoftwareReferences]
@@ -102,9 +106,12 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     ``references(design, spec)``: software policies the board cannot run (see
     :class:`SoftwareReferences`); ``prog``: the command line that called this, for the report.
     """
+    import numpy as np
+
     from host.loop.envs import make_env
     from host.loop.episodes import run_episodes
-    from host.loop.report import build_report, headline, write_report
+    from host.loop.progress import episode_progress
+    from host.loop.report import build_report, headline, verdict, write_report
     from host.design.spec import TEACHER_FILE, check_env_fits
     from host.loop.teacher_numpy import NumpyTeacher
 
@@ -136,15 +143,18 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
         notes.append(f"float teacher skipped: no {TEACHER_FILE} in the design")
     software.update(refs.extra)
     notes += refs.notes
-    tolerance = float(spec.data["action"].get("output_scale", 0.0)) * 1.001
+    # One output step (per action where the design scales each action on its own).
+    tolerance = np.asarray(spec.data["action"].get("output_scale", 0.0), dtype=np.float64) * 1.001
+    judge = refs.verdict_reference if refs.verdict_reference in software else ref_name
 
     def new_env():
         return make_env(env_id)
 
     print(f"comparing {design.name} ({args.backend} backend) with {', '.join(software)} on {len(seeds)} episodes "
           f"of {env_id}, {args.num_envs} environment(s) per call")
-    hw = run_episodes(driver, new_env, seeds, num_envs=args.num_envs, shadows=software, tolerance=tolerance,
-                      call_times=lambda: driver.last_times)
+    with episode_progress(len(seeds), f"{args.backend} hardware") as advance:
+        hw = run_episodes(driver, new_env, seeds, num_envs=args.num_envs, shadows=software, tolerance=tolerance,
+                          call_times=lambda: driver.last_times, progress=advance)
     # Episodes are independent, so the software policies play all seeds side by side (batched calls);
     # their latency is measured at batch 1 in the shadow calls above, the size a control loop sends.
     results = {name: run_episodes(policy, new_env, seeds, num_envs=len(seeds)) for name, policy in software.items()}
@@ -157,13 +167,20 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
             "frames_through_emulated_fabric": getattr(backend, "frames_run", None),
             "register_accesses_per_call": _accesses_per_call(backend, driver)}
     rep = build_report(meta, hw, results)
+    rep["verdict"] = verdict(rep, judge, allow_disagreement=getattr(args, "allow_disagreement", False))
     out = Path(args.out) if args.out else design / f"compare-{args.backend}"
     written = write_report(rep, hw.times, out)
     print(headline(rep))
     for note in notes:
         print(f"  note: {note}")
     print(f"  report: {', '.join(str(p) for p in written)}")
+    print(rep["verdict"]["line"], flush=True)
     return rep
+
+
+def compare_exit_code(rep: dict) -> int:
+    """The exit code of a comparison: 0 when its verdict passed (or its failure was allowed), else 1."""
+    return 0 if rep["verdict"]["passed"] else EXIT_CHECK_FAILED
 
 
 def add_design_argument(p: argparse.ArgumentParser) -> None:
@@ -183,6 +200,9 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side, one accelerator call per step")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the accelerator (default 1)")
     p.add_argument("--out", default=None, help="report folder (default <design>/compare-<backend>)")
+    p.add_argument("--allow-disagreement", action="store_true",
+                   help="a failing verdict (disagreement, timeouts, no step) is a warning and exits 0, for studies of "
+                        "faulty hardware (make: ALLOW_DISAGREEMENT=1)")
 
 
 def finn_settings(args: argparse.Namespace) -> Path:
@@ -236,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     p = sub.add_parser("compare", help="hardware (board or emulated) vs software policies on the same seeds")
     add_compare_arguments(p)
-    p.set_defaults(func=compare)
+    p.set_defaults(func=lambda args: compare_exit_code(compare(args)))
     p = sub.add_parser("finn-settings", help="write the settings.json FINN's own PYNQ driver (finn-plus-driver) needs, "
                        "from the design's accel.json")
     add_design_argument(p)
@@ -261,4 +281,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the exit code."""
     args = build_parser().parse_args(argv)
-    return run_command(lambda: args.func(args) and None)
+    return run_command(lambda: (lambda code: code if isinstance(code, int) else None)(args.func(args)))

@@ -137,8 +137,9 @@ def test_the_emulated_comparison_plays_the_student_step_for_step(pixel_design):
     folder, _, _ = pixel_design
     rep = compare(argparse.Namespace(design=str(folder), backend="emulated", episodes=3, num_envs=2, seed_start=1000,
                                      env=None, timeout=1.0, out=None, board=None), workstation_references)
-    for name in ("Brevitas student", "FINN hardware-layer graph"):
+    for name in ("Brevitas student", "FINN hardware-layer graph (fed the binary frames)"):
         assert rep["software"][name]["step_agreement"] == 1.0 and rep["software"][name]["identical_returns"] == 3
+    assert rep["verdict"]["passed"]
     assert "float teacher (numpy)" in rep["software"]
 
 
