@@ -54,7 +54,13 @@ def workstation_references(design: Path, spec: Any) -> SoftwareReferences:
     as the independent reference, and the Brevitas student beside the float teacher."""
     from hw_build.execution import execute_batch
 
+    from hw_build.accel_spec import FINAL_MODEL, board_file_mismatches
+
     refs = SoftwareReferences(notes=[])
+    if (design / "intermediate_models" / FINAL_MODEL).exists():
+        refs.problems = board_file_mismatches(design)  # what the board loads must be what FINN compiled
+    else:
+        refs.notes.append("the design's files were not cross-checked with its FINN graph (not here)")
     graph = design / FINN_GRAPH
     if graph.exists():
         refs.independent = (finn_reference_name(spec),

@@ -56,6 +56,8 @@ class SoftwareReferences:
         "Brevitas student skipped: python -m host runs without torch (as on the board); on a workstation, "
         "make compare (python -m flow compare) adds it"])
     verdict_reference: str | None = None
+    #: Where the design's files differ from its FINN graph (a workstation's cross-check): verdict causes.
+    problems: list[str] = field(default_factory=list)
 
 
 ReferenceProvider = Callable[[Path, Any], SoftwareReferences]
@@ -167,7 +169,8 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
             "frames_through_emulated_fabric": getattr(backend, "frames_run", None),
             "register_accesses_per_call": _accesses_per_call(backend, driver)}
     rep = build_report(meta, hw, results)
-    rep["verdict"] = verdict(rep, judge, allow_disagreement=getattr(args, "allow_disagreement", False))
+    rep["verdict"] = verdict(rep, judge, allow_disagreement=getattr(args, "allow_disagreement", False),
+                             problems=refs.problems)
     out = Path(args.out) if args.out else design / f"compare-{args.backend}"
     written = write_report(rep, hw.times, out)
     print(headline(rep))

@@ -105,14 +105,15 @@ def input_transform(export: dict[str, Any], input_mode: str) -> dict[str, Any]:
 def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integer") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The accel spec and weight arrays of a compiled design folder."""
     from hw_build.deployed import deployed_bits
-    from qonnx.core.modelwrapper import ModelWrapper
 
     from hw_build.design import BITFILE, EXPORT_FILE, QONNX_FILE, sha256_file
     from hw_build.transforms import OUTPUT_SCALE_PROP
     from training.envs import env_info
 
+    from hw_build.execution import read_graph
+
     models = design_dir / "intermediate_models"
-    model = ModelWrapper(str(models / FINAL_MODEL))
+    model = read_graph(models / FINAL_MODEL)
     export = json.loads((design_dir / EXPORT_FILE).read_text())
     arrays: dict[str, np.ndarray] = {}
     layers = [_layer(model, node, arrays) for node in model.graph.node]
@@ -125,7 +126,7 @@ def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
         action.update(argmax_in_hardware=True, tie_rule="lowest index",
                       output="the action index, computed by the LabelSelect layer")
     else:
-        scale = ModelWrapper(str(models / HEAD_MODEL)).get_metadata_prop(OUTPUT_SCALE_PROP)
+        scale = read_graph(models / HEAD_MODEL).get_metadata_prop(OUTPUT_SCALE_PROP)
         action.update(argmax_in_hardware=False, output_scale=float(scale), low=info.action_low.tolist(),
                       high=info.action_high.tolist(),
                       output="action = clip(output_scale × output, low, high)")

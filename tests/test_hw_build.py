@@ -158,8 +158,13 @@ def _tampered_copy(folder, designs, name, edit):
 
 
 def _negate_first_weights(accel, arrays):
-    key = next(layer["weights"] for layer in accel["layers"] if layer["op"] == "MVAU")
-    arrays[key] = -arrays[key]
+    """The first layer's weights negated, kept inside their datatype (-(-2) = 2 is not an INT2: the host's
+    schema refuses that outright, see test_schema.py)."""
+    from host.design.schema import datatype_range
+
+    layer = next(layer for layer in accel["layers"] if layer["op"] == "MVAU")
+    _, lo, hi = datatype_range(layer["weight_dtype"])
+    arrays[layer["weights"]] = np.clip(-arrays[layer["weights"]], lo, hi)
 
 
 def _double_input_scale(accel, arrays):
@@ -187,6 +192,24 @@ def test_tampered_design_fails_compare_and_verify(estimated, designs, tmp_path, 
     expected = "weights.npz: array MVAU_hls_0.weights differs" if name == "negated-weights" else \
         "accel.json: input.transform.quant_scale differs"
     assert level0["level"] == "0" and any(m.startswith(expected) for m in level0["mismatches"]), level0
+
+
+def test_graph_checks_catch_what_the_host_cannot(estimated, designs, tmp_path, capsys):
+    """A wider accumulator on a thresholded layer computes the same on the host, but is not what FINN
+    compiled: the FINN-graph cross-check names it. A truncated FINN graph is one sentence, exit 2."""
+    from flow.cli import main as flow_main
+    from hw_build.accel_spec import FINAL_MODEL, board_file_mismatches
+
+    folder, _, _ = estimated
+    wider = _tampered_copy(folder, designs, "tampered-acc", lambda accel, _: accel["layers"][0].update(acc_dtype="INT24"))
+    assert "accel.json: layers[0].acc_dtype differs" in board_file_mismatches(wider)
+    truncated = _tampered_copy(folder, designs, "tampered-graph", lambda *_: None)
+    graph = truncated / "intermediate_models" / FINAL_MODEL
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    capsys.readouterr()
+    assert flow_main(["compare", "--design", truncated.name, "--episodes", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the graph") and "is truncated or not ONNX" in err and "\n" not in err
 
 
 def test_bitstream_without_vivado_stops_with_exit_3(estimated, designs):

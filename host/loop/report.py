@@ -95,9 +95,11 @@ def build_report(meta: dict[str, Any], hw: LoopResult, software: dict[str, LoopR
     return rep
 
 
-def verdict(rep: dict[str, Any], reference: str, allow_disagreement: bool = False) -> dict[str, Any]:
+def verdict(rep: dict[str, Any], reference: str, allow_disagreement: bool = False,
+            problems: list[str] | None = None) -> dict[str, Any]:
     """The comparison's verdict against the software policy ``reference`` (a key of ``rep["software"]``).
 
+    ``problems``: where the design's files differ from its FINN graph (a workstation checks), each a cause.
     ``causes`` lists every failure (empty when it passed); ``line`` is the one line a person or a
     script reads; ``passed`` is False on any cause, unless ``allow_disagreement`` (a study of faulty
     hardware) turned the failure into a warning (``allowed``).
@@ -117,6 +119,9 @@ def verdict(rep: dict[str, Any], reference: str, allow_disagreement: bool = Fals
     elif steps and sw["agreeing_steps"] < steps:
         causes.append(f"the hardware's actions differ from the {reference}'s on {steps - sw['agreeing_steps']} of "
                       f"{steps} steps (agreement {100 * sw['step_agreement']:.2f} %)")
+    if problems:
+        causes.append(f"the design's files differ from its FINN graph ({'; '.join(problems[:3])}"
+                      f"{'; ...' if len(problems) > 3 else ''})")
     if not causes:
         line = (f"verdict: PASSED: the hardware's actions are the {reference}'s on all {steps} steps of "
                 f"{episodes} episodes, no timeout")
