@@ -128,9 +128,12 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     if args.backend == "remote":
         from host.backends.remote import RemotePolicy
 
+        from host.backends.remote import board_address
+
         if not args.board:
             raise HostError("--backend remote needs --board <host>:<port> (the machine running make serve)")
-        backend, driver = None, RemotePolicy(spec, f"tcp://{args.board}", timeout_s=args.timeout)
+        backend, driver = None, RemotePolicy(spec, board_address(args.board), timeout_s=args.timeout,
+                                             keys=getattr(args, "keys", None))
     else:
         backend, driver = local_accelerator(spec, args.backend, args.num_envs, args.timeout)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
@@ -197,6 +200,8 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["emulated", "pynq", "remote"], default="emulated",
                    help="emulated (default), pynq (on the board), or remote: a policy server (make serve) at --board")
     p.add_argument("--board", default=None, help="with --backend remote: <host>:<port> of the policy server")
+    p.add_argument("--keys", default=None, help="with --backend remote: a folder holding client.key_secret and the "
+                   "server's server.key (make serve-keys): the connection is authenticated and encrypted (CurveZMQ)")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed-start", type=int, default=1000, help="first episode seed (default 1000, as every evaluation)")
     p.add_argument("--env", default=None, help="environment id (default: the design's own)")
@@ -221,17 +226,52 @@ def finn_settings(args: argparse.Namespace) -> Path:
 
 def serve(args: argparse.Namespace) -> None:
     """``make serve``: answer observation → action for a design over the network (see :mod:`host.backends.remote`)."""
-    from host.backends.remote import MAX_BATCH, PolicyServer
+    import zmq
 
+    from host.backends.remote import MAX_BATCH, PolicyServer, check_port, zmq_sentence
+
+    port = check_port(args.port)
+    if not 0 < args.max_batch <= MAX_BATCH:
+        raise HostError(f"--max-batch must be from 1 to {MAX_BATCH}, got {args.max_batch}")
+    _raise_descriptor_limit()
     spec = load_design(args.design, args.backend)
-    _, driver = local_accelerator(spec, args.backend, min(args.max_batch, MAX_BATCH), args.timeout)
-    server = PolicyServer(spec, driver, f"tcp://{args.host}:{args.port}")
-    print(f"serving {spec.folder.name} ({args.backend} backend) at {server.address}; Ctrl-C stops", flush=True)
+    _, driver = local_accelerator(spec, args.backend, args.max_batch, args.timeout)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    server = PolicyServer(spec, driver, f"tcp://{host}:{port}", keys=Path(args.keys) if args.keys else None,
+                          max_batch=args.max_batch)
+    print(f"serving {spec.folder.name} ({args.backend} backend) at {server.address}"
+          f"{' with CurveZMQ keys from ' + args.keys if args.keys else ', without authentication'}; Ctrl-C stops",
+          flush=True)
     try:
         server.serve(idle_s=args.idle_exit)
+    except zmq.ZMQError as exc:
+        raise HostError(zmq_sentence(exc, f"serving at {server.address}")) from None
     finally:
         server.close()
         print(f"served {server.served} calls, refused {server.refused} requests")
+
+
+def _raise_descriptor_limit() -> None:
+    """Let the server use every file descriptor its hard limit allows (each connection holds one)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def serve_keys(args: argparse.Namespace) -> None:
+    """``make serve-keys``: a CurveZMQ key pair for the policy server and one for a client."""
+    from host.backends.remote import make_keys
+
+    make_keys(Path(args.out))
+    print(f"written to {args.out}: server.key (public), server.key_secret, client.key (public), client.key_secret, "
+          f"authorized_clients/client.key. Board: make serve KEYS=<folder with server.key_secret and "
+          f"authorized_clients/>; workstation: make compare BACKEND=remote BOARD=<board>:<port> KEYS=<folder with "
+          f"client.key_secret and server.key>. Keep the .key_secret files private.")
 
 
 def board_setup(args: argparse.Namespace) -> None:
@@ -268,12 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the design's policy over the network (ZeroMQ) for compare --backend remote")
     add_design_argument(p)
     p.add_argument("--backend", choices=["pynq", "emulated"], default="pynq", help="pynq (on the board, default) or emulated")
-    p.add_argument("--host", default="*", help="interface to listen on (default all)")
-    p.add_argument("--port", type=int, default=5555, help="TCP port (default 5555)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, this machine "
+                   "only; 0.0.0.0 opens it to the network: use --keys then)")
+    p.add_argument("--port", default="5555", help="TCP port, 1 to 65535 (default 5555)")
+    p.add_argument("--keys", default=None, help="a folder from make serve-keys holding server.key_secret and "
+                   "authorized_clients/: only those clients connect, encrypted (CurveZMQ)")
     p.add_argument("--max-batch", type=int, default=64, help="most observations in one request (default 64)")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the accelerator (default 1)")
     p.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without a request")
     p.set_defaults(func=serve)
+    p = sub.add_parser("serve-keys", help="make a CurveZMQ key pair for the policy server and one for a client")
+    p.add_argument("--out", default="keys", help="folder for the keys (default keys)")
+    p.set_defaults(func=serve_keys)
     p = sub.add_parser("board-setup", help="on the board: install the wheels make deploy brought (gymnasium and its "
                        "pure-Python dependencies) with pip --no-index, after checking numpy < 2 and pynq 3.x")
     p.add_argument("--wheels", default="wheels", help="the wheels folder make deploy copied (default wheels)")
