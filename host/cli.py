@@ -237,18 +237,27 @@ def serve(args: argparse.Namespace) -> None:
     spec = load_design(args.design, args.backend)
     _, driver = local_accelerator(spec, args.backend, args.max_batch, args.timeout)
     host = f"[{args.host}]" if ":" in args.host else args.host
+    if args.peer_idle <= 0:
+        raise HostError(f"--peer-idle must be positive, got {args.peer_idle:g}")
     server = PolicyServer(spec, driver, f"tcp://{host}:{port}", keys=Path(args.keys) if args.keys else None,
-                          max_batch=args.max_batch)
+                          max_batch=args.max_batch, idle_peer_s=args.peer_idle)
     print(f"serving {spec.folder.name} ({args.backend} backend) at {server.address}"
           f"{' with CurveZMQ keys from ' + args.keys if args.keys else ', without authentication'}; Ctrl-C stops",
           flush=True)
+    def terminated(*_: object) -> None:
+        raise KeyboardInterrupt("terminated")
+
+    import signal
+
+    signal.signal(signal.SIGTERM, terminated)  # kill <pid> stops it as Ctrl-C does, with its summary
     try:
         server.serve(idle_s=args.idle_exit)
     except zmq.ZMQError as exc:
         raise HostError(zmq_sentence(exc, f"serving at {server.address}")) from None
     finally:
         server.close()
-        print(f"served {server.served} calls, refused {server.refused} requests")
+        print(f"served {server.served} calls, refused {server.refused} requests, disconnected "
+              f"{server.dropped_idle} idle connections")
 
 
 def _raise_descriptor_limit() -> None:
@@ -316,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=64, help="most observations in one request (default 64)")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the accelerator (default 1)")
     p.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without a request")
+    p.add_argument("--peer-idle", type=float, default=60.0, help="disconnect a connection that sends nothing for "
+                   "this many seconds (default 60)")
     p.set_defaults(func=serve)
     p = sub.add_parser("serve-keys", help="make a CurveZMQ key pair for the policy server and one for a client")
     p.add_argument("--out", default="keys", help="folder for the keys (default keys)")

@@ -23,8 +23,12 @@ Hardening: the server binds 127.0.0.1 unless told otherwise; with keys (``make s
 :func:`make_keys`) every connection is authenticated and encrypted by CurveZMQ and only the
 authorised clients' keys get through. ``ZMQ_MAXMSGSIZE`` is the design's largest valid request,
 so a peer declaring a larger frame is disconnected before anything is allocated; a peer that
-connects and never completes the ZMTP handshake is dropped after :data:`HANDSHAKE_S`, and one
-that stops answering heartbeats after :data:`HEARTBEAT_TIMEOUT_S`. A malformed, oversized or
+connects and never completes the ZMTP handshake is dropped after :data:`HANDSHAKE_S`, one that
+stops answering heartbeats after :data:`HEARTBEAT_TIMEOUT_S`, and one that answers heartbeats but
+sends no request for ``idle_peer_s`` (default :data:`IDLE_PEER_S`) is disconnected by the server
+(ZeroMQ's ROUTER has no call for that: the server learns each connection's descriptor from the
+socket monitor and the messages' ``SRCFD``, and shuts that connection down), so idle peers cannot
+hold every descriptor and lock correct clients out. A malformed, oversized or
 unknown message is answered with ``{"ok": false, "error": ...}`` and the server goes on serving;
 the client checks every reply (its keys, dtype, size and the actions' range) and waits at most
 its timeout for one. Every ZeroMQ error is one sentence on both sides.
@@ -36,6 +40,8 @@ import json
 import math
 import os
 import re
+import socket as sockets
+import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -56,6 +62,8 @@ MAX_HEADER_BYTES = 4096
 HANDSHAKE_S = 2.0
 #: Heartbeats: a PING every interval; a peer silent for the timeout is disconnected.
 HEARTBEAT_IVL_S, HEARTBEAT_TIMEOUT_S = 1.0, 5.0
+#: A connection that sends no request for this long is disconnected by the server.
+IDLE_PEER_S = 60.0
 #: Connections (by ZeroMQ routing id) remembered as having said hello; the oldest is forgotten beyond.
 MAX_GREETED = 1024
 TIMES_KEYS = ("check", "pack", "accel", "unpack")
@@ -175,12 +183,17 @@ class PolicyServer:
         keys: a folder of ``make serve-keys``: then only clients whose public key is in its
             ``authorized_clients/`` connect (CurveZMQ); None serves without authentication.
         max_batch: most observations in one request (sets ``ZMQ_MAXMSGSIZE``).
+        idle_peer_s: a connection silent for this long is disconnected.
     """
 
     def __init__(self, spec, policy: Callable[[np.ndarray], np.ndarray], address: str, *,
-                 keys: Path | None = None, max_batch: int = MAX_BATCH) -> None:
+                 keys: Path | None = None, max_batch: int = MAX_BATCH, idle_peer_s: float = IDLE_PEER_S) -> None:
         zmq = _zmq()
         self.spec, self.policy, self.identity = spec, policy, design_identity(spec)
+        self.idle_peer_s = idle_peer_s
+        self.peers: dict[int, float] = {}  # a connection's descriptor -> when it last sent something
+        self.dropped_idle = 0
+        self._monitor = None
         self.max_batch = min(max_batch, MAX_BATCH)
         self.max_message = largest_request(spec, self.max_batch)
         self.context = zmq.Context.instance()
@@ -194,6 +207,8 @@ class PolicyServer:
             if keys is not None:
                 self._curve(zmq, Path(keys))
             self.socket.bind(address)
+            self._monitor = self.socket.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED |
+                                                           zmq.EVENT_CLOSED)
         except zmq.ZMQError as exc:
             self.close()
             if exc.errno == zmq.EADDRINUSE:
@@ -220,27 +235,79 @@ class PolicyServer:
         zmq = _zmq()
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
-        handled, last = 0, time.monotonic()
+        poller.register(self._monitor, zmq.POLLIN)
+        handled, last, swept = 0, time.monotonic(), time.monotonic()
         while max_messages is None or handled < max_messages:
             if stop is not None and stop():
                 return
-            if not poller.poll(100):
-                if idle_s is not None and time.monotonic() - last > idle_s:
+            ready = dict(poller.poll(100))
+            now = time.monotonic()
+            if self._monitor in ready or now - swept > 0.5:
+                self._peer_events(zmq)
+            if now - swept > 0.5:
+                self._drop_idle(now)
+                swept = now
+            if self.socket not in ready:
+                if idle_s is not None and now - last > idle_s:
                     return
                 continue
             try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
+                parts = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 continue
+            try:
+                self.peers[int(parts[0].get(zmq.SRCFD))] = time.monotonic()
+            except (zmq.ZMQError, ValueError, TypeError):
+                pass
+            frames = [part.bytes for part in parts]
             # A REQ client's frames come as [identity, b"", header, body]; others may lack the delimiter.
             cut = 2 if len(frames) > 1 and frames[1] == b"" else 1
             envelope, body = frames[:cut], frames[cut:]
+            t0 = time.perf_counter()
             header, payload = self.answer(body, peer=envelope[0])
+            header["handled"] = time.perf_counter() - t0  # the server's own work on it, the driver's call included
             try:
                 self.socket.send_multipart([*envelope, json.dumps(header).encode(), payload], zmq.NOBLOCK)
             except zmq.ZMQError:  # the peer is gone (or its queue full): nothing to answer
                 pass
             handled, last = handled + 1, time.monotonic()
+
+    def _peer_events(self, zmq) -> None:
+        """Track connections from the socket monitor: accepted ones start their idle clock, closed ones stop it.
+
+        Parsed here (a 6-byte frame: event uint16, value uint32; then the endpoint) rather than with
+        ``zmq.utils.monitor``, which imports asyncio: nothing is imported while descriptors may run out.
+        """
+        while True:
+            try:
+                frames = self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames[0]) != 6:
+                continue
+            event, fd = struct.unpack("=HI", frames[0])
+            if event == zmq.EVENT_ACCEPTED:
+                self.peers[fd] = time.monotonic()
+            else:
+                self.peers.pop(fd, None)
+
+    def _drop_idle(self, now: float) -> None:
+        """Shut down the connections silent for ``idle_peer_s``: libzmq then sees them end and frees them."""
+        for fd, seen in list(self.peers.items()):
+            if now - seen <= self.idle_peer_s:
+                continue
+            del self.peers[fd]
+            try:
+                peer = sockets.socket(fileno=fd)  # no new descriptor: shut the connection down, then let go
+            except OSError:
+                continue
+            try:
+                peer.shutdown(sockets.SHUT_RDWR)
+                self.dropped_idle += 1
+            except OSError:
+                pass
+            finally:
+                peer.detach()
 
     def answer(self, body: list[bytes], peer: bytes = b"") -> tuple[dict[str, Any], bytes]:
         """The reply to one request's frames from connection ``peer`` (never raises: a bad request gets an error reply)."""
@@ -307,6 +374,13 @@ class PolicyServer:
 
     def close(self) -> None:
         """Stop listening."""
+        if self._monitor is not None:
+            try:
+                self.socket.disable_monitor()
+            except Exception:  # noqa: BLE001  (closing anyway)
+                pass
+            self._monitor.close(0)
+            self._monitor = None
         self.socket.close(0)
         if self.authenticator is not None:
             self.authenticator.stop()
@@ -327,6 +401,8 @@ class RemotePolicy:
         self.keys = Path(keys) if keys is not None else None
         self.identity = design_identity(spec)
         self.last_times = RemoteTimes()
+        #: Seconds the server spent on the last request (parse, checks, the call, the reply), where it said.
+        self.last_server_s: float | None = None
         self.calls = 0
         action = spec.data["action"]
         self._width = 1 if spec.discrete else int(action["n"])
@@ -402,7 +478,10 @@ class RemotePolicy:
         round_trip = time.perf_counter() - t0
         actions = self._check_reply(reply, payload, n)
         times = {k: float(reply["times"][k]) for k in TIMES_KEYS}
-        self.last_times = RemoteTimes(**times, network=max(0.0, round_trip - sum(times.values())))
+        handled = reply.get("handled")
+        self.last_server_s = float(handled) if type(handled) in (int, float) and 0 <= handled < round_trip else None
+        server = self.last_server_s if self.last_server_s is not None else sum(times.values())
+        self.last_times = RemoteTimes(**times, network=max(0.0, round_trip - server))
         self.calls += 1
         return actions[:, 0] if self.spec.discrete else actions
 
