@@ -216,7 +216,7 @@ board-eval: ## ON THE BOARD (pynq's venv, as root): FPGA policy vs software on t
 
 BENCH_DESIGN ?= demo-CartPole-v1
 
-bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, host loop overhead and register traffic, binary frame packing, distillation speed, QAT PPO rollouts (needs make demo first)
+bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, host loop overhead and register traffic, binary frame packing, remote-mode loopback round trip (1 and 8 clients), distillation speed, QAT PPO rollouts (needs make demo first)
 	@test -f bitstreams/$(BENCH_DESIGN)/accel.json || { echo "make bench needs the design $(BENCH_DESIGN): run make demo first"; exit 2; }
 	$(PY) bench/bench_packing.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_host.py bitstreams/$(BENCH_DESIGN)
@@ -225,6 +225,7 @@ bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM
 	  bitstreams/$(BENCH_DESIGN) --out bench/results/host_loop_board_python.json
 	$(PY) bench/bench_codesign.py bitstreams/$(BENCH_DESIGN)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_pixels.py
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_remote.py bitstreams/$(BENCH_DESIGN)
 	$(PY) bench/bench_distill.py
 	$(PY) bench/bench_qat_rollout.py
 
