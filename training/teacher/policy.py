@@ -95,12 +95,40 @@ def safe_custom_objects(path: Path, env_id: str, algo: str, hyperparams: dict[st
     cls = {"ppo": PPO, "sac": SAC}[algo]
     kwargs = algo_kwargs(env_id, hyperparams, algo)
     env = make_env(env_id)
+    _check_recorded_spaces(path, data, env, env_id)
     known = {"observation_space": env.observation_space, "action_space": env.action_space,
              "policy_class": cls.policy_aliases.get(hyperparams.get("policy", "MlpPolicy"), cls.policy_aliases["MlpPolicy"]),
              "policy_kwargs": kwargs.get("policy_kwargs", {}),
              "learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": 0.0, "clip_range_vf": None}
     env.close()
     return {key: known.get(key) for key, value in data.items() if isinstance(value, dict) and ":serialized:" in value}
+
+
+def _check_recorded_spaces(path: Path, data: dict[str, Any], env, env_id: str) -> None:
+    """Refuse a zip whose spaces (SB3 writes their shape and size as plain text beside the pickle) are not ``env_id``'s."""
+    import json as json_module
+
+    def recorded(key: str) -> tuple[Any, Any]:
+        entry = data.get(key) if isinstance(data.get(key), dict) else {}
+        shape = entry.get("_shape")
+        if isinstance(shape, str):
+            try:
+                shape = json_module.loads(shape)
+            except ValueError:
+                shape = None
+        shape = shape if isinstance(shape, list) else None
+        return shape, entry.get("n")
+
+    obs_shape, _ = recorded("observation_space")
+    act_shape, act_n = recorded("action_space")
+    want_n = getattr(env.action_space, "n", None)
+    if (obs_shape is not None and tuple(obs_shape) != env.observation_space.shape) or \
+            (act_shape is not None and tuple(act_shape) != env.action_space.shape) or \
+            (act_n is not None and (want_n is None or str(act_n) != str(int(want_n)))):
+        env.close()
+        raise FlowError(f"checkpoint {path} was trained on observations of shape {tuple(obs_shape or ())} and "
+                        f"{'actions ' + str(act_n) if act_n is not None else 'actions of shape ' + str(tuple(act_shape or ()))}"
+                        f", which do not match {env_id}")
 
 
 def load_model(path: Path, env_id: str, algo: str = "ppo", hyperparams: dict[str, Any] | None = None):
