@@ -99,7 +99,8 @@ def safe_custom_objects(path: Path, env_id: str, algo: str, hyperparams: dict[st
     known = {"observation_space": env.observation_space, "action_space": env.action_space,
              "policy_class": cls.policy_aliases.get(hyperparams.get("policy", "MlpPolicy"), cls.policy_aliases["MlpPolicy"]),
              "policy_kwargs": kwargs.get("policy_kwargs", {}),
-             "learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": 0.0, "clip_range_vf": None}
+             "learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": 0.0, "clip_range_vf": None,
+             "train_freq": kwargs.get("train_freq", 1)}
     env.close()
     return {key: known.get(key) for key, value in data.items() if isinstance(value, dict) and ":serialized:" in value}
 
