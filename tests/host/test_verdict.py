@@ -84,3 +84,13 @@ def test_the_report_folder_is_replaced_as_one_unit(discrete_design, tmp_path, ca
     rep = json.loads((out / "compare.json").read_text())
     assert "old" not in rep and (out / "notes.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no staging folder left behind
+
+
+def test_ctrl_c_says_interrupted(capsys):
+    from host.errors import EXIT_INTERRUPTED, run_command
+
+    def body():
+        raise KeyboardInterrupt
+
+    assert run_command(body) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == "interrupted"
