@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ACCEL_FORMAT_VERSION = 2
 
 #: The FINN datatypes the host packs, unpacks and emulates.
-DATATYPE = re.compile(r"^(BINARY|BIPOLAR|TERNARY|U?INT([1-9]|[12][0-9]|3[0-2]))$")
+DATATYPE = re.compile(r"^(BINARY|BIPOLAR|TERNARY|FLOAT32|U?INT([1-9]|[12][0-9]|3[0-2]))$")
 #: Bounds from the board: a frame's values and packed bytes (the PYNQ-Z2 has 512 MB in all), layer sizes.
 MAX_DIM = 1 << 16
 MAX_FRAME_VALUES = 1 << 20
@@ -39,8 +39,10 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 
-def datatype_range(name: str) -> tuple[int, int, int]:
+def datatype_range(name: str) -> tuple[int, float, float]:
     """``(bits, min, max)`` of a FINN datatype name (one that :data:`DATATYPE` accepts)."""
+    if name == "FLOAT32":
+        return 32, -math.inf, math.inf
     if name in ("BINARY",):
         return 1, 0, 1
     if name == "BIPOLAR":
@@ -55,8 +57,8 @@ def datatype_range(name: str) -> tuple[int, int, int]:
 
 def _datatype(value: str) -> str:
     if not DATATYPE.match(value):
-        raise ValueError(f"'{value}' is not a FINN datatype this host packs (BINARY, BIPOLAR, TERNARY, INTn or UINTn "
-                         "with n from 1 to 32)")
+        raise ValueError(f"'{value}' is not a FINN datatype this host packs (BINARY, BIPOLAR, TERNARY, FLOAT32, INTn or "
+                         "UINTn with n from 1 to 32)")
     return value
 
 

@@ -200,7 +200,7 @@ def check_arrays(model, arrays: dict[str, np.ndarray], weights: Path) -> None:
             if w.shape[1] != layer.mh or not np.array_equal(w, np.round(w)) or w.min() < lo or w.max() > hi:
                 raise HostError(f"{weights}: array {layer.weights} is not {layer.mw} × {layer.mh} integers of "
                                 f"{layer.weight_dtype} ({lo}..{hi}), as accel.json's layer {layer.name} says")
-            if not (layer.binary_xnor or "BIPOLAR" in (layer.input_dtype, layer.weight_dtype)):
+            if not (layer.binary_xnor or {"BIPOLAR", "FLOAT32"} & {layer.input_dtype, layer.weight_dtype}):
                 _, xlo, xhi = datatype_range(layer.input_dtype)
                 w64 = w.astype(np.int64)
                 top = np.maximum(w64 * xlo, w64 * xhi).sum(axis=0).max()
