@@ -37,7 +37,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,INP
   $(if $(filter 1 yes true,$(OUTPUT_AFFINE)),--output-affine,)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render export estimate codegen bitstream cost rtlsim verify compare serve designs deploy-folder deploy board-setup board-eval bench docs clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render export estimate codegen bitstream cost rtlsim verify compare serve serve-keys designs deploy-folder deploy board-setup board-eval bench docs clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -170,18 +170,29 @@ BACKEND  ?= emulated
 NUM_ENVS ?= 1
 BOARD    ?=
 BOARD_DIR ?= qpd
+# ALLOW_DISAGREEMENT=1: a failing verdict (disagreement, timeouts, no step) warns and exits 0 (faulty-hardware studies).
 compare_flags = --design $(DESIGN) --episodes $(EPISODES) --num-envs $(NUM_ENVS) \
-  $(if $(filter command line environment,$(origin ENV)),--env $(ENV),)
+  $(if $(filter command line environment,$(origin ENV)),--env $(ENV),) \
+  $(if $(filter 1 yes true,$(ALLOW_DISAGREEMENT)),--allow-disagreement,)
 
-compare: install ## hardware vs software on the same seeds: DESIGN=<name> [BACKEND=emulated|remote BOARD=<host>:<port>] [EPISODES=100] [NUM_ENVS=1] [ENV=]
+compare: install ## hardware vs software on the same seeds, exit 1 unless it agrees with the Brevitas student on every step: DESIGN=<name> [BACKEND=emulated|remote BOARD=<host>:<port>] [EPISODES=100] [NUM_ENVS=1] [ENV=] [ALLOW_DISAGREEMENT=1]
 	@test -n "$(DESIGN)" || { echo "make compare needs DESIGN=<name> (see bitstreams/)"; exit 2; }
-	$(PY) -m flow compare --backend $(BACKEND) $(if $(filter remote,$(BACKEND)),--board $(BOARD),) $(compare_flags)
+	$(PY) -m flow compare --backend $(BACKEND) $(if $(filter remote,$(BACKEND)),--board $(BOARD) $(call opt,KEYS,--keys),) $(compare_flags)
 
 PORT ?= 5555
-serve: ## serve a design's policy over the network for compare BACKEND=remote: DESIGN=<name> [PORT=5555] [BACKEND=pynq|emulated]
+KEYS ?=
+# The server listens on this machine only unless HOST is given on the command line (HOST=0.0.0.0: every interface).
+SERVE_HOST = $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1)
+# Off the board, the project's environment; on the board (no venv in the deploy folder), BOARD_PYTHON.
+SERVE_PYTHON ?= $(if $(filter command line environment,$(origin BOARD_PYTHON)),$(BOARD_PYTHON),$(firstword \
+  $(wildcard $(HOST_VENV)/bin/python $(VENV)/bin/python) $(BOARD_PYTHON)))
+serve: ## serve a design's policy for compare BACKEND=remote: DESIGN=<name> [PORT=5555] [HOST=127.0.0.1] [KEYS=<folder>] [BACKEND=pynq|emulated]
 	@test -n "$(DESIGN)" || { echo "make serve needs DESIGN=<name>"; exit 2; }
-	$(BOARD_PYTHON) -m host serve --design $(DESIGN) --port $(PORT) \
+	$(SERVE_PYTHON) -m host serve --design $(DESIGN) --port $(PORT) --host $(SERVE_HOST) $(call opt,KEYS,--keys) \
 	  --backend $(if $(filter command line environment,$(origin BACKEND)),$(BACKEND),pynq)
+
+serve-keys: ## CurveZMQ keys for make serve / compare BACKEND=remote: [KEYS=keys] (see docs/security.md)
+	$(firstword $(wildcard $(HOST_VENV)/bin/python $(VENV)/bin/python) $(BOARD_PYTHON)) -m host serve-keys --out $(or $(KEYS),keys)
 
 designs: install ## many designs at once: RUNS=<run>,<run>,... [BITSTREAM=1] [EXECUTOR=process|ray] [JOBS=] [FORCE=1]
 	@test -n "$(RUNS)" || { echo "make designs needs RUNS=<run folder>,<run folder>,..."; exit 2; }
@@ -211,7 +222,7 @@ board-eval: ## ON THE BOARD (pynq's venv, as root): FPGA policy vs software on t
 
 BENCH_DESIGN ?= demo-CartPole-v1
 
-bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, host loop overhead and register traffic, binary frame packing, distillation speed, QAT PPO rollouts (needs make demo first)
+bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM_ENVS, host loop overhead and register traffic, binary frame packing, remote-mode loopback round trip (1 and 8 clients), distillation speed, QAT PPO rollouts (needs make demo first)
 	@test -f bitstreams/$(BENCH_DESIGN)/accel.json || { echo "make bench needs the design $(BENCH_DESIGN): run make demo first"; exit 2; }
 	$(PY) bench/bench_packing.py
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_host.py bitstreams/$(BENCH_DESIGN)
@@ -220,6 +231,7 @@ bench: install host-env ## benchmarks: packing, emulator vs FINN, steps/s vs NUM
 	  bitstreams/$(BENCH_DESIGN) --out bench/results/host_loop_board_python.json
 	$(PY) bench/bench_codesign.py bitstreams/$(BENCH_DESIGN)
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_pixels.py
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) bench/bench_remote.py bitstreams/$(BENCH_DESIGN)
 	$(PY) bench/bench_distill.py
 	$(PY) bench/bench_qat_rollout.py
 

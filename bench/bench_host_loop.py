@@ -105,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(args.design)
     spec = load_spec(folder)
-    states = (np.load(folder / "states.npy") if (folder / "states.npy").exists()
+    states = (np.load(folder / "states.npy", allow_pickle=False) if (folder / "states.npy").exists()
               else np.random.default_rng(0).normal(scale=0.5, size=(2000, spec.obs_dim))).astype(np.float32)
     states = np.resize(states, (2000, spec.obs_dim))
     fast = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=1)

@@ -115,11 +115,11 @@ def _cmd_render(args: argparse.Namespace) -> None:
         print(f"re-rendered {path}")
 
 
-def _cmd_compare(args: argparse.Namespace) -> dict:
+def _cmd_compare(args: argparse.Namespace) -> int:
     from flow.compare import workstation_references
-    from host.cli import compare
+    from host.cli import compare, compare_exit_code
 
-    return compare(args, workstation_references, prog="python -m flow")
+    return compare_exit_code(compare(args, workstation_references, prog="python -m flow"))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:

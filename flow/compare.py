@@ -19,6 +19,19 @@ import numpy as np
 from host.cli import FINN_GRAPH, SoftwareReferences
 
 
+#: The verdict's reference on a workstation: it is fed the float observations, so it shares nothing
+#: with the host's input quantizer (a wrong quantizer in accel.json makes the hardware disagree with it).
+BREVITAS = "Brevitas student"
+
+
+def finn_reference_name(spec: Any) -> str:
+    """The FINN graph's column: for an integer-input design it is fed by the host's input quantizer,
+    so it cannot catch a fault there (the Brevitas student can)."""
+    kind = spec.input_transform["kind"]
+    return "FINN hardware-layer graph" + {"quantize": " (fed by the host quantizer)",
+                                          "binary": " (fed the binary frames)"}.get(kind, " (fed float observations)")
+
+
 def brevitas_student(design: Path, spec: Any) -> tuple[Any, str | None]:
     """``(policy, None)``: the Brevitas student of the design's run; ``(None, why)`` where it is not here."""
     from training.qpd.distill import STUDENT_FILE, StudentPolicy, load_student
@@ -41,16 +54,23 @@ def workstation_references(design: Path, spec: Any) -> SoftwareReferences:
     as the independent reference, and the Brevitas student beside the float teacher."""
     from hw_build.execution import execute_batch
 
+    from hw_build.accel_spec import FINAL_MODEL, board_file_mismatches
+
     refs = SoftwareReferences(notes=[])
+    if (design / "intermediate_models" / FINAL_MODEL).exists():
+        refs.problems = board_file_mismatches(design)  # what the board loads must be what FINN compiled
+    else:
+        refs.notes.append("the design's files were not cross-checked with its FINN graph (not here)")
     graph = design / FINN_GRAPH
     if graph.exists():
-        refs.independent = ("FINN hardware-layer graph",
+        refs.independent = (finn_reference_name(spec),
                             lambda obs: spec.action_from_output(execute_batch(graph, spec.preprocess(obs))))
     else:
         refs.independent_missing = f"{graph} is not here"
     student, why = brevitas_student(design, spec)
     if student is not None:
-        refs.extra["Brevitas student"] = student
+        refs.extra[BREVITAS] = student
+        refs.verdict_reference = BREVITAS
     else:
         refs.notes.append(f"Brevitas student skipped: {why}")
     return refs

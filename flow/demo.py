@@ -17,6 +17,7 @@ def run_demo(env: str, seed: int = 0) -> None:
     from training.qpd.distill import distill
     from training.qpd.config import load_qpd_config
     from training.teacher.train import train_teacher
+    from training.errors import FlowError
 
     t0 = time.perf_counter()
 
@@ -55,6 +56,8 @@ def run_demo(env: str, seed: int = 0) -> None:
 
     rep = compare(build_parser().parse_args(["compare", "--design", design, "--episodes", "100"]), workstation_references,
                   prog="python -m flow")
+    if not rep["verdict"]["passed"]:
+        raise FlowError(f"the demo's comparison failed ({rep['verdict']['line']})")
     brevitas = rep["software"].get("Brevitas student", {})
     deployed = rep["deployed"]
     teacher_bits = student["size"]["teacher"]["total_bits"]

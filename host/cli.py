@@ -3,7 +3,8 @@
 ``compare`` runs the environment loop against the accelerator (``--backend pynq`` on a board,
 ``emulated`` anywhere), plays the software policies on the same seeds, and writes the report.
 On a workstation, ``make compare`` runs it through ``python -m flow compare``, which adds the
-references the board cannot run. Bad input is one sentence and exit code 2.
+references the board cannot run. Bad input is one sentence and exit code 2; a comparison whose
+verdict fails (see :func:`host.loop.report.verdict`) exits 1 after its report is written.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from host.errors import HostError, run_command
+from host.errors import EXIT_CHECK_FAILED, HostError, run_command
 
 
 def resolve_design(name: str) -> Path:
@@ -42,7 +43,9 @@ class SoftwareReferences:
     policy)`` that shares no code with the emulated fabric and replaces the integer reference
     (FINN's Python execution of the hardware-layer graph), and ``extra`` policies listed after
     the teacher (the Brevitas student). ``independent_missing`` says why there is no independent
-    reference; ``notes`` what else was skipped.
+    reference; ``notes`` what else was skipped. ``verdict_reference`` names the policy the verdict
+    is taken against (the Brevitas student, fed float observations); without it, the independent
+    reference.
     """
 
     independent: tuple[str, Callable] | None = None
@@ -52,6 +55,9 @@ class SoftwareReferences:
     notes: list[str] = field(default_factory=lambda: [
         "Brevitas student skipped: python -m host runs without torch (as on the board); on a workstation, "
         "make compare (python -m flow compare) adds it"])
+    verdict_reference: str | None = None
+    #: Where the design's files differ from its FINN graph (a workstation's cross-check): verdict causes.
+    problems: list[str] = field(default_factory=list)
 
 
 ReferenceProvider = Callable[[Path, Any], SoftwareReferences]
@@ -102,9 +108,12 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     ``references(design, spec)``: software policies the board cannot run (see
     :class:`SoftwareReferences`); ``prog``: the command line that called this, for the report.
     """
+    import numpy as np
+
     from host.loop.envs import make_env
     from host.loop.episodes import run_episodes
-    from host.loop.report import build_report, headline, write_report
+    from host.loop.progress import episode_progress
+    from host.loop.report import build_report, headline, verdict, write_report
     from host.design.spec import TEACHER_FILE, check_env_fits
     from host.loop.teacher_numpy import NumpyTeacher
 
@@ -119,9 +128,12 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     if args.backend == "remote":
         from host.backends.remote import RemotePolicy
 
+        from host.backends.remote import board_address
+
         if not args.board:
             raise HostError("--backend remote needs --board <host>:<port> (the machine running make serve)")
-        backend, driver = None, RemotePolicy(spec, f"tcp://{args.board}", timeout_s=args.timeout)
+        backend, driver = None, RemotePolicy(spec, board_address(args.board), timeout_s=args.timeout,
+                                             keys=getattr(args, "keys", None))
     else:
         backend, driver = local_accelerator(spec, args.backend, args.num_envs, args.timeout)
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
@@ -136,15 +148,18 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
         notes.append(f"float teacher skipped: no {TEACHER_FILE} in the design")
     software.update(refs.extra)
     notes += refs.notes
-    tolerance = spec.output_step() * 1.001
+    # One output step (per action where the design scales each action on its own).
+    tolerance = np.asarray(spec.data["action"].get("output_scale", 0.0), dtype=np.float64) * 1.001
+    judge = refs.verdict_reference if refs.verdict_reference in software else ref_name
 
     def new_env():
         return make_env(env_id)
 
     print(f"comparing {design.name} ({args.backend} backend) with {', '.join(software)} on {len(seeds)} episodes "
           f"of {env_id}, {args.num_envs} environment(s) per call")
-    hw = run_episodes(driver, new_env, seeds, num_envs=args.num_envs, shadows=software, tolerance=tolerance,
-                      call_times=lambda: driver.last_times)
+    with episode_progress(len(seeds), f"{args.backend} hardware") as advance:
+        hw = run_episodes(driver, new_env, seeds, num_envs=args.num_envs, shadows=software, tolerance=tolerance,
+                          call_times=lambda: driver.last_times, progress=advance)
     # Episodes are independent, so the software policies play all seeds side by side (batched calls);
     # their latency is measured at batch 1 in the shadow calls above, the size a control loop sends.
     results = {name: run_episodes(policy, new_env, seeds, num_envs=len(seeds)) for name, policy in software.items()}
@@ -157,13 +172,21 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
             "frames_through_emulated_fabric": getattr(backend, "frames_run", None),
             "register_accesses_per_call": _accesses_per_call(backend, driver)}
     rep = build_report(meta, hw, results)
+    rep["verdict"] = verdict(rep, judge, allow_disagreement=getattr(args, "allow_disagreement", False),
+                             problems=refs.problems)
     out = Path(args.out) if args.out else design / f"compare-{args.backend}"
     written = write_report(rep, hw.times, out)
     print(headline(rep))
     for note in notes:
         print(f"  note: {note}")
     print(f"  report: {', '.join(str(p) for p in written)}")
+    print(rep["verdict"]["line"], flush=True)
     return rep
+
+
+def compare_exit_code(rep: dict) -> int:
+    """The exit code of a comparison: 0 when its verdict passed (or its failure was allowed), else 1."""
+    return 0 if rep["verdict"]["passed"] else EXIT_CHECK_FAILED
 
 
 def add_design_argument(p: argparse.ArgumentParser) -> None:
@@ -177,12 +200,17 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["emulated", "pynq", "remote"], default="emulated",
                    help="emulated (default), pynq (on the board), or remote: a policy server (make serve) at --board")
     p.add_argument("--board", default=None, help="with --backend remote: <host>:<port> of the policy server")
+    p.add_argument("--keys", default=None, help="with --backend remote: a folder holding client.key_secret and the "
+                   "server's server.key (make serve-keys): the connection is authenticated and encrypted (CurveZMQ)")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed-start", type=int, default=1000, help="first episode seed (default 1000, as every evaluation)")
     p.add_argument("--env", default=None, help="environment id (default: the design's own)")
     p.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side, one accelerator call per step")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the accelerator (default 1)")
     p.add_argument("--out", default=None, help="report folder (default <design>/compare-<backend>)")
+    p.add_argument("--allow-disagreement", action="store_true",
+                   help="a failing verdict (disagreement, timeouts, no step) is a warning and exits 0, for studies of "
+                        "faulty hardware (make: ALLOW_DISAGREEMENT=1)")
 
 
 def finn_settings(args: argparse.Namespace) -> Path:
@@ -198,17 +226,61 @@ def finn_settings(args: argparse.Namespace) -> Path:
 
 def serve(args: argparse.Namespace) -> None:
     """``make serve``: answer observation → action for a design over the network (see :mod:`host.backends.remote`)."""
-    from host.backends.remote import MAX_BATCH, PolicyServer
+    import zmq
 
+    from host.backends.remote import MAX_BATCH, PolicyServer, check_port, zmq_sentence
+
+    port = check_port(args.port)
+    if not 0 < args.max_batch <= MAX_BATCH:
+        raise HostError(f"--max-batch must be from 1 to {MAX_BATCH}, got {args.max_batch}")
+    _raise_descriptor_limit()
     spec = load_design(args.design, args.backend)
-    _, driver = local_accelerator(spec, args.backend, min(args.max_batch, MAX_BATCH), args.timeout)
-    server = PolicyServer(spec, driver, f"tcp://{args.host}:{args.port}")
-    print(f"serving {spec.folder.name} ({args.backend} backend) at {server.address}; Ctrl-C stops", flush=True)
+    _, driver = local_accelerator(spec, args.backend, args.max_batch, args.timeout)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    if args.peer_idle <= 0:
+        raise HostError(f"--peer-idle must be positive, got {args.peer_idle:g}")
+    server = PolicyServer(spec, driver, f"tcp://{host}:{port}", keys=Path(args.keys) if args.keys else None,
+                          max_batch=args.max_batch, idle_peer_s=args.peer_idle)
+    print(f"serving {spec.folder.name} ({args.backend} backend) at {server.address}"
+          f"{' with CurveZMQ keys from ' + args.keys if args.keys else ', without authentication'}; Ctrl-C stops",
+          flush=True)
+    def terminated(*_: object) -> None:
+        raise KeyboardInterrupt("terminated")
+
+    import signal
+
+    signal.signal(signal.SIGTERM, terminated)  # kill <pid> stops it as Ctrl-C does, with its summary
     try:
         server.serve(idle_s=args.idle_exit)
+    except zmq.ZMQError as exc:
+        raise HostError(zmq_sentence(exc, f"serving at {server.address}")) from None
     finally:
         server.close()
-        print(f"served {server.served} calls, refused {server.refused} requests")
+        print(f"served {server.served} calls, refused {server.refused} requests, disconnected "
+              f"{server.dropped_idle} idle connections")
+
+
+def _raise_descriptor_limit() -> None:
+    """Let the server use every file descriptor its hard limit allows (each connection holds one)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def serve_keys(args: argparse.Namespace) -> None:
+    """``make serve-keys``: a CurveZMQ key pair for the policy server and one for a client."""
+    from host.backends.remote import make_keys
+
+    make_keys(Path(args.out))
+    print(f"written to {args.out}: server.key (public), server.key_secret, client.key (public), client.key_secret, "
+          f"authorized_clients/client.key. Board: make serve KEYS=<folder with server.key_secret and "
+          f"authorized_clients/>; workstation: make compare BACKEND=remote BOARD=<board>:<port> KEYS=<folder with "
+          f"client.key_secret and server.key>. Keep the .key_secret files private.")
 
 
 def board_setup(args: argparse.Namespace) -> None:
@@ -236,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     p = sub.add_parser("compare", help="hardware (board or emulated) vs software policies on the same seeds")
     add_compare_arguments(p)
-    p.set_defaults(func=compare)
+    p.set_defaults(func=lambda args: compare_exit_code(compare(args)))
     p = sub.add_parser("finn-settings", help="write the settings.json FINN's own PYNQ driver (finn-plus-driver) needs, "
                        "from the design's accel.json")
     add_design_argument(p)
@@ -245,12 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the design's policy over the network (ZeroMQ) for compare --backend remote")
     add_design_argument(p)
     p.add_argument("--backend", choices=["pynq", "emulated"], default="pynq", help="pynq (on the board, default) or emulated")
-    p.add_argument("--host", default="*", help="interface to listen on (default all)")
-    p.add_argument("--port", type=int, default=5555, help="TCP port (default 5555)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, this machine "
+                   "only; 0.0.0.0 opens it to the network: use --keys then)")
+    p.add_argument("--port", default="5555", help="TCP port, 1 to 65535 (default 5555)")
+    p.add_argument("--keys", default=None, help="a folder from make serve-keys holding server.key_secret and "
+                   "authorized_clients/: only those clients connect, encrypted (CurveZMQ)")
     p.add_argument("--max-batch", type=int, default=64, help="most observations in one request (default 64)")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the accelerator (default 1)")
     p.add_argument("--idle-exit", type=float, default=None, help="stop after this many seconds without a request")
+    p.add_argument("--peer-idle", type=float, default=60.0, help="disconnect a connection that sends nothing for "
+                   "this many seconds (default 60)")
     p.set_defaults(func=serve)
+    p = sub.add_parser("serve-keys", help="make a CurveZMQ key pair for the policy server and one for a client")
+    p.add_argument("--out", default="keys", help="folder for the keys (default keys)")
+    p.set_defaults(func=serve_keys)
     p = sub.add_parser("board-setup", help="on the board: install the wheels make deploy brought (gymnasium and its "
                        "pure-Python dependencies) with pip --no-index, after checking numpy < 2 and pynq 3.x")
     p.add_argument("--wheels", default="wheels", help="the wheels folder make deploy copied (default wheels)")
@@ -261,4 +341,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; return the exit code."""
     args = build_parser().parse_args(argv)
-    return run_command(lambda: args.func(args) and None)
+    return run_command(lambda: (lambda code: code if isinstance(code, int) else None)(args.func(args)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
+EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -41,5 +42,5 @@ def run_command(action: Callable[[], int | None]) -> int:
         print(f"error: {sentence}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
-        print(f"\n{exc or 'interrupted'}", file=sys.stderr)
+        print(f"\n{str(exc) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED

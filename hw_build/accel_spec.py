@@ -111,14 +111,15 @@ def host_output_constants(action: dict[str, Any]) -> int:
 def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integer") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The accel spec and weight arrays of a compiled design folder."""
     from hw_build.deployed import deployed_bits
-    from qonnx.core.modelwrapper import ModelWrapper
 
     from hw_build.design import BITFILE, EXPORT_FILE, QONNX_FILE, sha256_file
     from hw_build.transforms import output_affine
     from training.envs import env_info
 
+    from hw_build.execution import read_graph
+
     models = design_dir / "intermediate_models"
-    model = ModelWrapper(str(models / FINAL_MODEL))
+    model = read_graph(models / FINAL_MODEL)
     export = json.loads((design_dir / EXPORT_FILE).read_text())
     arrays: dict[str, np.ndarray] = {}
     layers = [_layer(model, node, arrays) for node in model.graph.node]
@@ -131,7 +132,7 @@ def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
         action.update(argmax_in_hardware=True, tie_rule="lowest index",
                       output="the action index, computed by the LabelSelect layer")
     else:
-        scale, bias = output_affine(ModelWrapper(str(models / HEAD_MODEL)))
+        scale, bias = output_affine(read_graph(models / HEAD_MODEL))
         action.update(argmax_in_hardware=False, output_scale=scale, low=info.action_low.tolist(),
                       high=info.action_high.tolist(),
                       output="action = clip(output_scale × output, low, high)" if bias is None else
@@ -179,3 +180,58 @@ def write_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
     atomic.write_json(design_dir / ACCEL_FILE, spec)
     write_finn_settings(load_spec(design_dir))
     return spec
+
+
+def _differences(ours: Any, theirs: Any, path: str = "") -> list[str]:
+    """Key paths where two JSON values differ (``theirs``: the file's)."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        out = []
+        for key in sorted(set(ours) | set(theirs), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in theirs:
+                out.append(f"{where} is missing")
+            elif key not in ours:
+                out.append(f"{where} is not the graph's")
+            else:
+                out += _differences(ours[key], theirs[key], where)
+        return out
+    if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
+        return [d for i, (a, b) in enumerate(zip(ours, theirs)) for d in _differences(a, b, f"{path}[{i}]")]
+    return [] if ours == theirs else [f"{path} differs"]
+
+
+def board_file_mismatches(design_dir: Path) -> list[str]:
+    """Where the files the board loads differ from what the design's FINN graph makes of them.
+
+    ``weights.npz`` (array by array, dtype included), ``accel.json`` (every field, the hash of
+    ``weights.npz`` checked against the file itself) and ``finn_settings.json`` are rebuilt from the
+    compiled graph and ``export.json``, as ``make estimate`` wrote them, and compared: a file edited
+    after the build (its hash rewritten to match) shows here. Returns one phrase per difference.
+    """
+    from host.design.finn_settings import SETTINGS_FILE, finn_driver_settings
+    from host.design.spec import AccelSpec, load_spec
+    from hw_build.design import ACCEL_FILE, WEIGHTS_FILE, sha256_file
+
+    on_disk = load_spec(design_dir)
+    kind = on_disk.input_transform.get("kind")
+    spec, arrays = build_accel_spec(design_dir, on_disk.data["clock_ns"], "float" if kind == "none" else "integer")
+    spec = json.loads(json.dumps(spec))
+    spec["design"] = on_disk.data.get("design")  # a design folder may be renamed; its name computes nothing
+    spec["hashes"]["weights_npz_sha256"] = sha256_file(design_dir / WEIGHTS_FILE)
+    problems = [f"{ACCEL_FILE}: {d}" for d in _differences(spec, on_disk.data)]
+    for key in sorted(set(arrays) | set(on_disk.arrays)):
+        ours, theirs = arrays.get(key), on_disk.arrays.get(key)
+        if theirs is None or ours is None:
+            problems.append(f"{WEIGHTS_FILE}: array {key} is {'missing' if theirs is None else 'not the graph’s'}")
+        elif ours.shape != theirs.shape or ours.dtype != theirs.dtype or not np.array_equal(ours, theirs):
+            problems.append(f"{WEIGHTS_FILE}: array {key} differs from the graph's")
+    settings = design_dir / SETTINGS_FILE
+    if settings.exists():
+        expected = json.loads(json.dumps(finn_driver_settings(AccelSpec(design_dir, spec, arrays))))
+        try:
+            found = json.loads(settings.read_text())
+        except ValueError:
+            found = None
+        problems += [f"{settings.name}: {d}" for d in _differences(expected, found)] if found is not None else \
+            [f"{settings.name} is not valid JSON"]
+    return problems

@@ -20,10 +20,28 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 
 def load_model(model_or_path) -> ModelWrapper:
-    """A ModelWrapper from a path or a ModelWrapper (copied, so callers' models stay intact)."""
+    """A ModelWrapper from a path or a ModelWrapper (copied, so callers' models stay intact).
+
+    A graph file that ONNX cannot read (truncated, or not ONNX) is one sentence (:class:`FlowError`).
+    """
     if isinstance(model_or_path, ModelWrapper):
         return ModelWrapper(model_or_path.model.SerializeToString())
-    return ModelWrapper(str(Path(model_or_path)))
+    return read_graph(Path(model_or_path))
+
+
+def read_graph(path: Path) -> ModelWrapper:
+    """The ONNX graph at ``path``; a missing, truncated or non-ONNX file is one sentence (:class:`FlowError`)."""
+    from training.errors import FlowError
+
+    if not Path(path).is_file():
+        raise FlowError(f"the graph {path} does not exist: rerun the make target that writes it")
+    try:
+        model = ModelWrapper(str(path))
+        model.graph.node  # noqa: B018  (a parse that yielded nothing fails here)
+    except Exception as exc:  # noqa: BLE001  (protobuf's DecodeError, onnx's errors: the file is damaged)
+        raise FlowError(f"the graph {path} cannot be read ({type(exc).__name__}): it is truncated or not ONNX; "
+                        "rerun the make target that writes it") from None
+    return model
 
 
 def _sliding_window(node) -> bool:

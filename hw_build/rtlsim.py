@@ -413,7 +413,7 @@ def simulate_node(op, layer: BuiltLayer, inp: np.ndarray, seed: int = 0, stall_p
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         path = Path(tmp) / "out.npy"
         rtlsim_output_to_npy(stalled, str(path), odt, tuple(out_folded), out_bits, odt.bitwidth())
-        out = np.load(path)
+        out = np.load(path, allow_pickle=False)
     normal = list(out_op.get_normal_output_shape())
     normal[0] = batch
     return out.reshape(normal).astype(np.float32), cycles // batch

@@ -11,7 +11,10 @@
 All levels run on the same states, visited in real episodes driven by the student. Discrete
 actions are compared exactly, ties broken towards the lowest index at every level (the rule
 of FINN's LabelSelect); continuous actions within a tolerance of one output quantization step.
-Level 4, where the design has RTL layers (``make codegen IMPL=rtl``) and Verilator is installed:
+Level 0 comes first: the files the board loads (``accel.json``, ``weights.npz``,
+``finn_settings.json``) are rebuilt from the compiled FINN graph and must be identical, so what
+the board runs is what the ladder verified (a weight edited after the build, its hash rewritten,
+fails here). Level 4, where the design has RTL layers (``make codegen IMPL=rtl``) and Verilator is installed:
 each RTL layer simulated on the same states (:mod:`hw_build.rtlsim`, also ``make rtlsim``); what
 is not covered is said in ``verify.json``'s notes. The host's emulator is checked by ``make
 compare``, the board by ``make board-eval``.
@@ -78,9 +81,17 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
         else:
             reference = student.actor(torch.as_tensor(states)).numpy()
     output_scale, output_bias = accel["action"].get("output_scale"), accel["action"].get("output_bias")
+    if output_scale is not None:
+        output_scale = np.asarray(output_scale, dtype=np.float64)  # one per action, or one for all
     logit_step = student_output_scale(student, states) if student.spec.discrete else None
-    step = spec.output_step()
-    levels: list[dict[str, Any]] = [{"level": "1", "name": "Brevitas student (PyTorch)", "agreement": 1.0}]
+    step = output_scale if output_scale is not None else np.float64(0.0)
+    from hw_build.accel_spec import board_file_mismatches
+
+    board = board_file_mismatches(out)
+    levels: list[dict[str, Any]] = [
+        {"level": "0", "name": "board files = what the FINN graph makes", "agreement": 0.0 if board else 1.0,
+         "files": ["accel.json", "weights.npz", "finn_settings.json"], "mismatches": board[:50]},
+        {"level": "1", "name": "Brevitas student (PyTorch)", "agreement": 1.0}]
     integer_input = spec.input_transform["kind"] == "quantize"
     if integer_input:
         codes = spec.preprocess(states)
@@ -100,7 +111,8 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
         else:
             diff = np.abs(values - reference).max(axis=1)
             entry["max_abs_diff"] = float(diff.max())
-            entry["agreement"] = float((diff <= max(step, 1e-5) * 1.001).mean())
+            within = np.abs(values - reference) <= np.maximum(step, 1e-5) * 1.001
+            entry["agreement"] = float(within.all(axis=1).mean())
         levels.append(entry)
     notes: list[str] = []
     levels += rtl_levels(out, codes if integer_input else spec.preprocess(states), notes)
@@ -108,7 +120,7 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
     record = {"format_version": 2, "design": design, "env_id": export["env_id"], "n_states": len(states),
               "states": "real episodes driven by the student (seeds 50,000,000..)",
               "comparison": "exact actions, ties to the lowest index" if student.spec.discrete else
-                            f"action values within one output step ({step:.3g})",
+                            f"action values within one output step ({np.round(step, 6).tolist()})",
               "levels": levels, "notes": notes, "passed": ok, "wall_s": round(time.perf_counter() - t0, 2)}
     atomic.write_json(out / VERIFY_FILE, record)
     for level in levels:
@@ -117,6 +129,10 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
         print(f"  note: {note}")
     print(f"verification of {design} on {len(states):,} states from real episodes: "
           f"{'PASSED' if ok else 'FAILED'} ({record['wall_s']:.1f} s); {out / VERIFY_FILE}")
+    if board:
+        raise FlowError(f"verification of {design} failed: the files the board loads differ from what the FINN graph "
+                        f"makes ({'; '.join(board[:3])}{'; ...' if len(board) > 3 else ''}): rerun make estimate "
+                        f"DESIGN={design} (see {out / VERIFY_FILE})")
     if not ok:
         worst = min(levels, key=lambda lv: lv["agreement"])
         raise FlowError(f"verification of {design} failed: {worst['name']} agrees on only "

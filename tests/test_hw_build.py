@@ -134,9 +134,85 @@ def test_verify_ladder_agrees_on_every_state(estimated):
 
     folder, _, _ = estimated
     record = verify_design(DESIGN, n_states=2000)
-    assert record["passed"] and [lv["level"] for lv in record["levels"]] == ["1", "1q", "2", "3a", "3b"]
+    assert record["passed"] and [lv["level"] for lv in record["levels"]] == ["0", "1", "1q", "2", "3a", "3b"]
     assert all(lv["agreement"] == 1.0 for lv in record["levels"])
     assert json.loads((folder / "verify.json").read_text())["n_states"] == 2000
+
+
+def _tampered_copy(folder, designs, name, edit):
+    """A copy of the design ``folder`` as ``name`` with ``edit(accel, arrays)`` applied, the weights' hash rewritten."""
+    import io
+
+    from hw_build.design import sha256_file
+
+    copy = designs / name
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("compare-*", "verify.json"))
+    accel = json.loads((copy / "accel.json").read_text())
+    with np.load(copy / "weights.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    edit(accel, arrays)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    (copy / "weights.npz").write_bytes(buf.getvalue())
+    accel["hashes"]["weights_npz_sha256"] = sha256_file(copy / "weights.npz")
+    (copy / "accel.json").write_text(json.dumps(accel))
+    return copy
+
+
+def _negate_first_weights(accel, arrays):
+    """The first layer's weights negated, kept inside their datatype (-(-2) = 2 is not an INT2: the host's
+    schema refuses that outright, see test_schema.py)."""
+    from host.design.schema import datatype_range
+
+    layer = next(layer for layer in accel["layers"] if layer["op"] == "MVAU")
+    _, lo, hi = datatype_range(layer["weight_dtype"])
+    arrays[layer["weights"]] = np.clip(-arrays[layer["weights"]], lo, hi)
+
+
+def _double_input_scale(accel, arrays):
+    accel["input"]["transform"]["quant_scale"] *= 2
+
+
+@pytest.mark.parametrize("name, edit", [("negated-weights", _negate_first_weights),
+                                         ("doubled-input-scale", _double_input_scale)])
+def test_tampered_design_fails_compare_and_verify(estimated, designs, tmp_path, capsys, name, edit):
+    """Negated weights (hash rewritten) and a doubled host input-quantizer scale: the FINN-graph column,
+    fed by the host quantizer, may still agree; the Brevitas student (float observations) does not, so
+    make compare exits 1 with a verdict naming it, and make verify refuses the board's files."""
+    from flow.cli import main as flow_main
+    from hw_build.verify import verify_design
+
+    folder, _, _ = estimated
+    copy = _tampered_copy(folder, designs, f"tampered-{name}", edit)
+    code = flow_main(["compare", "--design", copy.name, "--episodes", "3", "--out", str(tmp_path / "r")])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 1, out[-3:]
+    assert out[-1].startswith("verdict: FAILED: the hardware's actions differ from the Brevitas student's on ")
+    with pytest.raises(FlowError, match="the files the board loads differ from what the FINN graph makes"):
+        verify_design(copy.name, n_states=200)
+    level0 = json.loads((copy / "verify.json").read_text())["levels"][0]
+    expected = "weights.npz: array MVAU_hls_0.weights differs" if name == "negated-weights" else \
+        "accel.json: input.transform.quant_scale differs"
+    assert level0["level"] == "0" and any(m.startswith(expected) for m in level0["mismatches"]), level0
+
+
+def test_graph_checks_catch_what_the_host_cannot(estimated, designs, tmp_path, capsys):
+    """A wider accumulator on a thresholded layer computes the same on the host, but is not what FINN
+    compiled: the FINN-graph cross-check names it. A truncated FINN graph is one sentence, exit 2."""
+    from flow.cli import main as flow_main
+    from hw_build.accel_spec import FINAL_MODEL, board_file_mismatches
+
+    folder, _, _ = estimated
+    wider = _tampered_copy(folder, designs, "tampered-acc", lambda accel, _: accel["layers"][0].update(acc_dtype="INT24"))
+    assert "accel.json: layers[0].acc_dtype differs" in board_file_mismatches(wider)
+    truncated = _tampered_copy(folder, designs, "tampered-graph", lambda *_: None)
+    graph = truncated / "intermediate_models" / FINAL_MODEL
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    capsys.readouterr()
+    assert flow_main(["compare", "--design", truncated.name, "--episodes", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the graph") and "is truncated or not ONNX" in err and "\n" not in err
 
 
 @pytest.fixture(scope="module")
@@ -346,8 +422,10 @@ def test_workstation_compare_adds_finn_execution_and_the_brevitas_student(estima
 
     assert flow_main(["compare", "--design", DESIGN, "--episodes", "3", "--out", str(tmp_path / "flow")]) == 0
     rep = json.loads((tmp_path / "flow" / "compare.json").read_text())
-    assert list(rep["software"]) == ["FINN hardware-layer graph", "float teacher (numpy)", "Brevitas student"]
-    for name in ("FINN hardware-layer graph", "Brevitas student"):
+    finn = "FINN hardware-layer graph (fed by the host quantizer)"
+    assert list(rep["software"]) == [finn, "float teacher (numpy)", "Brevitas student"]
+    assert rep["verdict"]["passed"] and rep["verdict"]["reference"] == "Brevitas student"
+    for name in (finn, "Brevitas student"):
         assert rep["software"][name]["step_agreement"] == 1.0, name
 
     board = compare(build_parser().parse_args(["compare", "--design", DESIGN, "--episodes", "3",

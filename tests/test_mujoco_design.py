@@ -89,8 +89,9 @@ def test_the_emulated_comparison_and_the_remote_backend_play_the_student(cheetah
                        workstation_references)
 
     local = run("emulated")
-    for name in ("Brevitas student", "FINN hardware-layer graph"):
+    for name in ("Brevitas student", "FINN hardware-layer graph (fed by the host quantizer)"):
         assert local["software"][name]["step_agreement"] == 1.0, name
+    assert local["verdict"]["passed"] and local["verdict"]["reference"] == "Brevitas student"
     assert "float teacher (numpy)" in local["software"]
     with policy_server(load_spec(folder)) as server:
         remote = run("remote", board=server.address.removeprefix("tcp://"))

@@ -33,22 +33,47 @@ def _cmd_teacher(args: argparse.Namespace) -> None:
     )
 
 
+def _stored_results(path: Path) -> dict:
+    """A run's ``results.json``, checked (pydantic) for what ``eval`` compares: one sentence if it is damaged."""
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    class StoredResults(BaseModel):
+        model_config = ConfigDict(extra="allow", strict=True)
+        seeds: list[int] = Field(min_length=1)
+        returns: list[float] = Field(min_length=1)
+        n_episodes: int
+
+    try:
+        data = json.loads(path.read_text())
+        StoredResults.model_validate(data)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValidationError is a ValueError
+        if isinstance(exc, ValidationError):
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the file"
+            why = f"'{where}': {first['msg'].lower()}"
+        else:
+            why = f"not valid JSON ({type(exc).__name__})"
+        raise FlowError(f"{path} is corrupt ({why}): restore it, or remove it to evaluate without the "
+                        "reproduction check") from None
+    return data
+
+
 def _cmd_eval(args: argparse.Namespace) -> None:
     from training.atomic import write_json
     from training.evaluation import eval_seeds, evaluate
     from training.policies import load_policy
     from training.runs import RESULTS_FILE
 
+    stored_path = Path(args.run) / RESULTS_FILE
+    stored = _stored_results(stored_path) if stored_path.exists() else None  # checked before the evaluation runs
     policy, config = load_policy(args.run, args.env)
     seeds = eval_seeds(args.episodes, args.seed_start)
     result = evaluate(policy, config["env_id"], seeds, progress=True, desc=f"evaluating {config['kind']}")
     print(result.summary())
-    stored_path = Path(args.run) / RESULTS_FILE
     if args.out:
         write_json(args.out, {"policy": config["kind"], **result.to_dict()})
         print(f"written to {args.out}")
-    if stored_path.exists():
-        stored = json.loads(stored_path.read_text())
+    if stored is not None:
         if stored.get("seeds") == result.seeds:
             same = stored.get("returns") == result.returns
             print(f"reproduces {stored_path}: {'yes, every episode' if same else 'NO - returns differ'}")

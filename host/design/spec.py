@@ -4,8 +4,10 @@ Version 2 (this one) describes how a float observation becomes the accelerator's
 (``input.transform``: the student's input quantizer run on the host, or ``none`` for a
 float-input design) and the bits the accelerator stores (``deployed``). The host refuses, in
 one sentence: another format version, a ``weights.npz`` or bitstream
-whose hash is not the one ``accel.json`` names, a layer it does not know, and an environment
-whose observations do not fit the accelerator's input.
+whose hash is not the one ``accel.json`` names, a layer it does not know, an ``accel.json`` its
+schema refuses (:mod:`host.design.schema`: keys, types, datatypes, bounded shapes, consistency),
+arrays in ``weights.npz`` that do not fit their layers, and an environment whose observations
+do not fit the accelerator's input. ``weights.npz`` is read without unpickling.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ import numpy as np
 
 from host.errors import HostError
 from host.datapath.quantizer import InputQuantizer, binary_frames, finite_float32
-
-ACCEL_FORMAT_VERSION = 2
+from host.design.schema import ACCEL_FORMAT_VERSION, MVAULayer, ThresholdingLayer, datatype_range, validate_accel
 ACCEL_FILE = "accel.json"
 WEIGHTS_FILE = "weights.npz"
 BITFILE = "finn-accel.bit"
@@ -123,7 +124,7 @@ class AccelSpec:
         action = self.data["action"]
         if self.discrete:
             return values.reshape(len(values), -1)[:, 0].astype(np.int64)
-        # One scale, or one scale and bias per action (a student with a per-action output affine).
+        # output_scale and output_bias: one float for every action, or one per action (broadcast over the rows)
         out = values.reshape(len(values), -1).astype(np.float64) * np.asarray(action["output_scale"], dtype=np.float64)
         if action.get("output_bias") is not None:
             out = out + np.asarray(action["output_bias"], dtype=np.float64)
@@ -145,10 +146,25 @@ def load_spec(folder: str | Path, *, require_bitstream: bool = False) -> AccelSp
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise HostError(f"{path} is not valid JSON: {exc}") from None
-    version = data.get("format_version") if isinstance(data, dict) else None
-    if version != ACCEL_FORMAT_VERSION:
-        raise HostError(f"{path} has format_version {version}; this host reads version {ACCEL_FORMAT_VERSION}: "
+    if not isinstance(data, dict):
+        raise HostError(f"{path} is not a JSON object")
+    version = data.get("format_version")
+    if version != ACCEL_FORMAT_VERSION or type(version) is not int:
+        shown = f"format_version {version!r}, a string, not an integer" if isinstance(version, str) \
+            else f"format_version {version}"
+        raise HostError(f"{path} has {shown}; this host reads version {ACCEL_FORMAT_VERSION}: "
                         f"re-run make estimate DESIGN={folder.name} with this version of the flow")
+    ops = [layer.get("op") for layer in data.get("layers", []) if isinstance(layer, dict)] \
+        if isinstance(data.get("layers"), list) else []
+    if None in ops:
+        raise HostError(f"{path} is refused: key 'layers[{ops.index(None)}].op' is missing")
+    unknown = [str(op) for op in ops if op not in KNOWN_LAYERS]
+    if unknown:
+        raise HostError(f"{path} names layers this host cannot emulate: {', '.join(unknown)}")
+    try:
+        model = validate_accel(data)
+    except ValueError as exc:
+        raise HostError(f"{path} is refused: {exc}") from None
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise HostError(f"design {folder.name} has no {WEIGHTS_FILE}")
@@ -160,15 +176,48 @@ def load_spec(folder: str | Path, *, require_bitstream: bool = False) -> AccelSp
             raise HostError(f"{bit} does not match {path} (its hash differs): rerun make bitstream or copy the matching pair")
     elif require_bitstream:
         raise HostError(f"design {folder.name} has no {BITFILE}: build it with make bitstream where Vivado is installed")
-    unknown = [layer["op"] for layer in data["layers"] if layer["op"] not in KNOWN_LAYERS]
-    if unknown:
-        raise HostError(f"{path} names layers this host cannot emulate: {', '.join(unknown)}")
     try:
-        with np.load(weights) as npz:
+        with np.load(weights, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise HostError(f"{weights} is corrupt: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise HostError(f"{weights} is corrupt or holds pickled objects: {exc}") from None
+    check_arrays(model, arrays, weights)
     return AccelSpec(folder, data, arrays)
+
+
+def check_arrays(model, arrays: dict[str, np.ndarray], weights: Path) -> None:
+    """Refuse ``weights.npz`` arrays that do not fit accel.json's layers: missing, of another shape, not
+    integers where the fabric stores integers, or outside the layer's weight datatype."""
+    def need(key: str, rows: int, what: str) -> np.ndarray:
+        if key not in arrays:
+            raise HostError(f"{weights} has no array {key}, which accel.json's layers name")
+        array = arrays[key]
+        if array.ndim != 2 or array.shape[0] != rows or array.dtype.kind not in "iuf":
+            raise HostError(f"{weights}: array {key} has shape {array.shape} ({array.dtype}), but {what}")
+        if not np.isfinite(array).all():
+            raise HostError(f"{weights}: array {key} holds NaN or infinity")
+        return array
+
+    for layer in model.layers:
+        if isinstance(layer, MVAULayer):
+            w = need(layer.weights, layer.mw, f"layer {layer.name} takes {layer.mw} × {layer.mh} weights")
+            _, lo, hi = datatype_range(layer.weight_dtype)
+            if w.shape[1] != layer.mh or not np.array_equal(w, np.round(w)) or w.min() < lo or w.max() > hi:
+                raise HostError(f"{weights}: array {layer.weights} is not {layer.mw} × {layer.mh} integers of "
+                                f"{layer.weight_dtype} ({lo}..{hi}), as accel.json's layer {layer.name} says")
+            if not (layer.binary_xnor or {"BIPOLAR", "FLOAT32"} & {layer.input_dtype, layer.weight_dtype}):
+                _, xlo, xhi = datatype_range(layer.input_dtype)
+                w64 = w.astype(np.int64)
+                top = np.maximum(w64 * xlo, w64 * xhi).sum(axis=0).max()
+                bottom = np.minimum(w64 * xlo, w64 * xhi).sum(axis=0).min()
+                _, alo, ahi = datatype_range(layer.acc_dtype)
+                if bottom < alo or top > ahi:
+                    raise HostError(f"layer {layer.name}'s acc_dtype {layer.acc_dtype} ({alo}..{ahi}) cannot hold its "
+                                    f"accumulators ({bottom}..{top} for {layer.input_dtype} inputs and these weights)")
+            if layer.thresholds is not None:
+                need(layer.thresholds, layer.mh, f"layer {layer.name} has {layer.mh} output channels")
+        elif isinstance(layer, ThresholdingLayer):
+            need(layer.thresholds, layer.channels, f"layer {layer.name} has {layer.channels} channels")
 
 
 def check_env_fits(spec: AccelSpec, observation_space, action_space) -> None:

@@ -33,6 +33,7 @@ class EpisodeRecord:
     ret: float = 0.0
     length: int = 0
     stopped: str | None = None
+    timed_out: bool = False
     agree: dict[str, int] = field(default_factory=dict)
 
 
@@ -115,6 +116,7 @@ def run_episodes(
                 for slot in order:
                     ep = slots[slot][0]
                     records[ep].stopped = f"accelerator timeout at step {records[ep].length}: {exc}"
+                    records[ep].timed_out = True
                     finish(slot)
                 continue
             times["policy"].append(time.perf_counter() - t0)

@@ -1,19 +1,28 @@
-"""The comparison report: ``compare.json``, ``compare.md`` and plots (the product's proof).
+"""The comparison report: ``compare.json``, ``compare.md`` and plots (the product's proof), and its verdict.
 
 Returns are paired by seed; a paired sign-flip permutation test (numpy only: the board has no
 scipy guarantee) says whether the hardware's returns differ from each software policy's.
+
+The verdict (:func:`verdict`) is what makes the comparison a check: it fails when the hardware's
+actions differ from the verdict's reference on any step (discrete: another index; continuous:
+more than one output step apart), when any episode stopped on an accelerator timeout, or when
+no step ran at all. The reference is the Brevitas student fed float observations where a
+workstation has it (it shares nothing with the host's input quantizer, so a wrong quantizer in
+accel.json is caught); on the board, the independent reference it has.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from host.atomic import write_bytes, write_text
 from host.loop.episodes import LoopResult
 
 PERMUTATIONS = 20_000
@@ -65,7 +74,9 @@ def build_report(meta: dict[str, Any], hw: LoopResult, software: dict[str, LoopR
         "seeds": [e.seed for e in hw.episodes],
         "hardware": {"returns": hw.returns, "lengths": [e.length for e in hw.episodes],
                      "mean_return": float(np.mean(hw.returns)), "std_return": float(np.std(hw.returns)),
-                     "stopped": [{"seed": e.seed, "why": e.stopped} for e in hw.episodes if e.stopped]},
+                     "steps": steps,
+                     "stopped": [{"seed": e.seed, "why": e.stopped, "timeout": e.timed_out}
+                                 for e in hw.episodes if e.stopped]},
         "software": {},
         "latency": {key: percentiles(vals) for key, vals in hw.times.items() if vals},
     }
@@ -75,12 +86,53 @@ def build_report(meta: dict[str, Any], hw: LoopResult, software: dict[str, LoopR
             "returns": result.returns, "mean_return": float(np.mean(result.returns)),
             "std_return": float(np.std(result.returns)),
             "identical_returns": int(sum(a == b for a, b in zip(hw.returns, result.returns))),
-            "step_agreement": agree / steps if steps else 1.0,
+            "agreeing_steps": int(agree),
+            "step_agreement": agree / steps if steps else 0.0,
             "episodes_fully_agreeing": int(sum(e.agree.get(name, 0) == e.length for e in hw.episodes)),
             "paired_test": paired_permutation_test(hw.returns, result.returns),
             "latency": percentiles(hw.times.get(f"shadow:{name}", [])),
         }
     return rep
+
+
+def verdict(rep: dict[str, Any], reference: str, allow_disagreement: bool = False,
+            problems: list[str] | None = None) -> dict[str, Any]:
+    """The comparison's verdict against the software policy ``reference`` (a key of ``rep["software"]``).
+
+    ``problems``: where the design's files differ from its FINN graph (a workstation checks), each a cause.
+    ``causes`` lists every failure (empty when it passed); ``line`` is the one line a person or a
+    script reads; ``passed`` is False on any cause, unless ``allow_disagreement`` (a study of faulty
+    hardware) turned the failure into a warning (``allowed``).
+    """
+    hw = rep["hardware"]
+    steps, episodes = hw["steps"], rep["episodes"]
+    causes = []
+    if steps == 0:
+        causes.append(f"no step ran in {episodes} episode(s): the hardware never returned an action")
+    timeouts = [s for s in hw["stopped"] if s.get("timeout")]
+    if timeouts:
+        causes.append(f"{len(timeouts)} of {episodes} episode(s) stopped on an accelerator timeout "
+                      f"(first: seed {timeouts[0]['seed']})")
+    sw = rep["software"].get(reference)
+    if sw is None:
+        causes.append(f"the verdict's reference, {reference}, did not run")
+    elif steps and sw["agreeing_steps"] < steps:
+        causes.append(f"the hardware's actions differ from the {reference}'s on {steps - sw['agreeing_steps']} of "
+                      f"{steps} steps (agreement {100 * sw['step_agreement']:.2f} %)")
+    if problems:
+        causes.append(f"the design's files differ from its FINN graph ({'; '.join(problems[:3])}"
+                      f"{'; ...' if len(problems) > 3 else ''})")
+    if not causes:
+        line = (f"verdict: PASSED: the hardware's actions are the {reference}'s on all {steps} steps of "
+                f"{episodes} episodes, no timeout")
+    elif allow_disagreement:
+        line = "verdict: WARNING (failure allowed by ALLOW_DISAGREEMENT): " + "; ".join(causes)
+    else:
+        line = "verdict: FAILED: " + "; ".join(causes)
+    return {"reference": reference, "passed": not causes or allow_disagreement, "allowed": bool(causes) and
+            allow_disagreement, "causes": causes, "line": line,
+            "rule": "every step's action equal (discrete) or within one output step (continuous), no accelerator "
+                    "timeout, at least one step"}
 
 
 def headline(rep: dict[str, Any]) -> str:
@@ -121,6 +173,9 @@ def markdown(rep: dict[str, Any]) -> str:
             out.append(f"| {CALL_PART_LABELS.get(key, key)} | {lat['p50_us']:.1f} | {lat['p99_us']:.1f} |")
     if hw["stopped"]:
         out += ["", "Stopped episodes:"] + [f"- seed {s['seed']}: {s['why']}" for s in hw["stopped"]]
+    if rep.get("verdict"):
+        out += ["", f"**{rep['verdict']['line']}** (reference: {rep['verdict']['reference']}; rule: "
+                    f"{rep['verdict']['rule']})"]
     out += ["", f"Made by: `{rep['command']}`", ""]
     return "\n".join(out)
 
@@ -158,16 +213,47 @@ def plot(rep: dict[str, Any], path: Path) -> bool:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    write_bytes(path, buf.getvalue())
+    path.write_bytes(buf.getvalue())
     return True
 
 
+REPORT_FILES = ("compare.json", "compare.md", "compare.png")
+
+
 def write_report(rep: dict[str, Any], raw_times: dict[str, list[float]], out_dir: Path) -> list[Path]:
-    """Write ``compare.json``, ``compare.md`` and ``compare.png`` into ``out_dir``; return the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "compare.json", out_dir / "compare.md"]
-    write_text(written[0], json.dumps(rep, indent=2) + "\n")
-    write_text(written[1], markdown(rep))
-    if plot({**rep, "_raw_times": raw_times}, out_dir / "compare.png"):
-        written.append(out_dir / "compare.png")
-    return written
+    """Write ``compare.json``, ``compare.md`` and ``compare.png`` into ``out_dir`` as one unit; return the paths.
+
+    The three are written into a fresh folder beside ``out_dir``, which then replaces it by renames:
+    a reader sees the old report or the new one, never a json of one run beside the md of another.
+    Files of ours already in ``out_dir`` are replaced; other files there are carried over.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
+    old = None
+    try:
+        os.chmod(staging, 0o777 & ~_umask())
+        (staging / "compare.json").write_text(json.dumps(rep, indent=2) + "\n")
+        (staging / "compare.md").write_text(markdown(rep))
+        plot({**rep, "_raw_times": raw_times}, staging / "compare.png")
+        if out_dir.is_dir():
+            for other in out_dir.iterdir():
+                if other.name not in REPORT_FILES and not (staging / other.name).exists():
+                    os.link(other, staging / other.name) if other.is_file() else shutil.copytree(other, staging / other.name)
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.replace(out_dir, old)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None and old.exists() and not out_dir.exists():
+            os.replace(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return [out_dir / name for name in REPORT_FILES if (out_dir / name).exists()]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

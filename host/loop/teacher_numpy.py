@@ -26,7 +26,7 @@ class NumpyTeacher:
 
     def __init__(self, path: str | Path) -> None:
         try:
-            with np.load(path) as npz:
+            with np.load(path, allow_pickle=False) as npz:
                 data = {key: npz[key] for key in npz.files}
         except FileNotFoundError:
             raise HostError(f"{path} does not exist (make export writes it beside the design)") from None

@@ -13,7 +13,7 @@ zmq = pytest.importorskip("zmq")
 from host.backends.driver import FinnZynqDriver  # noqa: E402
 from host.backends.emulated_board import EmulatedBackend  # noqa: E402
 from host.errors import HostError  # noqa: E402
-from host.backends.remote import MAX_BATCH, RemotePolicy  # noqa: E402
+from host.backends.remote import RemotePolicy  # noqa: E402
 from host.design.spec import load_spec  # noqa: E402
 from tests.host.conftest import policy_server  # noqa: E402
 
@@ -26,10 +26,16 @@ def served(discrete_design):
         yield spec, server
 
 
-def _raw(address: str, frames: list[bytes], timeout_ms: int = 2000) -> dict:
+def _raw(address: str, frames: list[bytes], timeout_ms: int = 2000, hello=None) -> dict:
+    """Send ``frames`` on a fresh REQ connection (after a hello for design ``hello``, where given); the reply header."""
+    from host.backends.remote import design_identity
+
     socket = zmq.Context.instance().socket(zmq.REQ)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(address)
+    if hello is not None:
+        socket.send_multipart([json.dumps({"kind": "hello", "identity": design_identity(hello)}).encode(), b""])
+        assert socket.poll(timeout_ms) and json.loads(socket.recv_multipart()[0])["ok"]
     socket.send_multipart(frames)
     assert socket.poll(timeout_ms), "the server did not answer"
     reply = json.loads(socket.recv_multipart()[0])
@@ -53,19 +59,27 @@ def test_remote_actions_are_the_local_drivers(served, discrete_design):
 def test_bad_requests_get_an_error_and_the_server_goes_on(served):
     spec, server = served
     obs_bytes = np.zeros((1, spec.obs_dim), dtype=np.float32).tobytes()
+
+    def act(**header) -> bytes:
+        return json.dumps({"kind": "act", "dtype": "float32", **header}).encode()
+
     cases = [
         ([b"not json", b""], "not JSON"),
         ([b"[1, 2]", b""], "not a JSON object"),
         ([json.dumps({"kind": "dance"}).encode(), b""], "unknown request kind"),
-        ([json.dumps({"kind": "act", "n": 2}).encode(), obs_bytes], "are 32 bytes, got 16"),
-        ([json.dumps({"kind": "act", "n": MAX_BATCH + 1}).encode(), b""], "from 1 to"),
-        ([json.dumps({"kind": "act", "n": 1}).encode(), np.full(spec.obs_dim, np.nan, np.float32).tobytes()],
-         "NaN or infinity"),
+        ([act(n=2), obs_bytes], "are 32 bytes, got 16"),
+        ([act(n=server.max_batch + 1), b""], "from 1 to"),
+        ([act(n=True), obs_bytes], "from 1 to"),
+        ([act(n=1), np.full(spec.obs_dim, np.nan, np.float32).tobytes()], "NaN or infinity"),
+        ([act(n=1, dtype="int64"), np.zeros((1, spec.obs_dim), dtype=np.int64).tobytes()], "must be float32"),
+        ([json.dumps({"kind": "act", "n": 1}).encode(), obs_bytes], "the header says 'None'"),
         ([b"only one frame"], "two frames"),
     ]
     for frames, expected in cases:
-        reply = _raw(server.address, frames)
+        reply = _raw(server.address, frames, hello=spec)
         assert reply["ok"] is False and expected in reply["error"], (frames, reply)
+    reply = _raw(server.address, [act(n=1), obs_bytes])  # no hello on this connection
+    assert reply["ok"] is False and "say hello first" in reply["error"]
     client = RemotePolicy(spec, server.address)  # and then it serves as before
     assert client(np.zeros((1, spec.obs_dim), dtype=np.float32)).shape == (1,)
     client.close()

@@ -103,16 +103,36 @@ def save_student(path: Path, student: QuantStudent, extra: dict[str, Any]) -> No
     atomic.write_bytes(path, buf.getvalue())
 
 
+#: numpy scalars some older checkpoints hold in their records: plain data, allowed by name to the weights-only unpickler.
+_NUMPY_SCALARS = [np.dtype, *(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool"))]
+
+
 def load_student(path: Path) -> tuple[QuantStudent, dict[str, Any]]:
-    """Read a student checkpoint (raises :class:`FlowError` if missing or corrupt)."""
+    """Read a student checkpoint (raises :class:`FlowError` if missing, corrupt, or holding more than data).
+
+    ``torch.load(weights_only=True)``: tensors, containers and plain values only, so a file carrying
+    a pickled object (a ``__reduce__`` payload) is refused unread instead of running its code.
+    """
+    import pickle
+
     if not path.is_file():
         raise FlowError(f"student checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        scalar = getattr(np, "_core", np.core).multiarray.scalar
+        with torch.serialization.safe_globals([scalar, *_NUMPY_SCALARS]):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise FlowError(f"student checkpoint {path} holds objects other than tensors and plain data, so it was "
+                        "refused unread (weights-only loading): it was not written by make distill") from None
+    except Exception as exc:  # a damaged file can fail in zip or pickle reading
+        raise FlowError(f"student checkpoint {path} is corrupt ({type(exc).__name__})") from None
+    try:
+        if not isinstance(state, dict):
+            raise TypeError("not a dict")
         return student_from_state(state), state
     except FlowError:
         raise
-    except Exception as exc:  # a damaged file can fail in pickle, zip or state-dict loading
+    except Exception as exc:  # a checkpoint of another shape fails in state-dict loading
         raise FlowError(f"student checkpoint {path} is corrupt ({type(exc).__name__})") from None
 
 

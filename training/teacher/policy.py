@@ -52,7 +52,7 @@ class ObsNormalizer:
     def load(cls, path: Path) -> "ObsNormalizer":
         """Read statistics written by :meth:`save`."""
         try:
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:
                 return cls(data["mean"], data["var"], float(data["clip"]), float(data["epsilon"]))
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise FlowError(f"{path} is corrupt: {exc}") from None
@@ -69,14 +69,83 @@ class ObsNormalizer:
         )
 
 
-def load_model(path: Path, env_id: str, algo: str = "ppo"):
-    """Load a stable-baselines3 PPO or SAC checkpoint, checking it fits ``env_id`` (raises :class:`FlowError`)."""
+def safe_custom_objects(path: Path, env_id: str, algo: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """What stands in for every pickled entry of an SB3 zip, so that loading it unpickles nothing.
+
+    An SB3 zip's ``data`` is JSON, but the entries JSON cannot hold (the spaces, the policy class and
+    its keyword arguments, schedules, buffers) are cloudpickled in it; SB3 takes any of them from
+    ``custom_objects`` instead of unpickling it. They are rebuilt here from what the run recorded
+    (``config.yaml``'s hyperparameters) and the environment; the networks' weights are ``.pth``
+    files SB3 reads with ``torch.load(weights_only=True)``. Inference needs nothing else: buffers
+    and the last observations become None.
+    """
+    import json as json_module
+
+    from stable_baselines3 import PPO, SAC
+
+    from training.teacher.config import algo_kwargs
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json_module.loads(archive.read("data"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise FlowError(f"checkpoint {path} is corrupt or not a stable-baselines3 zip ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise FlowError(f"checkpoint {path} is corrupt: its data is not a JSON object")
+    cls = {"ppo": PPO, "sac": SAC}[algo]
+    kwargs = algo_kwargs(env_id, hyperparams, algo)
+    env = make_env(env_id)
+    _check_recorded_spaces(path, data, env, env_id)
+    known = {"observation_space": env.observation_space, "action_space": env.action_space,
+             "policy_class": cls.policy_aliases.get(hyperparams.get("policy", "MlpPolicy"), cls.policy_aliases["MlpPolicy"]),
+             "policy_kwargs": kwargs.get("policy_kwargs", {}),
+             "learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": 0.0, "clip_range_vf": None,
+             "train_freq": kwargs.get("train_freq", 1)}
+    env.close()
+    return {key: known.get(key) for key, value in data.items() if isinstance(value, dict) and ":serialized:" in value}
+
+
+def _check_recorded_spaces(path: Path, data: dict[str, Any], env, env_id: str) -> None:
+    """Refuse a zip whose spaces (SB3 writes their shape and size as plain text beside the pickle) are not ``env_id``'s."""
+    import json as json_module
+
+    def recorded(key: str) -> tuple[Any, Any]:
+        entry = data.get(key) if isinstance(data.get(key), dict) else {}
+        shape = entry.get("_shape")
+        if isinstance(shape, str):
+            try:
+                shape = json_module.loads(shape)
+            except ValueError:
+                shape = None
+        shape = shape if isinstance(shape, list) else None
+        return shape, entry.get("n")
+
+    obs_shape, _ = recorded("observation_space")
+    act_shape, act_n = recorded("action_space")
+    want_n = getattr(env.action_space, "n", None)
+    if (obs_shape is not None and tuple(obs_shape) != env.observation_space.shape) or \
+            (act_shape is not None and tuple(act_shape) != env.action_space.shape) or \
+            (act_n is not None and (want_n is None or str(act_n) != str(int(want_n)))):
+        env.close()
+        raise FlowError(f"checkpoint {path} was trained on observations of shape {tuple(obs_shape or ())} and "
+                        f"{'actions ' + str(act_n) if act_n is not None else 'actions of shape ' + str(tuple(act_shape or ()))}"
+                        f", which do not match {env_id}")
+
+
+def load_model(path: Path, env_id: str, algo: str = "ppo", hyperparams: dict[str, Any] | None = None):
+    """Load a stable-baselines3 PPO or SAC checkpoint, checking it fits ``env_id`` (raises :class:`FlowError`).
+
+    With ``hyperparams`` (the run's ``config.yaml`` records them), nothing in the zip is unpickled
+    (:func:`safe_custom_objects`): the way every evaluation loads a teacher. Without them SB3
+    unpickles the zip's pickled entries: only ``make teacher`` resuming its own checkpoint does that.
+    """
     from stable_baselines3 import PPO, SAC
 
     if not path.is_file():
         raise FlowError(f"checkpoint {path} does not exist")
+    custom = safe_custom_objects(path, env_id, algo, hyperparams) if hyperparams is not None else None
     try:
-        model = {"ppo": PPO, "sac": SAC}[algo].load(path, device="cpu")
+        model = {"ppo": PPO, "sac": SAC}[algo].load(path, device="cpu", custom_objects=custom)
     except Exception as exc:  # SB3 raises many types for a damaged zip; all mean the same to a user
         raise FlowError(f"checkpoint {path} is corrupt or not a stable-baselines3 {algo.upper()} model "
                         f"({type(exc).__name__})") from None
@@ -144,7 +213,7 @@ class TeacherPolicy:
         path = run_dir / TEACHER_FILE
         if not path.exists():
             raise FlowError(f"run folder {run_dir} has no {TEACHER_FILE}: train it first (make teacher ENV={env_id})")
-        model = load_model(path, env_id, config.get("algo", "ppo"))
+        model = load_model(path, env_id, config.get("algo", "ppo"), hyperparams=config.get("hyperparams") or {})
         norm_path = run_dir / NORMALIZER_FILE
         normalizer = ObsNormalizer.load(norm_path) if norm_path.exists() else None
         return cls(model, normalizer, env_id)
