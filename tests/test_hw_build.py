@@ -426,3 +426,17 @@ def test_bitstream_builds_the_folding_make_estimate_chose(tmp_path, monkeypatch)
         compile_mod.bitstream_design("d", choice=compile_mod.BuildChoice(impl="rtl"))
     (cfg,) = seen
     assert (cfg.target_fps, cfg.mvau_wwidth_max, cfg.standalone_thresholds) == (300_000, 72, True)
+
+
+def test_bench_host_runs_on_an_integer_input_design(estimated, tmp_path):
+    """make bench's bench_host.py, shrunk to a smoke test: it once fed float states to an
+    integer-input graph (qonnx: "Rounding error is too high") and nothing noticed."""
+    folder, _, _ = estimated
+    out = tmp_path / "host.json"
+    done = subprocess.run([sys.executable, "bench/bench_host.py", str(folder), "--out", str(out), "--states", "20",
+                           "--repeat", "1", "--ks", "1"], cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["batch_states"] == 20 and result["emulator_batch1_us"] > 0
+    assert [row["k"] for row in result["steps_per_second"]] == [1]
