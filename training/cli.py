@@ -64,6 +64,12 @@ def _cmd_distill(args: argparse.Namespace) -> None:
     from training.teacher.train import ensure_teacher
     from training.qpd.config import default_architecture, load_qpd_config
 
+    if args.env is None and args.teacher is not None:  # the teacher says its environment
+        from training.teacher.policy import teacher_env_id
+
+        args.env = teacher_env_id(args.teacher)
+        if args.env is None:
+            raise FlowError(f"the environment of teacher {args.teacher} is not in its name: give it with ENV=<id>")
     hidden = None
     if args.width is not None:  # --width alone: the environment's default number of layers
         depth = args.depth if args.depth is not None else \
@@ -129,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("distill", help="distil a teacher into a low-bit Brevitas student (QPD)")
-    p.add_argument("--env", default=None, help="gymnasium id (default from --config, else CartPole-v1)")
+    p.add_argument("--env", default=None, help="gymnasium id (default from --config, else the teacher's, else CartPole-v1)")
     p.add_argument("--bits", type=int, default=None, help="target weight bits, 1..8 (default 2; 1 = bipolar)")
     p.add_argument("--abits", type=int, default=None, help="target activation bits, 2..8 (default: max(--bits, 2))")
     p.add_argument("--input-bits", type=int, default=None, help="input quantizer bits (default 8)")
@@ -146,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default=None, help="weight bits per stage, e.g. 8,4,3,2 or float,8,4,2")
     p.add_argument("--updates", type=int, default=None, help="Adam updates over all stages (default 8000)")
     p.add_argument("--seed", type=int, default=None, help="student seed (default 0)")
-    p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0, trained if missing)")
+    p.add_argument("--teacher", default=None,
+                   help="teacher: a run folder (default runs/<env>/ppo-teacher-s0, trained if missing), a "
+                        "stable-baselines3 PPO/SAC .zip (VecNormalize's vecnormalize.pkl beside it is used) or an "
+                        "rl-baselines3-zoo log folder <algo>/<env>_<n>; --env defaults to the teacher's. Zips and "
+                        ".pkl files are pickles: use trusted teachers only")
     p.add_argument("--config", default=None, help="YAML file with any distillation settings (see training/qpd/config.py)")
     p.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default 100)")
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<env>/<method>-<arch>-w<b>a<b>-s<seed>)")
