@@ -112,11 +112,10 @@ def _cmd_render(args: argparse.Namespace) -> None:
         print(f"re-rendered {path}")
 
 
-def _cmd_compare(args: argparse.Namespace) -> dict:
-    from flow.compare import workstation_references
-    from host.cli import compare
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from flow.api import compare_args
 
-    return compare(args, workstation_references, prog="python -m flow")
+    compare_args(args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:

@@ -90,16 +90,17 @@ def _run(args: argparse.Namespace) -> int | None:
     if getattr(args, "states", 1) <= 0:
         raise FlowError(f"--states must be positive, got {args.states}")
     if args.verb == "export":
-        from hw_build.export import export_design
+        from hw_build.api import export
 
-        export_design(args.run, args.design, force=args.force, n_states=args.states)
+        export(args.run, args.design, force=args.force, states=args.states)
     elif args.verb in ("estimate", "codegen", "bitstream"):
-        from hw_build.compile import bitstream_design, estimate_design
+        from hw_build.api import estimate
+        from hw_build.compile import bitstream_design
 
-        choice = _build_choice(args)
         if args.verb == "bitstream":
-            return bitstream_design(_design_name(args), choice=choice)
-        estimate_design(_design_name(args), choice=choice, kind=args.verb)
+            return bitstream_design(_design_name(args), choice=_build_choice(args))
+        estimate(_design_name(args), input=args.input, objective=args.objective, latency_us=args.latency_us,
+                 target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl, kind=args.verb)
     elif args.verb == "cost":
         from hw_build.arch_cost import architecture_cost
         from training.students.student import student_act_bits
@@ -120,15 +121,16 @@ def _run(args: argparse.Namespace) -> int | None:
         if not 0 <= args.stall < 100:
             raise FlowError(f"--stall is a percentage below 100, got {args.stall}")
         if not _has_sources(_design_name(args)):
-            from hw_build.compile import estimate_design
+            from hw_build.api import estimate
 
             print(f"design {args.design} has no generated sources: running codegen (IMPL={args.impl}) first")
-            estimate_design(args.design, choice=_build_choice(args), kind="codegen")
+            estimate(args.design, input=args.input, objective=args.objective, latency_us=args.latency_us,
+                     target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl, kind="codegen")
         rtlsim_design(_design_name(args), n_states=args.states, stall_percent=args.stall)
     elif args.verb == "verify":
-        from hw_build.verify import verify_design
+        from hw_build.api import verify
 
-        verify_design(_design_name(args), n_states=args.states)
+        verify(_design_name(args), states=args.states)
     return None
 
 

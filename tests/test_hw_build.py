@@ -440,3 +440,22 @@ def test_bench_host_runs_on_an_integer_input_design(estimated, tmp_path):
     result = json.loads(out.read_text())
     assert result["batch_states"] == 20 and result["emulator_batch1_us"] > 0
     assert [row["k"] for row in result["steps_per_second"]] == [1]
+
+
+def test_the_python_api_returns_result_objects(estimated, designs, short_qpd_student, tmp_path):
+    """flow.api: the stages as functions returning dataclasses, the same the command lines call."""
+    from flow import api
+
+    assert isinstance(api.distill, type(api.export))  # every stage a plain function
+    est = api.estimate(DESIGN, quiet=True)
+    assert isinstance(est, api.EstimateResult) and est.fits and est.fps > 0 and est.resources["LUT"] > 0
+    ladder = api.verify(DESIGN, states=200)
+    assert isinstance(ladder, api.VerifyResult) and ladder.passed and ladder.levels
+    report = api.compare(DESIGN, episodes=2, out=tmp_path / "cmp")
+    assert isinstance(report, api.CompareResult) and report.episodes == 2 and report.env_id == "CartPole-v1"
+    assert report.software["FINN hardware-layer graph"]["step_agreement"] == 1.0
+    assert (tmp_path / "cmp" / "compare.json").exists() and report.report_dir == tmp_path / "cmp"
+    again = api.export(short_qpd_student[0], DESIGN + "-api", states=100)
+    assert isinstance(again, api.ExportResult) and again.action_agreement == 1.0 and again.folder.is_dir()
+    again = api.DistillResult.from_results(short_qpd_student[0], {"env_id": "CartPole-v1", **short_qpd_student[1]})
+    assert again.student_bits < again.teacher_bits and again.n_episodes == 5

@@ -60,8 +60,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_distill(args: argparse.Namespace) -> None:
-    from training.qpd.distill import distill
-    from training.teacher.train import ensure_teacher
+    from training.api import distill
     from training.qpd.config import default_architecture, load_qpd_config
 
     if args.env is None and args.teacher is not None:  # the teacher says its environment
@@ -75,13 +74,11 @@ def _cmd_distill(args: argparse.Namespace) -> None:
         depth = args.depth if args.depth is not None else \
             len(default_architecture(args.env or load_qpd_config(args.config).env_id)[1])
         hidden = [args.width] * depth
-    cfg = load_qpd_config(args.config, env_id=args.env, seed=args.seed, method=args.method, weight_bits=args.bits,
-                          act_bits=args.abits, input_bits=args.input_bits, narrow_weights=args.narrow, hidden=hidden,
-                          conv=_parse_conv(args.conv), kernel=args.kernel, stride=args.stride,
-                          updates=args.updates,
-                          schedule=_parse_schedule(args.schedule) if args.schedule else None,
-                          eval_episodes=args.episodes)
-    distill(cfg, ensure_teacher(cfg.env_id, args.teacher), args.run_dir, force=args.force)
+    distill(args.env, args.teacher, config=args.config, run_dir=args.run_dir, force=args.force, seed=args.seed,
+            method=args.method, weight_bits=args.bits, act_bits=args.abits, input_bits=args.input_bits,
+            narrow_weights=args.narrow, hidden=hidden, conv=_parse_conv(args.conv), kernel=args.kernel,
+            stride=args.stride, updates=args.updates,
+            schedule=_parse_schedule(args.schedule) if args.schedule else None, eval_episodes=args.episodes)
 
 
 def _parse_conv(text: str | None) -> list[int] | None:
