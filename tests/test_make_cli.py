@@ -184,3 +184,28 @@ def test_designs_jobs_and_distill_episodes_reach_their_flags():
     assert distill["episodes"] == 9
     (teacher,) = _parsed(_commands(_dry_run("teacher", {"EPISODES": "9"}).stdout))
     assert teacher["episodes"] == 9
+
+
+def test_rtlsim_runs_codegen_first_where_the_design_has_no_sources(tmp_path, monkeypatch, capsys):
+    """make rtlsim on a design without generated sources: codegen (IMPL=rtl unless told) first, then rtlsim."""
+    import hw_build.api
+    import hw_build.rtlsim
+    from hw_build.cli import main
+
+    (tmp_path / "d").mkdir()
+    monkeypatch.setenv("QPD_BITSTREAMS", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(hw_build.api, "estimate", lambda design, **kw: calls.append(("codegen", design, kw)))
+    monkeypatch.setattr(hw_build.rtlsim, "rtlsim_design", lambda design, **kw: calls.append(("rtlsim", design, kw)))
+    assert main(["rtlsim", "--design", "d", "--states", "5"]) == 0
+    assert [c[0] for c in calls] == ["codegen", "rtlsim"]
+    assert calls[0][2]["kind"] == "codegen" and calls[0][2]["impl"] == "rtl"
+    assert "no generated sources: running codegen (IMPL=rtl) first" in capsys.readouterr().out
+    (tmp_path / "d" / "intermediate_models").mkdir()
+    (tmp_path / "d" / "intermediate_models" / "step_hw_codegen.onnx").write_bytes(b"")
+    from hw_build.compile import HW_SOURCES
+
+    (tmp_path / "d" / HW_SOURCES).mkdir()
+    calls.clear()
+    assert main(["rtlsim", "--design", "d"]) == 0
+    assert [c[0] for c in calls] == ["rtlsim"]  # sources there: no codegen
