@@ -57,6 +57,11 @@ endif
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  make help-<target>  each variable of a target, the option it becomes and that option's help (e.g. make help-distill)"
+
+# The variables' help comes from the command lines' argparse parsers (flow/make_help.py).
+help-%: install
+	@$(PY) -m flow.make_help $*
 
 install: $(STAMP) ## create .venv from the pinned lock (idempotent)
 

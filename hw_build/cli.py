@@ -69,12 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rtlsim", help="ladder level 4: the design's RTL layers (make codegen IMPL=rtl) simulated "
                        "with Verilator on real states, layer by layer, with random back-pressure; a design "
                        "without generated sources gets them first (codegen with the build options below)")
-    p.add_argument("--design", default=None)
+    p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
     _add_build_options(p, "rtl")
     p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
     p.add_argument("--stall", type=int, default=30, help="percent of cycles with a stream stalled (default 30)")
     p = sub.add_parser("verify", help="the verification ladder (Brevitas, QONNX, FINN graphs) on real states")
-    p.add_argument("--design", default=None)
+    p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
     p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
     return parser
 

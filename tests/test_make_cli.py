@@ -16,6 +16,7 @@ from functools import cache
 
 import pytest
 
+from flow.make_help import describe, destination
 from tests.conftest import REPO
 
 MAKEFILE = (REPO / "Makefile").read_text()
@@ -165,8 +166,10 @@ def test_each_variable_reaches_the_command_and_its_flag(target, variable):
     old, new = _commands(before.stdout), _commands(after.stdout)
     changed = [line for line in new if line not in old]
     assert changed, f"make {target} {variable}=... changes nothing"
-    if all(_ours(line) for line in changed):  # our command lines: the value must reach one of their options
-        assert _parsed(new) != _parsed(old), f"make {target} {variable}=... reaches no option of the command line"
+    if all(_ours(line) for line in changed):  # our command lines: the value must reach its own option
+        moved = {k for a, b in zip(_parsed(old), _parsed(new)) for k in b if a.get(k) != b[k]}
+        assert destination(variable) in moved, (f"make {target} {variable}=... should set the option "
+                                                f"{destination(variable)} (make help-{target} says so); it moved {moved}")
 
 
 def test_an_unknown_variable_is_named_in_a_warning():
@@ -209,3 +212,13 @@ def test_rtlsim_runs_codegen_first_where_the_design_has_no_sources(tmp_path, mon
     calls.clear()
     assert main(["rtlsim", "--design", "d"]) == 0
     assert [c[0] for c in calls] == ["rtlsim"]  # sources there: no codegen
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_make_help_target_names_each_variable_with_its_options_help(target):
+    """make help-<target>: the variables' help is the parser's own (help text of the option each one sets)."""
+    text = describe(target)
+    for var in _named(TARGETS[target][0]):
+        assert re.search(rf"^  {var} ", text, re.M), f"make help-{target} does not list {var}"
+    if "-m training distill" in TARGETS[target][1]:
+        assert re.search(r"^  TEACHER +--teacher +teacher: a run folder", text, re.M)
