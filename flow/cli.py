@@ -116,10 +116,10 @@ def _cmd_render(args: argparse.Namespace) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from flow.compare import workstation_references
-    from host.cli import compare, compare_exit_code
+    from flow.api import compare_args
+    from host.cli import compare_exit_code
 
-    return compare_exit_code(compare(args, workstation_references, prog="python -m flow"))
+    return compare_exit_code(compare_args(args).report)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:

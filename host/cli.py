@@ -276,8 +276,8 @@ def serve_keys(args: argparse.Namespace) -> None:
     """``make serve-keys``: a CurveZMQ key pair for the policy server and one for a client."""
     from host.backends.remote import make_keys
 
-    make_keys(Path(args.out))
-    print(f"written to {args.out}: server.key (public), server.key_secret, client.key (public), client.key_secret, "
+    make_keys(Path(args.keys))
+    print(f"written to {args.keys}: server.key (public), server.key_secret, client.key (public), client.key_secret, "
           f"authorized_clients/client.key. Board: make serve KEYS=<folder with server.key_secret and "
           f"authorized_clients/>; workstation: make compare BACKEND=remote BOARD=<board>:<port> KEYS=<folder with "
           f"client.key_secret and server.key>. Keep the .key_secret files private.")
@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "this many seconds (default 60)")
     p.set_defaults(func=serve)
     p = sub.add_parser("serve-keys", help="make a CurveZMQ key pair for the policy server and one for a client")
-    p.add_argument("--out", default="keys", help="folder for the keys (default keys)")
+    p.add_argument("--keys", "--out", dest="keys", default="keys", help="folder for the keys (default keys)")
     p.set_defaults(func=serve_keys)
     p = sub.add_parser("board-setup", help="on the board: install the wheels make deploy brought (gymnasium and its "
                        "pure-Python dependencies) with pip --no-index, after checking numpy < 2 and pynq 3.x")

@@ -22,6 +22,25 @@ def _design_name(args: argparse.Namespace) -> str:
     return args.design
 
 
+def _add_build_options(p: argparse.ArgumentParser, impl: str) -> None:
+    """The options of a FINN build (estimate, codegen, bitstream; rtlsim's codegen where it runs one)."""
+    p.add_argument("--input", choices=INPUT_MODES, default="integer",
+                   help="integer (default): the host quantizes observations and the fabric takes integer codes; "
+                        "float: the fabric takes float32 and quantizes them in a Thresholding layer")
+    p.add_argument("--objective", choices=OBJECTIVES, default="smallest",
+                   help="smallest (default): fewest resources (LUT, BRAM, DSP) within --latency-us; "
+                        "fastest: the fastest folding that fits comfortably")
+    p.add_argument("--latency-us", type=float, default=None,
+                   help=f"fabric latency budget of the smallest objective, est. (default {DEFAULT_LATENCY_US:g} µs; "
+                        f"{PIXEL_LATENCY_US:g} µs for a design that takes frames)")
+    p.add_argument("--target-fps", type=int, default=None,
+                   help="a fixed throughput target for FINN's folding instead of the objective")
+    p.add_argument("--clock-ns", type=float, default=10.0, help="clock period in ns (default 10 = 100 MHz)")
+    p.add_argument("--impl", choices=IMPLS, default=impl,
+                   help="hls: thresholds inside HLS MVAUs; rtl: thresholds as Thresholding_rtl layers, "
+                        f"MVAU_rtl where FINN allows it (make rtlsim simulates the RTL layers); default {impl}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m hw_build``."""
     parser = argparse.ArgumentParser(prog="python -m hw_build",
@@ -37,21 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("bitstream", "the full build with Vivado (stops with exit code 3 where Vivado is missing)")):
         p = sub.add_parser(verb, help=text)
         p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
-        p.add_argument("--input", choices=INPUT_MODES, default="integer",
-                       help="integer (default): the host quantizes observations and the fabric takes integer codes; "
-                            "float: the fabric takes float32 and quantizes them in a Thresholding layer")
-        p.add_argument("--objective", choices=OBJECTIVES, default="smallest",
-                       help="smallest (default): fewest resources (LUT, BRAM, DSP) within --latency-us; "
-                            "fastest: the fastest folding that fits comfortably")
-        p.add_argument("--latency-us", type=float, default=None,
-                       help=f"fabric latency budget of the smallest objective, est. (default {DEFAULT_LATENCY_US:g} µs; "
-                            f"{PIXEL_LATENCY_US:g} µs for a design that takes frames)")
-        p.add_argument("--target-fps", type=int, default=None,
-                       help="a fixed throughput target for FINN's folding instead of the objective")
-        p.add_argument("--clock-ns", type=float, default=10.0, help="clock period in ns (default 10 = 100 MHz)")
-        p.add_argument("--impl", choices=IMPLS, default="hls",
-                       help="hls: thresholds inside HLS MVAUs (default); rtl: thresholds as Thresholding_rtl layers, "
-                            "MVAU_rtl where FINN allows it (make rtlsim simulates the RTL layers)")
+        _add_build_options(p, "hls")
     p = sub.add_parser("finn-deps", help="fetch what FINN's Vivado build needs (finn-hlslib, PYNQ-Z2 board files, "
                        "nlohmann-json) at the commits finn-plus pins, with FINN's own updater (exit code 3 where "
                        "they cannot be fetched)")
@@ -71,12 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-affine", action="store_true",
                    help="continuous actions: a per-action output scale and bias, applied on the host")
     p = sub.add_parser("rtlsim", help="ladder level 4: the design's RTL layers (make codegen IMPL=rtl) simulated "
-                       "with Verilator on real states, layer by layer, with random back-pressure")
-    p.add_argument("--design", default=None)
+                       "with Verilator on real states, layer by layer, with random back-pressure; a design "
+                       "without generated sources gets them first (codegen with the build options below)")
+    p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
+    _add_build_options(p, "rtl")
     p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
     p.add_argument("--stall", type=int, default=30, help="percent of cycles with a stream stalled (default 30)")
     p = sub.add_parser("verify", help="the verification ladder (Brevitas, QONNX, FINN graphs) on real states")
-    p.add_argument("--design", default=None)
+    p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
     p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
     return parser
 
@@ -118,17 +125,17 @@ def _run(args: argparse.Namespace) -> int | None:
     if getattr(args, "states", 1) <= 0:
         raise FlowError(f"--states must be positive, got {args.states}")
     if args.verb == "export":
-        from hw_build.export import export_design
+        from hw_build.api import export
 
-        export_design(args.run, args.design, force=args.force, n_states=args.states)
+        export(args.run, args.design, force=args.force, states=args.states)
     elif args.verb in ("estimate", "codegen", "bitstream"):
-        from hw_build.compile import BuildChoice, bitstream_design, estimate_design
+        from hw_build.api import estimate
+        from hw_build.compile import bitstream_design
 
-        choice = BuildChoice(input_mode=args.input, objective=args.objective, latency_us=args.latency_us,
-                             target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl)
         if args.verb == "bitstream":
-            return bitstream_design(_design_name(args), choice=choice, progress=True)
-        estimate_design(_design_name(args), choice=choice, kind=args.verb)
+            return bitstream_design(_design_name(args), choice=_build_choice(args), progress=True)
+        estimate(_design_name(args), input=args.input, objective=args.objective, latency_us=args.latency_us,
+                 target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl, kind=args.verb)
     elif args.verb == "finn-deps":
         return _finn_deps(args)
     elif args.verb == "cost":
@@ -151,9 +158,34 @@ def _run(args: argparse.Namespace) -> int | None:
 
         if not 0 <= args.stall < 100:
             raise FlowError(f"--stall is a percentage below 100, got {args.stall}")
+        if not _has_sources(_design_name(args)):
+            from hw_build.api import estimate
+
+            print(f"design {args.design} has no generated sources: running codegen (IMPL={args.impl}) first")
+            estimate(args.design, input=args.input, objective=args.objective, latency_us=args.latency_us,
+                     target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl, kind="codegen")
         rtlsim_design(_design_name(args), n_states=args.states, stall_percent=args.stall)
     elif args.verb == "verify":
-        from hw_build.verify import verify_design
+        from hw_build.api import verify
 
-        verify_design(_design_name(args), n_states=args.states)
+        verify(_design_name(args), states=args.states)
     return None
+
+
+def _build_choice(args: argparse.Namespace):
+    """The :class:`~hw_build.compile.BuildChoice` of a build verb's options."""
+    from hw_build.compile import BuildChoice
+
+    return BuildChoice(input_mode=args.input, objective=args.objective, latency_us=args.latency_us,
+                       target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl)
+
+
+def _has_sources(design: str) -> bool:
+    """Whether ``make codegen`` has run on the design (what rtlsim reads); a missing design is
+    left to rtlsim, which refuses it in one sentence."""
+    from hw_build.compile import HW_SOURCES
+    from hw_build.design import design_dir
+
+    out = design_dir(design)
+    return not out.is_dir() or ((out / "intermediate_models" / "step_hw_codegen.onnx").exists()
+                                and (out / HW_SOURCES).is_dir())

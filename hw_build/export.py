@@ -162,7 +162,9 @@ def export_design(run_dir: str | Path, design: str | None = None, *, force: bool
                    **parity},
     }
     teacher_dir = Path(config.get("teacher", ""))
-    if (teacher_dir / "teacher.zip").exists():
+    # a teacher run folder, or a user's SB3 .zip / zoo folder (training.teacher.external)
+    if config.get("teacher") and ((teacher_dir / "teacher.zip").exists() or teacher_dir.suffix == ".zip"
+                                  or any(teacher_dir.glob("*.zip"))):
         export_teacher_numpy(teacher_dir, env_id, out / "teacher.npz")
         record["teacher"] = {"run": str(teacher_dir), "numpy_weights": "teacher.npz"}
     atomic.write_json(out / EXPORT_FILE, record)

@@ -682,3 +682,36 @@ def test_bitstream_with_other_settings_than_the_estimate_estimates_first(tmp_pat
     assert compile_mod.bitstream_design("d", choice=choice) == 0
     assert estimated == [("d", 50_000)] and choice.target_fps == 50_000
     assert seen[0].folding_config_file == design / "finn_folding_config.json"
+
+
+def test_bench_host_runs_on_an_integer_input_design(estimated, tmp_path):
+    """make bench's bench_host.py, shrunk to a smoke test: it once fed float states to an
+    integer-input graph (qonnx: "Rounding error is too high") and nothing noticed."""
+    folder, _, _ = estimated
+    out = tmp_path / "host.json"
+    done = subprocess.run([sys.executable, "bench/bench_host.py", str(folder), "--out", str(out), "--states", "20",
+                           "--repeat", "1", "--ks", "1"], cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["batch_states"] == 20 and result["emulator_batch1_us"] > 0
+    assert [row["k"] for row in result["steps_per_second"]] == [1]
+
+
+def test_the_python_api_returns_result_objects(estimated, designs, short_qpd_student, tmp_path):
+    """flow.api: the stages as functions returning dataclasses, the same the command lines call."""
+    from flow import api
+
+    assert isinstance(api.distill, type(api.export))  # every stage a plain function
+    est = api.estimate(DESIGN, quiet=True)
+    assert isinstance(est, api.EstimateResult) and est.fits and est.fps > 0 and est.resources["LUT"] > 0
+    ladder = api.verify(DESIGN, states=200)
+    assert isinstance(ladder, api.VerifyResult) and ladder.passed and ladder.levels
+    report = api.compare(DESIGN, episodes=2, out=tmp_path / "cmp")
+    assert isinstance(report, api.CompareResult) and report.episodes == 2 and report.env_id == "CartPole-v1"
+    assert report.software["FINN hardware-layer graph (fed by the host quantizer)"]["step_agreement"] == 1.0
+    assert (tmp_path / "cmp" / "compare.json").exists() and report.report_dir == tmp_path / "cmp"
+    again = api.export(short_qpd_student[0], DESIGN + "-api", states=100)
+    assert isinstance(again, api.ExportResult) and again.action_agreement == 1.0 and again.folder.is_dir()
+    again = api.DistillResult.from_results(short_qpd_student[0], {"env_id": "CartPole-v1", **short_qpd_student[1]})
+    assert again.student_bits < again.teacher_bits and again.n_episodes == 5

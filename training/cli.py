@@ -85,23 +85,26 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _cmd_distill(args: argparse.Namespace) -> None:
-    from training.qpd.distill import distill
-    from training.teacher.train import ensure_teacher
+    from training.api import distill
     from training.qpd.config import default_architecture, load_qpd_config
 
+    if args.env is None and args.teacher is not None:  # the teacher says its environment
+        from training.teacher.policy import teacher_env_id
+
+        args.env = teacher_env_id(args.teacher)
+        if args.env is None:
+            raise FlowError(f"the environment of teacher {args.teacher} is not in its name: give it with ENV=<id>")
     hidden = None
     if args.width is not None:  # --width alone: the environment's default number of layers
         depth = args.depth if args.depth is not None else \
             len(default_architecture(args.env or load_qpd_config(args.config).env_id)[1])
         hidden = [args.width] * depth
-    cfg = load_qpd_config(args.config, env_id=args.env, seed=args.seed, method=args.method, weight_bits=args.bits,
-                          act_bits=args.abits, input_bits=args.input_bits, narrow_weights=args.narrow, hidden=hidden,
-                          conv=_parse_conv(args.conv), kernel=args.kernel, stride=args.stride,
-                          updates=args.updates,
-                          schedule=_parse_schedule(args.schedule) if args.schedule else None,
-                          eval_episodes=args.episodes, first_bits=args.first_bits, last_bits=args.last_bits,
-                          output_affine=True if args.output_affine else None)
-    distill(cfg, ensure_teacher(cfg.env_id, args.teacher), args.run_dir, force=args.force)
+    distill(args.env, args.teacher, config=args.config, run_dir=args.run_dir, force=args.force, seed=args.seed,
+            method=args.method, weight_bits=args.bits, act_bits=args.abits, input_bits=args.input_bits,
+            narrow_weights=args.narrow, hidden=hidden, conv=_parse_conv(args.conv), kernel=args.kernel,
+            stride=args.stride, updates=args.updates,
+            schedule=_parse_schedule(args.schedule) if args.schedule else None, eval_episodes=args.episodes,
+            first_bits=args.first_bits, last_bits=args.last_bits, output_affine=True if args.output_affine else None)
 
 
 def _parse_conv(text: str | None) -> list[int] | None:
@@ -155,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("distill", help="distil a teacher into a low-bit Brevitas student (QPD)")
-    p.add_argument("--env", default=None, help="gymnasium id (default from --config, else CartPole-v1)")
+    p.add_argument("--env", default=None, help="gymnasium id (default from --config, else the teacher's, else CartPole-v1)")
     p.add_argument("--bits", type=int, default=None, help="target weight bits, 1..8 (default 2; 1 = bipolar)")
     p.add_argument("--abits", type=int, default=None, help="target activation bits, 2..8 (default: max(--bits, 2))")
     p.add_argument("--input-bits", type=int, default=None, help="input quantizer bits (default 8)")
@@ -176,7 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continuous actions: a per-action output scale and bias, applied on the host")
     p.add_argument("--updates", type=int, default=None, help="Adam updates over all stages (default 8000)")
     p.add_argument("--seed", type=int, default=None, help="student seed (default 0)")
-    p.add_argument("--teacher", default=None, help="teacher run folder (default runs/<env>/ppo-teacher-s0, trained if missing)")
+    p.add_argument("--teacher", default=None,
+                   help="teacher: a run folder (default runs/<env>/ppo-teacher-s0, trained if missing), a "
+                        "stable-baselines3 PPO/SAC .zip (VecNormalize's vecnormalize.pkl beside it is used) or an "
+                        "rl-baselines3-zoo log folder <algo>/<env>_<n>; --env defaults to the teacher's. Zips and "
+                        ".pkl files are pickles: use trusted teachers only")
     p.add_argument("--config", default=None, help="YAML file with any distillation settings (see training/qpd/config.py)")
     p.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default 100)")
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<env>/<method>-<arch>-w<b>a<b>-s<seed>)")

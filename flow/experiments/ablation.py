@@ -34,7 +34,7 @@ from typing import Any
 
 from training import atomic
 from training.errors import FlowError
-from flow.experiments.table import (aggregate, bits_label, made_by, plot_return_against_bits, settings_note, teacher_record,
+from flow.experiments.table import (IQM_NOTE, iqm_cell, iqm_cells, aggregate, bits_label, made_by, plot_return_against_bits, settings_note, teacher_record,
                                     validate_trials)
 from flow.experiments.trials import Trial, grid_extra, run_trials
 
@@ -130,15 +130,18 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         f"when its mean is ≥ {floor:.2f}. *vs QPD*: the variant's mean return minus QPD's at the same bits.",
         "",
         *settings_note(settings),
-        "| bits (w/a) | variant | return | worst seed | seeds keeping teacher | agreement with teacher | vs QPD |",
-        "| ---: | --- | --- | ---: | ---: | ---: | ---: |",
+        *([IQM_NOTE, ""] if iqm_cells(rows)[2] else []),
+        "| bits (w/a) | variant | return |" + iqm_cells(rows)[0] + " worst seed | seeds keeping teacher | "
+        "agreement with teacher | vs QPD |",
+        "| ---: | --- | --- |" + iqm_cells(rows)[1] + " ---: | ---: | ---: | ---: |",
     ]
+    iqm_on = iqm_cells(rows)[2]
     for row in sorted(rows, key=lambda r: (-r["bits"], order.index(r["variant"]))):
         delta = "–" if row["variant"] == "qpd" or row["vs_qpd"] is None else f"{row['vs_qpd']:+.2f}"
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
         lines.append(f"| {bits_label(row['bits'], 'qpd')} | {VARIANTS[row['variant']].label} | "
-                     f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | {row['worst_seed_mean']:.2f} | "
-                     f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} | {delta} |")
+                     f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} |{iqm_cell(row, iqm_on)} "
+                     f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} | {agree} | {delta} |")
     lines += ["", f"Made by: `{command}`", ""]
     return "\n".join(lines)
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from flow.experiments.hardware import row_cost
 from training import atomic
 from training.students.student import student_act_bits
-from flow.experiments.table import aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
+from flow.experiments.table import IQM_NOTE, iqm_cell, iqm_cells, aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
 from flow.experiments.trials import Trial, grid_extra, run_trials
 
 FRONTIER_METHODS = ("qpd", "direct")
@@ -199,11 +199,14 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
         lines.append(f"- smallest {method} student keeping the teacher's return: " + (
             f"{_arch(b, depth)} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
             f"return {b['mean_return']:.2f}" if b else "none in this grid"))
-    lines += ["", "| width | bits (w/a) | method | size (bits) | % of teacher | return (mean ± std over seeds) | keeps teacher |",
-              "| ---: | ---: | --- | ---: | ---: | --- | ---: |"]
+    iqm_head, iqm_align, iqm_on = iqm_cells(rows)
+    lines += ["", *([IQM_NOTE] if iqm_on else []),
+              "", "| width | bits (w/a) | method | size (bits) | % of teacher | return (mean ± std over seeds) |" + iqm_head
+              + " keeps teacher |", "| ---: | ---: | --- | ---: | ---: | --- |" + iqm_align + " ---: |"]
     for r in sorted(rows, key=_order):
         lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
-                     f"{r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} | {r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
+                     f"{r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} |{iqm_cell(r, iqm_on)} "
+                     f"{r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
     lines += ["", f"Made by: `{data['command']}`", ""]
     atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
     atomic.write_json(out_dir / "frontier.json", data)
@@ -261,16 +264,18 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
             f"{_arch(b, depth)} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits "
             f"({100 * b['ratio']:.3f} % of the teacher)" if b else "none in this grid"))
     lines += summary
-    lines += ["", "| width | bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | "
-              "est. LUT | est. BRAM_18K | est. DSP | return (mean ± std over seeds) | keeps teacher |",
-              "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    iqm_head, iqm_align, iqm_on = iqm_cells(rows)
+    lines += ["", *([IQM_NOTE] if iqm_on else []),
+              "", "| width | bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | "
+              "est. LUT | est. BRAM_18K | est. DSP | return (mean ± std over seeds) |" + iqm_head + " keeps teacher |",
+              "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |" + iqm_align + " ---: |"]
     for r in sorted(rows, key=_order):
         c = _row_cost(data, r)
         hw_cells = (f"{c['deployed_bits']:,} | {100 * c['deployed_bits'] / teacher['size_bits']:.3f} | {c['LUT']:,.0f} | "
                     f"{c['BRAM_18K']:,.0f} | {c['DSP']:,.0f}" if c else "– | – | – | – | –")
         lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | "
-                     f"{100 * r['ratio']:.3f} | {hw_cells} | {r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} | "
-                     f"{r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
+                     f"{100 * r['ratio']:.3f} | {hw_cells} | {r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} |"
+                     f"{iqm_cell(r, iqm_on)} {r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
     lines += ["", f"Made by: `{data['command']}`", ""]
     atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
     atomic.write_json(out_dir / "frontier.json", data)

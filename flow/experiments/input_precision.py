@@ -18,7 +18,7 @@ from typing import Any
 from training import atomic
 from training.errors import FlowError
 from training.students.student import MIN_ACT_BITS, MAX_BITS, student_act_bits
-from flow.experiments.table import (PAIRED_NOTE, paired_cell, aggregate, bits_label, made_by, paired_cells,
+from flow.experiments.table import (IQM_NOTE, iqm_cell, iqm_cells, PAIRED_NOTE, paired_cell, aggregate, bits_label, made_by, paired_cells,
                                     settings_note, teacher_record, validate_trials)
 from flow.experiments.trials import Trial, grid_extra, run_trials
 
@@ -96,7 +96,7 @@ def markdown(data: dict[str, Any]) -> str:
     teacher, rows, st = data["teacher"], data["rows"], data["settings"]
     hidden, bits = st["hidden"], st["bits"]
     floor = teacher["mean_return"] - teacher["std_return"]
-    on = paired_cells(rows)[2]
+    on, iqm_on = paired_cells(rows)[2], iqm_cells(rows)[2]
     lines = [
         f"# Input precision: {data['env_id']}",
         "",
@@ -108,17 +108,18 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         *settings_note(st.get("distill_settings")),
         *([PAIRED_NOTE, ""] if on else []),
+        *([IQM_NOTE, ""] if iqm_on else []),
         "*Deployed bits*: the architecture bound of `make cost` (every weight and threshold, and the host's input "
         "quantizer); est. LUT: FINN's estimate of the dataflow partition at the default folding (not synthesised).",
         "",
-        "| input bits | return | worst seed | seeds keeping teacher |" + paired_cells(rows)[0]
+        "| input bits | return |" + iqm_cells(rows)[0] + " worst seed | seeds keeping teacher |" + paired_cells(rows)[0]
         + " agreement with teacher | deployed bits (≤) | est. LUT |",
-        "| ---: | --- | ---: | ---: |" + paired_cells(rows)[1] + " ---: | ---: | ---: |",
+        "| ---: | --- |" + iqm_cells(rows)[1] + " ---: | ---: |" + paired_cells(rows)[1] + " ---: | ---: | ---: |",
     ]
     for row in sorted(rows, key=lambda r: -r["input_bits"]):
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
-        lines.append(f"| {row['input_bits']} | {row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | "
-                     f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} |"
+        lines.append(f"| {row['input_bits']} | {row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} |"
+                     f"{iqm_cell(row, iqm_on)} {row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} |"
                      f"{paired_cell(row, on)} {agree} | {_deployed(data, row['input_bits'])} |")
     lines += ["", f"Made by: `{data['command']}`", ""]
     return "\n".join(lines)

@@ -133,11 +133,54 @@ def aggregate(records: list[dict[str, Any]], teacher: dict[str, Any], key_fields
             "ratio": recs[0]["size_bits"] / teacher["size_bits"],
             "agreement": float(np.mean([r["agreement"] for r in recs])) if all("agreement" in r for r in recs) else None,
         })
+        if all(r.get("returns") for r in recs):  # every episode of every seed: the IQM and its bootstrap CI
+            iqm, low, high = iqm_with_ci([x for r in recs for x in r["returns"]])
+            rows[-1].update(iqm=iqm, iqm_ci=[low, high])
         paired = [keeps_teacher_paired(r, teacher) for r in recs]
         if all(t is not None for t in paired):
             rows[-1].update(seeds_keeping_teacher_paired=int(sum(k for k, _ in paired)),
                             paired_p=[p for _, p in paired])
     return rows
+
+
+#: Bootstrap resamples of the IQM's confidence interval (a fixed generator: a re-render gives the same table).
+IQM_RESAMPLES = 10_000
+
+
+def iqm_with_ci(returns: list[float]) -> tuple[float, float, float]:
+    """``(IQM, low, high)``: the interquartile mean of the returns (rliable's statistic, scipy's
+    ``trim_mean`` at 25 %) and its 95 % percentile bootstrap interval (``scipy.stats.bootstrap``)."""
+    from scipy.stats import bootstrap, trim_mean
+
+    x = np.asarray(returns, dtype=np.float64)
+
+    def statistic(sample: np.ndarray, axis: int = -1) -> np.ndarray:
+        return trim_mean(sample, 0.25, axis=axis)
+
+    iqm = float(statistic(x))
+    if np.ptp(x) == 0:  # every episode the same return: no spread to resample
+        return iqm, iqm, iqm
+    ci = bootstrap((x,), statistic, confidence_level=0.95, n_resamples=IQM_RESAMPLES, method="percentile",
+                   vectorized=True, rng=np.random.default_rng(0)).confidence_interval
+    return iqm, float(ci.low), float(ci.high)
+
+
+def iqm_cells(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """The IQM column's header, its alignment and a row's cell maker (empty where a row lacks it:
+    grids recorded before per-episode returns)."""
+    if not rows or not all("iqm" in r for r in rows):
+        return "", "", ""
+    return " IQM [95 % CI] |", " --- |", "iqm"
+
+
+def iqm_cell(row: dict[str, Any], on: str) -> str:
+    """A row's IQM cell (``on``: the third item of :func:`iqm_cells`; empty: no cell)."""
+    return f" {row['iqm']:.2f} [{row['iqm_ci'][0]:.2f}, {row['iqm_ci'][1]:.2f}] |" if on else ""
+
+
+IQM_NOTE = (f"*IQM*: interquartile mean of the returns of every evaluation episode of every seed (episodes × seeds "
+            f"pooled), with its 95 % percentile bootstrap confidence interval ({IQM_RESAMPLES:,} resamples; "
+            f"rliable's statistic, computed with scipy.stats.trim_mean and scipy.stats.bootstrap).")
 
 
 def paired_cells(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
@@ -292,16 +335,17 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         *settings_note(settings),
         *partial_methods_note(rows),
         *([PAIRED_NOTE, ""] if paired_cells(rows)[2] else []),
-        "| bits (w/a) | method | size (bits) | % of teacher | return | worst seed | seeds keeping teacher |"
-        + paired_cells(rows)[0] + " agreement with teacher |",
-        "| ---: | --- | ---: | ---: | --- | ---: | ---: |" + paired_cells(rows)[1] + " ---: |",
+        *([IQM_NOTE, ""] if iqm_cells(rows)[2] else []),
+        "| bits (w/a) | method | size (bits) | % of teacher | return |" + iqm_cells(rows)[0]
+        + " worst seed | seeds keeping teacher |" + paired_cells(rows)[0] + " agreement with teacher |",
+        "| ---: | --- | ---: | ---: | --- |" + iqm_cells(rows)[1] + " ---: | ---: |" + paired_cells(rows)[1] + " ---: |",
     ]
-    on = paired_cells(rows)[2]
+    on, iqm_on = paired_cells(rows)[2], iqm_cells(rows)[2]
     for row in sorted(rows, key=lambda r: (-r["bits"], TABLE_METHODS.index(r["method"]))):
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
         lines.append(
             f"| {bits_label(row['bits'], row['method'])} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | {100 * row['ratio']:.3f} | "
-            f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | {row['worst_seed_mean']:.2f} | "
+            f"{row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} |{iqm_cell(row, iqm_on)} {row['worst_seed_mean']:.2f} | "
             f"{row['seeds_keeping_teacher']}/{len(row['seeds'])} |{paired_cell(row, on)} {agree} |")
     lines += ["", f"Made by: `{command}`", ""]
     return "\n".join(lines)
@@ -345,11 +389,13 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
         *settings_note(settings),
         *partial_methods_note(rows),
         *([PAIRED_NOTE, ""] if paired_cells(rows)[2] else []),
-        "| bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | return | worst seed | "
-        "seeds keeping teacher |" + paired_cells(rows)[0] + " agreement with teacher |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |" + paired_cells(rows)[1] + " ---: |",
+        *([IQM_NOTE, ""] if iqm_cells(rows)[2] else []),
+        "| bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | return |"
+        + iqm_cells(rows)[0] + " worst seed | seeds keeping teacher |" + paired_cells(rows)[0] + " agreement with teacher |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | --- |" + iqm_cells(rows)[1] + " ---: | ---: |" + paired_cells(rows)[1]
+        + " ---: |",
     ]
-    on = paired_cells(rows)[2]
+    on, iqm_on = paired_cells(rows)[2], iqm_cells(rows)[2]
     keys: list[str] = []
     for row in sorted(rows, key=lambda r: (-r["bits"], TABLE_METHODS.index(r["method"]))):
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
@@ -358,8 +404,8 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
                     if cost else "– | –")
         lines.append(
             f"| {bits_label(row['bits'], row['method'])} | {METHOD_LABELS[row['method']]} | {row['size_bits']:,} | "
-            f"{100 * row['ratio']:.3f} | {deployed} | {row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} | "
-            f"{row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} |{paired_cell(row, on)} "
+            f"{100 * row['ratio']:.3f} | {deployed} | {row['mean_return']:.2f} ± {row['std_over_seeds']:.2f} |"
+            f"{iqm_cell(row, iqm_on)} {row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} |{paired_cell(row, on)} "
             f"{agree} |")
     for row in sorted(rows, key=lambda r: -r["bits"]):
         key = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv)

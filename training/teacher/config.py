@@ -19,9 +19,7 @@ from training.errors import FlowError
 ALGOS = ("ppo", "sac")
 DEFAULT_HYPERPARAMS = "ppo.yml"
 
-# Keys of an entry that are not PPO constructor arguments.
-_RUN_KEYS = {"n_envs", "n_timesteps", "policy", "normalize"}
-# The constructor arguments an entry may set, per algorithm.
+# The constructor arguments an entry may set, per algorithm (their types and ranges: training.teacher.schema).
 _ALGO_KEYS = {
     "ppo": {"learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
             "clip_range_vf", "normalize_advantage", "ent_coef", "vf_coef", "max_grad_norm", "use_sde",
@@ -30,14 +28,8 @@ _ALGO_KEYS = {
             "gradient_steps", "ent_coef", "target_update_interval", "target_entropy", "use_sde", "sde_sample_freq",
             "use_sde_at_warmup", "policy_kwargs"},
 }
-_PPO_KEYS = _ALGO_KEYS["ppo"]
 #: SB3's own default activation of each algorithm's networks.
 DEFAULT_ACTIVATION = {"ppo": "tanh", "sac": "relu"}
-_SAC_POLICY_KWARGS = {"net_arch", "activation_fn", "log_std_init"}
-_POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "squash_output", "features_extractor",
-                  "features_extractor_kwargs"}
-_FEATURE_EXTRACTORS = ("minatar_cnn",)  # training/teacher/features.py
-_ACTIVATIONS = ("tanh", "relu")
 
 
 def _default_path(algo: str = "ppo") -> Path:
@@ -86,34 +78,16 @@ def load_hyperparams(env_id: str, path: str | os.PathLike | None = None, algo: s
             raise FlowError(f"{env_id} has no {algo.upper()} entry (entries: {', '.join(table)}); add one to "
                             f"training/teacher/hyperparams/{algo}.yml or train the PPO teacher")
         raise unsupported_env_error(env_id, supported_envs() if algo != "ppo" else list(table))
-    hp = copy.deepcopy(table[env_id])
-    validate_hyperparams(env_id, hp, algo)
-    return hp
+    return validate_hyperparams(env_id, copy.deepcopy(table[env_id]), algo)
 
 
-def validate_hyperparams(env_id: str, hp: dict[str, Any], algo: str = "ppo") -> None:
-    """Raise :class:`FlowError` for an unknown key or a malformed value."""
-    unknown = set(hp) - _RUN_KEYS - _ALGO_KEYS[check_algo(algo)]
-    if unknown:
-        raise FlowError(f"{env_id}: unknown hyperparameter(s) {', '.join(sorted(unknown))}")
-    if "n_timesteps" not in hp:
-        raise FlowError(f"{env_id}: hyperparameters must set n_timesteps")
-    if float(hp["n_timesteps"]) <= 0 or int(hp.get("n_envs", 1)) <= 0:
-        raise FlowError(f"{env_id}: n_timesteps and n_envs must be positive")
-    pk = hp.get("policy_kwargs", {}) or {}
-    if not isinstance(pk, dict) or set(pk) - _POLICY_KWARGS:
-        raise FlowError(f"{env_id}: policy_kwargs may set only {', '.join(sorted(_POLICY_KWARGS))}")
-    if algo == "sac" and set(pk) - _SAC_POLICY_KWARGS:
-        raise FlowError(f"{env_id}: a SAC entry's policy_kwargs may set only {', '.join(sorted(_SAC_POLICY_KWARGS))}")
-    if pk.get("activation_fn", "tanh") not in _ACTIVATIONS:
-        raise FlowError(f"{env_id}: activation_fn must be one of {', '.join(_ACTIVATIONS)}")
-    if pk.get("features_extractor", _FEATURE_EXTRACTORS[0]) not in _FEATURE_EXTRACTORS:
-        raise FlowError(f"{env_id}: features_extractor must be one of {', '.join(_FEATURE_EXTRACTORS)}")
-    for key in ("learning_rate", "clip_range") if algo == "ppo" else ("learning_rate",):
-        _parse_schedule(env_id, key, hp.get(key, 0.1))
-    norm = hp.get("normalize", False)
-    if not isinstance(norm, bool) and not (isinstance(norm, dict) and set(norm) <= {"norm_obs", "norm_reward"}):
-        raise FlowError(f"{env_id}: normalize must be true/false or a mapping of norm_obs/norm_reward")
+def validate_hyperparams(env_id: str, hp: dict[str, Any], algo: str = "ppo") -> dict[str, Any]:
+    """The entry with its numbers of the right type (``lr: 1e-3``, a string to YAML 1.1, is a float),
+    validated by the pydantic models of :mod:`training.teacher.schema`; a wrong key, type or value
+    raises :class:`FlowError` naming the field and its allowed range."""
+    from training.teacher.schema import validate_entry
+
+    return validate_entry(env_id, hp, check_algo(algo))
 
 
 def parse_net_arch(text: str) -> list[int]:

@@ -1,7 +1,9 @@
 """A trained teacher: loading it from its run folder and querying it.
 
 The teacher is a stable-baselines3 PPO (or SAC) model plus, where the hyperparameters asked for
-VecNormalize, the observation statistics it was trained with. :class:`TeacherPolicy` takes raw
+VecNormalize, the observation statistics it was trained with. It comes from one of this
+project's run folders, or from a user's own SB3 ``.zip`` or rl-baselines3-zoo log folder
+(:mod:`training.teacher.external`; pickles: trusted teachers only). :class:`TeacherPolicy` takes raw
 observations everywhere, so callers (evaluation, distillation, export of the float forward
 pass) never see the normalisation, nor which algorithm trained the teacher.
 """
@@ -18,7 +20,7 @@ import torch
 
 from training.envs import make_env
 from training.errors import FlowError
-from training.runs import check_run_env, read_run_config
+from training.runs import CONFIG_FILE, check_run_env, read_run_config
 
 TEACHER_FILE = "teacher.zip"
 NORMALIZER_FILE = "obs_normalizer.npz"
@@ -152,6 +154,9 @@ def load_model(path: Path, env_id: str, algo: str = "ppo", hyperparams: dict[str
     env = make_env(env_id)
     obs_space, act_space = env.observation_space, env.action_space
     env.close()
+    from training.teacher.external import check_action_kind
+
+    check_action_kind(path, model.action_space, act_space, env_id)
     if model.observation_space.shape != obs_space.shape or getattr(model.action_space, "n", None) != getattr(
         act_space, "n", None
     ) or model.action_space.shape != act_space.shape:
@@ -204,8 +209,11 @@ class TeacherPolicy:
 
     @classmethod
     def load(cls, run_dir: str | Path, env_id: str | None = None) -> "TeacherPolicy":
-        """Load the teacher of a run folder; ``env_id`` (if given) must be the run's environment."""
+        """Load the teacher of a run folder, an SB3 ``.zip`` or a zoo log folder; ``env_id`` (if
+        given) must be the teacher's environment."""
         run_dir = Path(run_dir)
+        if not (run_dir / CONFIG_FILE).is_file():
+            return cls._load_external(run_dir, env_id)
         config = read_run_config(run_dir)
         if config["kind"] != "teacher":
             raise FlowError(f"{run_dir} holds a {config['kind']} run, not a teacher")
@@ -217,6 +225,30 @@ class TeacherPolicy:
         norm_path = run_dir / NORMALIZER_FILE
         normalizer = ObsNormalizer.load(norm_path) if norm_path.exists() else None
         return cls(model, normalizer, env_id)
+
+    @classmethod
+    def _load_external(cls, path: Path, env_id: str | None) -> "TeacherPolicy":
+        """A user's SB3 ``.zip`` or zoo folder (:mod:`training.teacher.external`), with its VecNormalize."""
+        from stable_baselines3.common.torch_layers import FlattenExtractor
+
+        from training.teacher.external import find_external, load_vecnormalize
+
+        found = find_external(path, env_id)
+        model = load_model(found.model, found.env_id, found.algo)
+        policy = model.policy
+        extractor = policy.actor.features_extractor if found.algo == "sac" else policy.pi_features_extractor
+        if not isinstance(extractor, FlattenExtractor):
+            raise FlowError(f"teacher {path} reads its observations with a {type(extractor).__name__}; "
+                            "a user's teacher must be an MlpPolicy")
+        normalizer = None
+        if found.vecnormalize is not None:
+            vec = load_vecnormalize(found.vecnormalize)
+            if vec.norm_obs:
+                normalizer = ObsNormalizer.from_vecnormalize(vec)
+                if normalizer.mean.shape != model.observation_space.shape:
+                    raise FlowError(f"{found.vecnormalize} normalises observations of shape {normalizer.mean.shape}, "
+                                    f"the teacher takes {model.observation_space.shape}")
+        return cls(model, normalizer, found.env_id)
 
     def preprocess(self, obs: np.ndarray) -> torch.Tensor:
         """Raw observations (batch or single) to the tensor the network takes."""
@@ -294,3 +326,14 @@ class TeacherPolicy:
         q = torch.cat(policy.critic(x, squashed), dim=1).min(dim=1).values  # the critics take squashed actions
         return {"value": q, "mean": low + (squashed + 1) * half,
                 "log_std": log_std + torch.log1p(-squashed.pow(2).clamp(max=1 - 1e-6)) + torch.log(half)}
+
+
+def teacher_env_id(path: str | Path) -> str | None:
+    """The environment a teacher (run folder, SB3 ``.zip`` or zoo folder) was trained on; None
+    where its files do not say (a ``.zip`` whose name holds no environment id)."""
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        return read_run_config(path)["env_id"]
+    from training.teacher.external import find_external
+
+    return find_external(path, None, require_env=False).env_id
