@@ -115,6 +115,17 @@ def _cmd_render(args: argparse.Namespace) -> None:
         print(f"re-rendered {path}")
 
 
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from flow.experiments.summary import SUMMARY_JSON, SUMMARY_MD, write_summary
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise FlowError(f"{folder} is not a folder of results tables")
+    summary = write_summary(folder)
+    print((folder / SUMMARY_MD).read_text())
+    print(f"written: {folder / SUMMARY_MD}, {folder / SUMMARY_JSON} ({len(summary)} environments)")
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from flow.api import compare_args
     from host.cli import compare_exit_code
@@ -238,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", help="a grid's output folder, e.g. docs/results/Acrobot-v1 (its subfolders too)")
     p.add_argument("--no-hardware", action="store_true", help="do not compile missing architectures with FINN")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("summary", help="results at a glance: summary.md/json from the committed tables (nothing is run)")
+    p.add_argument("folder", nargs="?", default="docs/results", help="the results folder (default docs/results)")
+    p.set_defaults(func=_cmd_summary)
 
     from host.cli import add_compare_arguments, add_design_argument
 

@@ -1,0 +1,132 @@
+"""Results at a glance: one entry per environment of every committed results table.
+
+``make summary`` (``python -m flow summary``) reads the committed tables
+(``docs/results/<env>/qpd_table.json``) and writes ``docs/results/summary.json`` and
+``summary.md``. Nothing is run: the summary is a function of the committed JSON, so it
+re-renders byte for byte (a test checks it).
+
+Per environment, over every row of its table whose student the fabric holds (QPD, direct
+distillation, float distillation + PTQ, QAT PPO; sizes are *deployed* bits, the architecture
+bound of ``make cost``, against the teacher's float actor bits):
+
+- ``smallest_keeping``: the smallest student that keeps the teacher on every seed, by the paired
+  test where the table has the teacher's per-episode returns (else by the one-std rule, and the
+  entry says so); None where no row does;
+- ``best_within_half_percent``: among students at ≤ 0.5 % of the teacher's bits, the one that
+  keeps the teacher on the most seeds, then with the highest mean return; None where none is
+  that small.
+
+Every figure is from the table's evaluation episodes (seeds 1000–1099); ``fresh_seeds`` says
+whether the chosen student was re-evaluated on episode seeds never used for a choice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from training import atomic
+
+#: The headline bound: a student at most 0.5 % of the teacher's float actor bits.
+HALF_PERCENT = 0.005
+SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
+
+
+def _seeds_kept(row: dict[str, Any]) -> tuple[int, str]:
+    """Seeds keeping the teacher by the strictest test the row holds, and the test's name."""
+    if row.get("seeds_keeping_teacher_paired") is not None:
+        return int(row["seeds_keeping_teacher_paired"]), "paired"
+    return int(row["seeds_keeping_teacher"]), "one-std"
+
+
+def table_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row of a ``qpd_table.json`` whose student has a hardware cost, as summary entries."""
+    from flow.experiments.hardware import arch_key, row_cost
+    from training.students.student import student_act_bits
+
+    settings, teacher = data["settings"], data["teacher"]
+    hidden, conv, input_bits = settings["hidden"], settings.get("conv") or (), settings.get("input_bits", 8)
+    out = []
+    for row in data["rows"]:
+        if row.get("bits") is None:
+            continue
+        cost = row_cost(data.get("hardware"), row["method"], hidden, row["bits"], input_bits, conv)
+        if cost is None:
+            continue
+        kept, test = _seeds_kept(row)
+        out.append({
+            "method": row["method"],
+            "student": arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv),
+            "deployed_bits": int(cost["deployed_bits"]), "teacher_bits": int(teacher["size_bits"]),
+            "seeds": len(row["seeds"]), "seeds_kept_paired": kept if test == "paired" else None,
+            "seeds_kept": kept, "test": test,
+            "mean_return": round(float(row["mean_return"]), 2), "teacher_return": round(float(teacher["mean_return"]), 2),
+            "est_lut": round(float(cost["LUT"])), "fresh_seeds": False,
+        })
+    return out
+
+
+def summarise_table(data: dict[str, Any]) -> dict[str, Any]:
+    """One environment's summary entry from its ``qpd_table.json`` data."""
+    rows = table_candidates(data)
+    keeping = [r for r in rows if r["seeds_kept"] == r["seeds"]]
+    small = [r for r in rows if r["deployed_bits"] <= HALF_PERCENT * r["teacher_bits"]]
+    smallest = min(keeping, key=lambda r: (r["deployed_bits"], -r["mean_return"])) if keeping else None
+    best = max(small, key=lambda r: (r["seeds_kept"], r["mean_return"])) if small else None
+    return {"env_id": data["env_id"], "teacher": {"run": data["teacher"]["run"], "algo": data["teacher"].get("algo"),
+                                                   "mean_return": round(float(data["teacher"]["mean_return"]), 2),
+                                                   "bits": int(data["teacher"]["size_bits"])},
+            "smallest_keeping": smallest, "best_within_half_percent": best, "candidates": len(rows),
+            "source": data.get("command", "")}
+
+
+def summarise(results_dir: Path) -> dict[str, Any]:
+    """The summary of every committed table under ``results_dir``, keyed by env id."""
+    out = {}
+    for path in sorted(results_dir.glob("*/qpd_table.json")):
+        data = json.loads(path.read_text())
+        entry = summarise_table(data)
+        entry["table"] = str(path.relative_to(results_dir))
+        out[data["env_id"]] = entry
+    return out
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "none"
+    pct = 100 * entry["deployed_bits"] / entry["teacher_bits"]
+    test = "paired" if entry["test"] == "paired" else "one-std rule"
+    return (f"{entry['method']} {entry['student']}: {entry['deployed_bits']:,} bits ({pct:.2f} %), "
+            f"{entry['mean_return']:,.2f}, {entry['seeds_kept']}/{entry['seeds']} ({test}), est. {entry['est_lut']:,} LUT")
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """``summary.md``: one row per environment."""
+    lines = [
+        "# Results at a glance",
+        "",
+        "Made by `make summary` from the committed tables (`docs/results/<env>/qpd_table.json`); nothing is run. "
+        "Sizes are deployed bits (every weight and threshold at the width the accelerator stores it, the host's "
+        "input stage included) against the teacher's float actor bits; est. LUT are FINN estimates, not synthesised. "
+        "A seed keeps the teacher by the paired test of its 100 episodes against the teacher's on the same seeds "
+        "(the one-std rule where the table predates it). All returns are on the tables' evaluation seeds "
+        "(1000–1099); none of these students has yet been re-evaluated on fresh seeds.",
+        "",
+        "| environment | teacher (return, bits) | smallest student keeping the teacher on every seed | "
+        "best student within 0.5 % of the teacher's bits |",
+        "| --- | --- | --- | --- |",
+    ]
+    for env_id, entry in summary.items():
+        t = entry["teacher"]
+        lines.append(f"| {env_id} | {t['mean_return']:,.2f}, {t['bits']:,} | {_cell(entry['smallest_keeping'])} | "
+                     f"{_cell(entry['best_within_half_percent'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(results_dir: Path) -> dict[str, Any]:
+    """Write ``summary.json`` and ``summary.md`` into ``results_dir``; return the summary."""
+    summary = summarise(results_dir)
+    atomic.write_json(results_dir / SUMMARY_JSON, summary)
+    atomic.write_text(results_dir / SUMMARY_MD, markdown(summary))
+    return summary
