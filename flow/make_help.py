@@ -28,19 +28,27 @@ def destination(variable: str) -> str:
     return DESTINATIONS.get(variable, variable.lower())
 
 
-def target_lines(target: str, makefile: Path = MAKEFILE) -> tuple[str, str]:
-    """``(help text, recipe)`` of a documented target (recipe lines joined)."""
-    lines = makefile.read_text().replace("\\\n", " ").splitlines()
+def documented_targets(makefile: Path = MAKEFILE) -> dict[str, tuple[str, str]]:
+    """``{target: (help text, recipe)}`` for every target with a ``##`` help line (recipe lines joined)."""
+    targets, lines = {}, makefile.read_text().replace("\\\n", " ").splitlines()
     for i, line in enumerate(lines):
-        m = re.match(rf"^{re.escape(target)}:.*## (.*)$", line)
+        m = re.match(r"^([a-z-]+):.*## (.*)$", line)
         if m:
             recipe = []
             for follow in lines[i + 1:]:
                 if not follow.startswith("\t"):
                     break
                 recipe.append(follow)
-            return m.group(1), "\n".join(recipe)
-    raise SystemExit(f"make has no documented target '{target}' (make help lists them)")
+            targets[m.group(1)] = (m.group(2), "\n".join(recipe))
+    return targets
+
+
+def target_lines(target: str, makefile: Path = MAKEFILE) -> tuple[str, str]:
+    """``(help text, recipe)`` of a documented target (recipe lines joined)."""
+    found = documented_targets(makefile).get(target)
+    if found is None:
+        raise SystemExit(f"make has no documented target '{target}' (make help lists them)")
+    return found
 
 
 def variables(help_text: str) -> list[str]:

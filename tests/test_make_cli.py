@@ -16,7 +16,7 @@ from functools import cache
 
 import pytest
 
-from flow.make_help import describe, destination
+from flow.make_help import describe, destination, documented_targets
 from tests.conftest import REPO
 
 MAKEFILE = (REPO / "Makefile").read_text()
@@ -66,17 +66,7 @@ def _definitions() -> dict[str, str]:
 
 def _targets() -> dict[str, tuple[str, str]]:
     """``{target: (help text, recipe)}`` for every documented target."""
-    targets, lines = {}, _joined(MAKEFILE).splitlines()
-    for i, line in enumerate(lines):
-        m = re.match(r"^([a-z-]+):.*## (.*)$", line)
-        if m:
-            recipe = []
-            for follow in lines[i + 1:]:
-                if not follow.startswith("\t"):
-                    break
-                recipe.append(follow)
-            targets[m.group(1)] = (m.group(2), "\n".join(recipe))
-    return targets
+    return documented_targets()
 
 
 def _read(text: str, defs: dict[str, str], seen: set[str] | None = None) -> set[str]:

@@ -165,12 +165,18 @@ def iqm_with_ci(returns: list[float]) -> tuple[float, float, float]:
     return iqm, float(ci.low), float(ci.high)
 
 
+def optional_column(rows: list[dict[str, Any]], key: str, header: str, align: str) -> tuple[str, str, str]:
+    """A column only some grids have: its header, alignment and a truthy switch for the cell maker,
+    or three empty strings where any row lacks ``key`` (grids recorded before it existed)."""
+    if not rows or not all(key in r for r in rows):
+        return "", "", ""
+    return header, align, key
+
+
 def iqm_cells(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
     """The IQM column's header, its alignment and a row's cell maker (empty where a row lacks it:
     grids recorded before per-episode returns)."""
-    if not rows or not all("iqm" in r for r in rows):
-        return "", "", ""
-    return " IQM [95 % CI] |", " --- |", "iqm"
+    return optional_column(rows, "iqm", " IQM [95 % CI] |", " --- |")
 
 
 def iqm_cell(row: dict[str, Any], on: str) -> str:
@@ -185,9 +191,7 @@ IQM_NOTE = (f"*IQM*: interquartile mean of the returns of every evaluation episo
 
 def paired_cells(rows: list[dict[str, Any]]) -> tuple[str, str, str]:
     """The paired-test column's header, its alignment and a row's cell maker (empty where no row has it)."""
-    if not rows or not all("seeds_keeping_teacher_paired" in r for r in rows):
-        return "", "", ""
-    return " seeds keeping teacher (paired test) |", " ---: |", "paired"
+    return optional_column(rows, "seeds_keeping_teacher_paired", " seeds keeping teacher (paired test) |", " ---: |")
 
 
 def paired_cell(row: dict[str, Any], on: str) -> str:
