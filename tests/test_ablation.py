@@ -25,7 +25,15 @@ def test_each_variant_switches_off_exactly_its_idea(tmp_path: Path):
     assert cfg["no-value-term"].loss.temperature == default.loss.temperature
     assert not cfg["no-student-states"].dagger and cfg["no-student-states"].loss == default.loss
     # A variant's run folders and trial names stay apart from the others'.
-    assert len({Path(ts[0].runs_dir) for ts in trials.values()}) == len(VARIANTS)
+    assert len({Path(ts[0].runs_dir) for ts in trials.values()}) == len(trials)
+    # The recipe's parts, each alone; the per-action output affine is for continuous actions only.
+    assert "output-affine" not in trials and not cfg["recipe"].output_affine
+    assert cfg["log-std-teacher"].log_std_init == "teacher" and cfg["clip-targets"].clip_targets
+    assert cfg["separate-critic"].critic == "separate" and cfg["float-warm-start"].stages()[0] == (None, None)
+    assert cfg["first-last-8"].run_name() == "qpd-2x32-w2a2-f8l8-s0" and cfg["float-student"].method == "float"
+    continuous = build_ablation_trials("HalfCheetah-v5", tmp_path, [3], [0], ["output-affine", "recipe"], [32, 32], 8000,
+                                       10, tmp_path)
+    assert all(trial_qpd_config(ts[0]).output_affine for ts in continuous.values())
 
 
 def test_unknown_variant_is_refused(tmp_path: Path):
