@@ -38,8 +38,10 @@ def test_committed_teacher_is_its_tables_teacher(folder: Path):
     record = _table_teacher(env_id)
     assert record is not None, f"{folder} has no table under docs/results"
     assert Path(record["run"]).name == folder.name, "the table was made with another of this environment's teachers"
-    assert results["seeds"] == record["seeds"] and results["returns"] == record["returns"]
-    assert results["mean_return"] == record["mean_return"]
+    if "returns" in record:  # tables made before records held per-episode returns hold mean and std only
+        assert results["seeds"] == record["seeds"] and results["returns"] == record["returns"]
+    assert results["mean_return"] == pytest.approx(record["mean_return"], rel=1e-12)
+    assert results["std_return"] == pytest.approx(record["std_return"], rel=1e-12)
     teacher = TeacherPolicy.load(folder, env_id)
     again = evaluate(teacher, env_id, results["seeds"])
     assert again.returns == pytest.approx(results["returns"], rel=1e-9)

@@ -37,11 +37,15 @@ class SizeCount:
 
 
 def student_size(spec: StudentSpec) -> SizeCount:
-    """Size of a student's actor (convolutions and hidden layers with biases, output bias none)."""
+    """Size of a student's actor (convolutions and hidden layers with biases; the output layer's
+    bias only with a per-action output affine), each layer's weights at that layer's own bits."""
     counts = spec.layer_counts()
+    if spec.output_affine:
+        counts[-1] = (counts[-1][0], spec.n_out)
+    roles = ["first"] + ["hidden"] * (len(counts) - 2) + ["output"]
     weights, biases = sum(w for w, _ in counts), sum(b for _, b in counts)
-    wbits = spec.weight_bits if spec.weight_bits is not None else FLOAT_BITS
-    return SizeCount(weights, biases, weights * wbits, biases * BIAS_BITS)
+    wbits = sum(w * (spec.layer_weight_bits(role) or FLOAT_BITS) for (w, _), role in zip(counts, roles))
+    return SizeCount(weights, biases, wbits, biases * BIAS_BITS)
 
 
 def teacher_size(teacher) -> SizeCount:
