@@ -17,7 +17,8 @@ says what each does), all of them together (``recipe``), and a float student of 
   ``global-lr`` (one cosine over all stages, down to 1 % of the rate), ``more-student-states``
   (DAgger share 25 % → 75 %), ``output-affine`` (continuous actions only), ``first-last-8``
   (first and output layers at 8 bits: more deployed bits), ``recipe`` (every recipe part but
-  ``first-last-8``) and ``recipe-first-last-8``.
+  ``first-last-8``), ``core`` (the parts that helped alone on HalfCheetah: log-std from the
+  teacher, separate critic, one schedule, output affine) and ``recipe-first-last-8``.
 
 It writes ``ablation.md`` (with each variant's return minus QPD's at the same bits),
 ``ablation.json`` and ``ablation.png`` (return against bits, a band per variant). Each variant's
@@ -68,6 +69,9 @@ VARIANTS: dict[str, Variant] = {
         "log_std_init": "teacher", "clip_targets": True, "critic": "separate", "float_warm_start": True,
         "lr_schedule": "global", "lr_final_factor": 0.01, "mix_start": 0.25, "mix_end": 0.75, "output_affine": True},
         "black"),
+    "core": Variant("core: log-std from the teacher, separate critic, one lr schedule, output affine", "qpd", CORE := {
+        "log_std_init": "teacher", "critic": "separate", "lr_schedule": "global", "lr_final_factor": 0.01,
+        "output_affine": True}, "crimson"),
     "recipe-first-last-8": Variant("recipe + first and output layers at 8 bits", "qpd",
                                    {**RECIPE, "first_bits": 8, "last_bits": 8}, "darkgreen"),
     "float-student": Variant("float student of the same shape (control)", "float", colour="silver"),
