@@ -25,12 +25,15 @@ def run_demo(env: str, seed: int = 0) -> None:
         print(f"\n== [{time.perf_counter() - t0:5.0f} s] {text} ==")
 
     stage(f"1/6 PPO teacher on {env}")
+    from training.runs import teacher_run_dir
+    from training.teacher.committed import restore_committed_teacher
+
+    restore_committed_teacher(env, teacher_run_dir(env, 0))  # the committed teacher, where there is one
     teacher = train_teacher(env, 0)
     cfg = load_qpd_config(env_id=env, seed=seed)
     ladder = " -> ".join(str(w) for w, _ in cfg.stages())
     stage(f"2/6 QPD: {cfg.arch_label()} student, {ladder} bits")
     from training.qpd.distill import holds_other_run, student_run_dir
-    from training.runs import teacher_run_dir
 
     run_dir = student_run_dir(cfg)
     stale = holds_other_run(run_dir, cfg)
