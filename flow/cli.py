@@ -126,6 +126,13 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     print(f"written: {folder / SUMMARY_MD}, {folder / SUMMARY_JSON} ({len(summary)} environments)")
 
 
+def _cmd_fresh_seeds(args: argparse.Namespace) -> None:
+    from flow.experiments.fresh_seeds import reevaluate
+
+    reevaluate(Path(args.folder), seed_start=args.seed_start, episodes=args.episodes)
+    print((Path(args.folder) / "fresh_seeds.md").read_text())
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from flow.api import compare_args
     from host.cli import compare_exit_code
@@ -253,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="results at a glance: summary.md/json from the committed tables (nothing is run)")
     p.add_argument("folder", nargs="?", default="docs/results", help="the results folder (default docs/results)")
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("fresh-seeds", help="re-evaluate a grid's students and teacher on episode seeds no choice was "
+                       "made on (fresh_seeds.md/json beside the grid); nothing is trained")
+    p.add_argument("folder", help="a grid's folder whose trial run folders are here, e.g. docs/results/HalfCheetah-v5/ablation")
+    p.add_argument("--seed-start", type=int, default=2000, help="first fresh seed (default 2000)")
+    p.add_argument("--episodes", type=int, default=100, help="fresh episodes (default 100)")
+    p.set_defaults(func=_cmd_fresh_seeds)
 
     from host.cli import add_compare_arguments, add_design_argument
 

@@ -16,7 +16,7 @@ says what each does), all of them together (``recipe``), and a float student of 
 - ``log-std-teacher``, ``clip-targets``, ``separate-critic``, ``float-warm-start``,
   ``global-lr`` (one cosine over all stages, down to 1 % of the rate), ``more-student-states``
   (DAgger share 25 % → 75 %), ``output-affine`` (continuous actions only), ``first-last-8``
-  (first and output layers at 8 bits: more deployed bits), ``recipe`` (every recipe part but
+  (first and output layers at 8 bits: more deployed bits; ``first-8`` and ``last-8`` each alone), ``recipe`` (every recipe part but
   ``first-last-8``), ``core`` (the parts that helped alone on HalfCheetah: log-std from the
   teacher, separate critic, one schedule, output affine) and ``recipe-first-last-8``.
 
@@ -65,6 +65,8 @@ VARIANTS: dict[str, Variant] = {
                                    {"mix_start": 0.25, "mix_end": 0.75}, "tab:gray"),
     "output-affine": Variant("+ per-action output scale and bias (host)", "qpd", {"output_affine": True}, "gold"),
     "first-last-8": Variant("+ first and output layers at 8 bits", "qpd", {"first_bits": 8, "last_bits": 8}, "navy"),
+    "first-8": Variant("+ first layer at 8 bits", "qpd", {"first_bits": 8}, "steelblue"),
+    "last-8": Variant("+ output layer at 8 bits", "qpd", {"last_bits": 8}, "slateblue"),
     "recipe": Variant("recipe: every + above but first/last at 8 bits", "qpd", RECIPE := {
         "log_std_init": "teacher", "clip_targets": True, "critic": "separate", "float_warm_start": True,
         "lr_schedule": "global", "lr_final_factor": 0.01, "mix_start": 0.25, "mix_end": 0.75, "output_affine": True},
