@@ -18,10 +18,12 @@ TARGET = 0.005  # the headline: at most 0.5 % of the teacher's float actor bits
 
 
 def keeps(row: dict[str, Any]) -> tuple[int, str]:
-    """Seeds keeping the teacher by the strictest test the table holds, and which test that is."""
-    if "seeds_keeping_teacher_paired" in row:
-        return row["seeds_keeping_teacher_paired"], "paired test"
-    return row["seeds_keeping_teacher"], "one-std rule"
+    """Seeds keeping the teacher by the strictest test the table holds, and which test that is
+    (the summary's rule, :func:`flow.experiments.summary.seeds_kept`)."""
+    from flow.experiments.summary import seeds_kept
+
+    kept, test = seeds_kept(row)
+    return kept, {"paired": "paired test", "one-std": "one-std rule"}[test]
 
 
 def qpd_rows(data: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:

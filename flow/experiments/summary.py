@@ -33,7 +33,7 @@ HALF_PERCENT = 0.005
 SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
 
 
-def _seeds_kept(row: dict[str, Any]) -> tuple[int, str]:
+def seeds_kept(row: dict[str, Any]) -> tuple[int, str]:
     """Seeds keeping the teacher by the strictest test the row holds, and the test's name."""
     if row.get("seeds_keeping_teacher_paired") is not None:
         return int(row["seeds_keeping_teacher_paired"]), "paired"
@@ -54,7 +54,7 @@ def table_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
         cost = row_cost(data.get("hardware"), row["method"], hidden, row["bits"], input_bits, conv)
         if cost is None:
             continue
-        kept, test = _seeds_kept(row)
+        kept, test = seeds_kept(row)
         out.append({
             "method": row["method"],
             "student": arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv),
