@@ -18,7 +18,9 @@ says what each does), all of them together (``recipe``), and a float student of 
   (DAgger share 25 % → 75 %), ``output-affine`` (continuous actions only), ``first-last-8``
   (first and output layers at 8 bits: more deployed bits; ``first-8`` and ``last-8`` each alone), ``recipe`` (every recipe part but
   ``first-last-8``), ``core`` (the parts that helped alone on HalfCheetah: log-std from the
-  teacher, separate critic, one schedule, output affine) and ``recipe-first-last-8``.
+  teacher, separate critic, one schedule, output affine) and ``recipe-first-last-8``;
+  ``rl-finetune`` (200k steps of PPO with a KL term towards the teacher after distillation,
+  training/qpd/finetune.py) and ``first-last-8-rl-finetune``.
 
 It writes ``ablation.md`` (with each variant's return minus QPD's at the same bits),
 ``ablation.json`` and ``ablation.png`` (return against bits, a band per variant). Each variant's
@@ -76,6 +78,10 @@ VARIANTS: dict[str, Variant] = {
         "output_affine": True}, "crimson"),
     "recipe-first-last-8": Variant("recipe + first and output layers at 8 bits", "qpd",
                                    {**RECIPE, "first_bits": 8, "last_bits": 8}, "darkgreen"),
+    "rl-finetune": Variant("+ RL fine-tuning (PPO + KL to the teacher, 200k steps)", "qpd", FINETUNE := {
+        "finetune": {"steps": 200_000}}, "teal"),
+    "first-last-8-rl-finetune": Variant("+ first and output layers at 8 bits + RL fine-tuning", "qpd",
+                                        {**FINETUNE, "first_bits": 8, "last_bits": 8}, "darkcyan"),
     "float-student": Variant("float student of the same shape (control)", "float", colour="silver"),
 }
 #: Variants that only apply to continuous actions (dropped, with a note, on discrete environments).

@@ -16,6 +16,7 @@ import yaml
 from pydantic import ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass
 
+from training.qpd.finetune import FinetuneConfig
 from training.qpd.loss import LossConfig
 from training.errors import FlowError
 from training.students.student import (COLLECT_STATS_STEPS, MAX_BITS, MIN_WEIGHT_BITS, arch_label, check_bit_width,
@@ -71,6 +72,8 @@ class QPDConfig:
         log_std_init: the student's log-std starts at ``zero`` or at the ``teacher``'s (the
             Gaussian KL divides mean errors by the student's variance: starting at the teacher's
             narrow std weighs the means as the teacher's distribution does).
+        finetune: RL fine-tuning after the last stage (:class:`training.qpd.finetune.FinetuneConfig`:
+            PPO on the quantized student with a KL term towards the teacher); none by default.
     """
 
     env_id: str = "CartPole-v1"
@@ -110,11 +113,14 @@ class QPDConfig:
     lr_schedule: Literal["stage", "global"] = "stage"
     clip_targets: bool = False
     log_std_init: Literal["zero", "teacher"] = "zero"
+    finetune: FinetuneConfig | None = None
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, dict):
             self.loss = _build(LossConfig, self.loss, "loss")
+        if isinstance(self.finetune, dict):
+            self.finetune = _build(FinetuneConfig, self.finetune, "finetune")
         if self.act_bits is None:
             self.act_bits = student_act_bits(self.weight_bits) if isinstance(self.weight_bits, int) else self.weight_bits
         if self.hidden is None or self.conv is None:
@@ -239,14 +245,14 @@ class QPDConfig:
         else:
             bits = f"w{self.weight_bits}a{self.act_bits}" + ("n" if self.narrow_weights else "") + \
                    layer_bits_suffix(self.weight_bits, self.first_bits, self.last_bits, self.output_affine)
-        return f"{self.method}-{arch}-{bits}-s{self.seed}"
+        return f"{self.method}-{arch}-{bits}{'-ft' if self.finetune else ''}-s{self.seed}"
 
 
 #: Settings added with the recipe study (issue: QPD where compression is hard) and the value each
 #: had before: a stored config without them, or with these values, is the same computation.
 RECIPE_DEFAULTS: dict[str, Any] = {
     "first_bits": None, "last_bits": None, "output_affine": False, "critic": "shared", "float_warm_start": False,
-    "lr_schedule": "stage", "clip_targets": False, "log_std_init": "zero",
+    "lr_schedule": "stage", "clip_targets": False, "log_std_init": "zero", "finetune": None,
 }
 
 
@@ -290,9 +296,10 @@ def validation_sentence(exc: ValidationError, where: str) -> str:
     names = [str(part) for part in err["loc"] if isinstance(part, str)]
     if err["type"] in ("unexpected_keyword_argument", "extra_forbidden") and len(names) >= 2:  # in a nested section
         section = names[0]
-        known = ", ".join(f.name for f in dataclasses.fields(LossConfig)) if section == "loss" else ""
+        nested = {"loss": LossConfig, "finetune": FinetuneConfig}.get(section)
+        known = ", ".join(f.name for f in dataclasses.fields(nested)) if nested else ""
         return f"unknown {section} setting {names[-1]!r}" + (f"; known: {known}" if known else "")
-    loc = names[0] if names and names[0] != "loss" else ".".join(names[:2]) or where
+    loc = names[0] if names and names[0] not in ("loss", "finetune") else ".".join(names[:2]) or where
     more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
     got = "" if "got" in err["msg"] else f", got {err.get('input')!r}"
     return f"{where} setting {loc!r}: {err['msg'].rstrip('.')}{got}{more}"

@@ -10,6 +10,8 @@ Read top to bottom (CleanRL style):
    mixed from teacher-visited and student-visited (DAgger) states, the teacher labelling
    every batch; every ``dagger_interval`` steps the student drives the environments and its
    states join the student memory; save the stage's checkpoint;
+2b. optionally (``finetune:``), improve the final student by PPO with a KL term towards the
+   teacher (training/qpd/finetune.py), at the same precision;
 3. evaluate the final student on the seeded evaluation episodes; write ``results.json``,
    curves and the size figures.
 
@@ -32,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from training import atomic
+from training.qpd.finetune import finetune
 from training.qpd.loss import distillation_loss
 from training.envs import env_info
 from training.errors import FlowError
@@ -49,6 +52,7 @@ log = logging.getLogger("training.qpd.distill")
 STUDENT_FILE = "student.pt"
 CURVE_FILE = "distill_curve.csv"
 STAGES_FILE = "stages.json"
+FINETUNE_CURVE_FILE = "finetune_curve.json"
 #: Seed bases of the distillation's own episodes: far above the evaluation seeds (1000..).
 TEACHER_SEED_BASE = 10_000_000
 STUDENT_SEED_BASE = 20_000_000
@@ -313,10 +317,13 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     student_collector.close()
     assert prev is not None
     student = prev
+    final_path = run_dir / stage_file(len(stages) - 1, student.spec)
+    if cfg.finetune is not None:  # RL fine-tuning at the target precision (training/qpd/finetune.py)
+        student, final_path, earlier_wall = _finetune_stage(student, teacher, cfg, run_dir, extra, stage_log, low, high,
+                                                            earlier_wall, quiet)
     wall = time.perf_counter() - t_start + earlier_wall
 
     # 3. Final evaluation and the record.
-    final_path = run_dir / stage_file(len(stages) - 1, student.spec)
     save_student(run_dir / STUDENT_FILE, student, {**extra, "stage_checkpoint": final_path.name})
     result = evaluate(StudentPolicy(student, low, high), cfg.env_id, eval_seeds(cfg.eval_episodes),
                       progress=not quiet, desc="evaluating student")
@@ -348,6 +355,33 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     if not quiet:
         print(summary_line(results, run_dir))
     return results
+
+
+def _finetune_stage(student: QuantStudent, teacher: TeacherPolicy, cfg: QPDConfig, run_dir: Path,
+                    extra: dict[str, Any], stage_log: list[dict[str, Any]], low, high, earlier_wall: float,
+                    quiet: bool) -> tuple[QuantStudent, Path, float]:
+    """Run (or load, when an earlier invocation finished it) the RL fine-tuning stage; return the
+    student, its checkpoint and the wall time of earlier invocations."""
+    assert cfg.finetune is not None
+    path = run_dir / f"student-finetune-{student.spec.label()}.pt"
+    if path.exists():
+        loaded, state = load_student(path)
+        if "stage" in state:
+            stage_log.append(state["stage"])
+            earlier_wall += float(state["stage"].get("wall_s", 0.0))
+        log.info("RL fine-tuning loaded from %s", path.name)
+        return loaded, path, earlier_wall
+    t0 = time.perf_counter()
+    student, curve = finetune(student, teacher, cfg.env_id, cfg.finetune, n_envs=cfg.n_envs, seed=cfg.seed,
+                              critic_hidden=cfg.critic_hidden, action_low=low, action_high=high, quiet=quiet)
+    quick = evaluate(StudentPolicy(student, low, high), cfg.env_id, eval_seeds(cfg.stage_eval_episodes))
+    entry = {"stage": "finetune", "label": student.spec.label(), "env_steps": curve[-1]["env_steps"],
+             "mean_return": quick.mean, "std_return": quick.std, "episodes": cfg.stage_eval_episodes,
+             "checkpoint": path.name, "wall_s": round(time.perf_counter() - t0, 1)}
+    stage_log.append(entry)
+    atomic.write_json(run_dir / FINETUNE_CURVE_FILE, curve)
+    save_student(path, student, {**extra, "stage": entry})
+    return student, path, earlier_wall
 
 
 def summary_line(results: dict[str, Any], run_dir: Path) -> str:
