@@ -90,3 +90,28 @@ def test_a_separate_critic_leaves_the_actor_alone():
     shared.train()
     shared(torch.randn(64, 17))[1].pow(2).mean().backward()
     assert any(p.grad is not None and p.grad.any() for p in shared.trunk.parameters())
+
+
+def test_grid_hardware_keys_name_the_per_layer_options():
+    """A grid run with first/last-layer bits or the output affine is costed as that architecture,
+    not as the plain one of the same widths and bits (its deployed bits differ)."""
+    from flow.experiments.hardware import arch_key, layer_options, row_cost
+
+    layers = layer_options({"first_bits": 8, "last_bits": 8, "output_affine": False, "lr": 1e-3})
+    assert layers == {"first_bits": 8, "last_bits": 8}
+    assert arch_key((32, 32), 3, 3, 8, (), **layers, output_affine=True) == "2x32-w3a3-f8l8-oa"
+    assert arch_key((32, 32), 8, 8, 8, (), **layers) == "2x32-w8a8"  # all layers at 8 bits: the plain student
+    hardware = {"architectures": {"2x32-w3a3": {"deployed_bits": 1}, "2x32-w3a3-f8l8": {"deployed_bits": 2}}}
+    assert row_cost(hardware, "qpd", (32, 32), 3, 8, (), **layers)["deployed_bits"] == 2
+
+
+def test_the_frontier_keeps_by_the_paired_test_where_it_has_one():
+    from flow.experiments.frontier import smallest_keeping_teacher
+
+    rows = [{"method": "qpd", "size_bits": 100, "seeds": [0, 1, 2], "seeds_keeping_teacher": 3,
+             "seeds_keeping_teacher_paired": 2},
+            {"method": "qpd", "size_bits": 200, "seeds": [0, 1, 2], "seeds_keeping_teacher": 3,
+             "seeds_keeping_teacher_paired": 3},
+            {"method": "qpd", "size_bits": 50, "seeds": [0, 1, 2], "seeds_keeping_teacher": 3}]
+    assert smallest_keeping_teacher(rows[:2], "qpd")["size_bits"] == 200
+    assert smallest_keeping_teacher(rows, "qpd")["size_bits"] == 50  # no paired test: the one-std rule

@@ -12,18 +12,26 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from flow.experiments.hardware import row_cost
+from flow.experiments.hardware import layer_options, row_cost
 from training import atomic
 from training.students.student import student_act_bits
-from flow.experiments.table import IQM_NOTE, iqm_cell, iqm_cells, aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
+from flow.experiments.table import IQM_NOTE, PAIRED_NOTE, paired_cell, paired_cells, iqm_cell, iqm_cells, aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
 from flow.experiments.trials import Trial, grid_extra, run_trials
 
 FRONTIER_METHODS = ("qpd", "direct")
 
 
+def keeps_on_every_seed(row: dict[str, Any]) -> bool:
+    """Whether every seed of a row keeps the teacher, by the strictest test the row holds (the
+    paired test where the teacher's per-episode returns are known, else the one-std rule)."""
+    from flow.experiments.summary import seeds_kept
+
+    return seeds_kept(row)[0] == len(row["seeds"])
+
+
 def smallest_keeping_teacher(rows: list[dict[str, Any]], method: str) -> dict[str, Any] | None:
-    """The smallest student of ``method`` whose every seed keeps the teacher's return."""
-    keeping = [r for r in rows if r["method"] == method and r["seeds_keeping_teacher"] == len(r["seeds"])]
+    """The smallest student of ``method`` whose every seed keeps the teacher's return (:func:`keeps_on_every_seed`)."""
+    keeping = [r for r in rows if r["method"] == method and keeps_on_every_seed(r)]
     return min(keeping, key=lambda r: r["size_bits"]) if keeping else None
 
 
@@ -99,15 +107,15 @@ def fewest_keeping_teacher(rows: list[dict[str, Any]], method: str, cost: Callab
                            ) -> dict[str, Any] | None:
     """The student of ``method`` keeping the teacher's return on every seed with the lowest ``cost``
     (ties: fewer parameter bits); rows without a cost are left out."""
-    keeping = [r for r in rows if r["method"] == method and r["seeds_keeping_teacher"] == len(r["seeds"])
-               and cost(r) is not None]
+    keeping = [r for r in rows if r["method"] == method and keeps_on_every_seed(r) and cost(r) is not None]
     return min(keeping, key=lambda r: (cost(r), r["size_bits"])) if keeping else None
 
 
 def _row_cost(data: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
     settings = data["settings"]
     return row_cost(data.get("hardware"), row["method"], (row["width"],) * settings["depth"], row["bits"],
-                    settings["distill_settings"].get("input_bits", 8), (row["channels"],) if row.get("channels") else ())
+                    settings["distill_settings"].get("input_bits", 8), (row["channels"],) if row.get("channels") else (),
+                    **layer_options(settings["distill_settings"]))
 
 
 def add_hardware(data: dict[str, Any]) -> None:
@@ -116,15 +124,22 @@ def add_hardware(data: dict[str, Any]) -> None:
     from flow.experiments.hardware import arch_key, architecture_costs, grid_archs
 
     input_bits = data["settings"]["distill_settings"].get("input_bits", 8)
+    layers = layer_options(data["settings"]["distill_settings"])
     archs = grid_archs(data["trials"])
     known = (data.get("hardware") or {}).get("architectures", {})
-    if not all(arch_key(h, b, student_act_bits(b), input_bits, c) in known for h, b, c in archs):
-        data["hardware"] = architecture_costs(data["env_id"], archs, input_bits)
+    if not all(arch_key(h, b, student_act_bits(b), input_bits, c, **layers) in known for h, b, c in archs):
+        data["hardware"] = architecture_costs(data["env_id"], archs, input_bits, **layers)
     methods = data["settings"]["methods"]
     data["fewest_deployed_bits_keeping_teacher"] = {m: fewest_keeping_teacher(
         data["rows"], m, lambda r: (_row_cost(data, r) or {}).get("deployed_bits")) for m in methods}
     data["fewest_lut_keeping_teacher"] = {m: fewest_keeping_teacher(
         data["rows"], m, lambda r: (_row_cost(data, r) or {}).get("LUT")) for m in methods}
+
+
+def _strictest(rows: list[dict[str, Any]]) -> str:
+    """The sentence's end where rows hold the paired test, which then decides what keeps the teacher."""
+    return (" (one-std rule), or, where the teacher's per-episode returns are known as here, when every seed "
+            "passes the paired test (the column *paired test*; the lines below use it)") if paired_cells(rows)[2] else ""
 
 
 def _plot_panel(ax, data: dict[str, Any], x_of: Callable[[dict[str, Any]], float | None], best: dict[str, Any],
@@ -193,20 +208,21 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
     lines = [f"# Size/return frontier: {env_id}", "",
              f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f}, {teacher['size_bits']:,} bits. "
              f"Students {_students(settings, depth)}; a configuration *keeps the teacher's return* when every seed's mean is "
-             f"≥ {lo:.2f}.", "", *settings_note(settings["distill_settings"])]
+             f"≥ {lo:.2f}{_strictest(rows)}.", "", *settings_note(settings["distill_settings"])]
     for method in methods:
         b = best[method]
         lines.append(f"- smallest {method} student keeping the teacher's return: " + (
             f"{_arch(b, depth)} at w{b['bits']}a{student_act_bits(b['bits'])}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
             f"return {b['mean_return']:.2f}" if b else "none in this grid"))
     iqm_head, iqm_align, iqm_on = iqm_cells(rows)
-    lines += ["", *([IQM_NOTE] if iqm_on else []),
+    p_head, p_align, p_on = paired_cells(rows)
+    lines += ["", *([IQM_NOTE] if iqm_on else []), *(["", PAIRED_NOTE] if p_on else []),
               "", "| width | bits (w/a) | method | size (bits) | % of teacher | return (mean ± std over seeds) |" + iqm_head
-              + " keeps teacher |", "| ---: | ---: | --- | ---: | ---: | --- |" + iqm_align + " ---: |"]
+              + " keeps teacher |" + p_head, "| ---: | ---: | --- | ---: | ---: | --- |" + iqm_align + " ---: |" + p_align]
     for r in sorted(rows, key=_order):
         lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
                      f"{r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} |{iqm_cell(r, iqm_on)} "
-                     f"{r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
+                     f"{r['seeds_keeping_teacher']}/{len(r['seeds'])} |{paired_cell(r, p_on)}")
     lines += ["", f"Made by: `{data['command']}`", ""]
     atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
     atomic.write_json(out_dir / "frontier.json", data)
@@ -246,7 +262,7 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
     lines = [f"# Size/return frontier: {env_id}", "",
              f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f}, {teacher['size_bits']:,} bits. "
              f"Students {_students(settings, depth)}; a configuration *keeps the teacher's return* when every seed's mean is "
-             f"≥ {lo:.2f}. Deployed bits (what the accelerator stores; the ≤ 0.5 % target, "
+             f"≥ {lo:.2f}{_strictest(rows)}. Deployed bits (what the accelerator stores; the ≤ 0.5 % target, "
              f"{0.005 * teacher['size_bits']:,.0f} bits, is judged on them) and est. LUT/BRAM: {data['hardware']['basis']}.",
              "", *settings_note(settings["distill_settings"])]
     summary = []
@@ -265,17 +281,19 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
             f"({100 * b['ratio']:.3f} % of the teacher)" if b else "none in this grid"))
     lines += summary
     iqm_head, iqm_align, iqm_on = iqm_cells(rows)
-    lines += ["", *([IQM_NOTE] if iqm_on else []),
+    p_head, p_align, p_on = paired_cells(rows)
+    lines += ["", *([IQM_NOTE] if iqm_on else []), *(["", PAIRED_NOTE] if p_on else []),
               "", "| width | bits (w/a) | method | parameter bits | % of teacher | deployed bits (≤) | % of teacher | "
-              "est. LUT | est. BRAM_18K | est. DSP | return (mean ± std over seeds) |" + iqm_head + " keeps teacher |",
-              "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |" + iqm_align + " ---: |"]
+              "est. LUT | est. BRAM_18K | est. DSP | return (mean ± std over seeds) |" + iqm_head + " keeps teacher |"
+              + p_head,
+              "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |" + iqm_align + " ---: |" + p_align]
     for r in sorted(rows, key=_order):
         c = _row_cost(data, r)
         hw_cells = (f"{c['deployed_bits']:,} | {100 * c['deployed_bits'] / teacher['size_bits']:.3f} | {c['LUT']:,.0f} | "
                     f"{c['BRAM_18K']:,.0f} | {c['DSP']:,.0f}" if c else "– | – | – | – | –")
         lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'])} | {r['method']} | {r['size_bits']:,} | "
                      f"{100 * r['ratio']:.3f} | {hw_cells} | {r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} |"
-                     f"{iqm_cell(r, iqm_on)} {r['seeds_keeping_teacher']}/{len(r['seeds'])} |")
+                     f"{iqm_cell(r, iqm_on)} {r['seeds_keeping_teacher']}/{len(r['seeds'])} |{paired_cell(r, p_on)}")
     lines += ["", f"Made by: `{data['command']}`", ""]
     atomic.write_text(out_dir / "frontier.md", "\n".join(lines))
     atomic.write_json(out_dir / "frontier.json", data)

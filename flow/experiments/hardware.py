@@ -30,13 +30,26 @@ CACHE_VERSION = 3  # 2: pixel students take the frame as UINT2 (hw_build.export.
 # folding search widens FINN's weight stream where the default reaches no folding within the budget
 
 
+#: The grid settings that change a student's layers (and so its hardware) beyond widths and bits.
+LAYER_SETTINGS = ("first_bits", "last_bits", "output_affine")
+
+
+def layer_options(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The per-layer options of a grid's distillation settings (first/last-layer bits, output affine)."""
+    return {k: settings[k] for k in LAYER_SETTINGS if (settings or {}).get(k) not in (None, False)}
+
+
 def arch_key(hidden: Iterable[int], weight_bits: int, act_bits: int, input_bits: int = 8,
-             conv: Iterable[int] = ()) -> str:
-    """``2x32-w2a2`` (``-i6`` appended for a non-default input width; ``c8-1x16-w2a2`` for a pixel student)."""
+             conv: Iterable[int] = (), first_bits: int | None = None, last_bits: int | None = None,
+             output_affine: bool = False) -> str:
+    """``2x32-w2a2`` (``-i6`` appended for a non-default input width; ``c8-1x16-w2a2`` for a pixel
+    student; ``2x32-w3a3-f8l8-oa`` where the first/output layers differ, as the students are named)."""
+    from training.qpd.config import layer_bits_suffix
     from training.students.student import arch_label
 
     arch = arch_label(hidden, conv)
-    return f"{arch}-w{weight_bits}a{act_bits}" + ("" if input_bits == 8 else f"-i{input_bits}")
+    return (f"{arch}-w{weight_bits}a{act_bits}" + layer_bits_suffix(weight_bits, first_bits, last_bits, output_affine)
+            + ("" if input_bits == 8 else f"-i{input_bits}"))
 
 
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -46,17 +59,18 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int, tuple[int, ...]]], input_bits: int = 8,
-                       cache_dir: Path = Path("build") / "arch-cost") -> dict[str, Any]:
+                       cache_dir: Path = Path("build") / "arch-cost", **layers: Any) -> dict[str, Any]:
     """The ``hardware`` record of a grid: the basis and one summary per ``(hidden, weight_bits, conv)``.
 
-    Activation bits follow the students' rule (:func:`student_act_bits`).
+    Activation bits follow the students' rule (:func:`student_act_bits`); ``layers``: the grid's
+    per-layer options (:func:`layer_options`), the same for every architecture.
     """
     from tqdm.auto import tqdm
 
     from hw_build.arch_cost import architecture_cost
     from hw_build.folding import DEFAULT_LATENCY_US, PIXEL_LATENCY_US
 
-    wanted = {arch_key(h, b, student_act_bits(b), input_bits, c): (tuple(h), b, tuple(c)) for h, b, c in archs}
+    wanted = {arch_key(h, b, student_act_bits(b), input_bits, c, **layers): (tuple(h), b, tuple(c)) for h, b, c in archs}
     out: dict[str, Any] = {}
     for key, (hidden, bits, conv) in tqdm(sorted(wanted.items()), desc=f"{env_id} hardware cost", unit="arch"):
         latency = PIXEL_LATENCY_US if conv else DEFAULT_LATENCY_US
@@ -65,7 +79,7 @@ def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int, tupl
             record = json.loads(path.read_text())
         else:
             record = architecture_cost(env_id, list(hidden), bits, student_act_bits(bits), input_bits=input_bits,
-                                       conv=list(conv))
+                                       conv=list(conv), **layers)
             atomic.write_json(path, record)
         out[key] = _summary(record)
     pixels = any(c for _, _, c in archs)
@@ -89,8 +103,8 @@ def grid_archs(trials: list[dict[str, Any]]) -> list[tuple[tuple[int, ...], int,
 
 
 def row_cost(hardware: dict[str, Any] | None, method: str, hidden: Iterable[int], bits: int,
-             input_bits: int = 8, conv: Iterable[int] = ()) -> dict[str, Any] | None:
+             input_bits: int = 8, conv: Iterable[int] = (), **layers: Any) -> dict[str, Any] | None:
     """A row's architecture summary, or None (PTQ of the teacher, or a grid without costs)."""
     if not hardware or method not in STUDENT_METHODS:
         return None
-    return hardware["architectures"].get(arch_key(hidden, bits, student_act_bits(bits), input_bits, conv))
+    return hardware["architectures"].get(arch_key(hidden, bits, student_act_bits(bits), input_bits, conv, **layers))

@@ -75,9 +75,9 @@ def input_precision(env_id: str, teacher_dir: Path, *, input_bits: list[int], bi
             "rows": aggregate(records, teacher, ("input_bits",)), "trials": records,
             "command": made_by("input-precision", "input-precision", env_id)}
     if hardware:
-        from flow.experiments.hardware import architecture_costs
+        from flow.experiments.hardware import architecture_costs, layer_options
 
-        data["hardware"] = {str(ib): architecture_costs(env_id, [(tuple(hidden), bits, ())], ib)
+        data["hardware"] = {str(ib): architecture_costs(env_id, [(tuple(hidden), bits, ())], ib, **layer_options(settings))
                             for ib in input_bits}
     write_input_precision(data, out_dir)
     return data

@@ -42,22 +42,23 @@ def seeds_kept(row: dict[str, Any]) -> tuple[int, str]:
 
 def table_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Every row of a ``qpd_table.json`` whose student has a hardware cost, as summary entries."""
-    from flow.experiments.hardware import arch_key, row_cost
+    from flow.experiments.hardware import arch_key, layer_options, row_cost
     from training.students.student import student_act_bits
 
     settings, teacher = data["settings"], data["teacher"]
     hidden, conv, input_bits = settings["hidden"], settings.get("conv") or (), settings.get("input_bits", 8)
+    layers = layer_options(settings.get("distill_settings"))
     out = []
     for row in data["rows"]:
         if row.get("bits") is None:
             continue
-        cost = row_cost(data.get("hardware"), row["method"], hidden, row["bits"], input_bits, conv)
+        cost = row_cost(data.get("hardware"), row["method"], hidden, row["bits"], input_bits, conv, **layers)
         if cost is None:
             continue
         kept, test = seeds_kept(row)
         out.append({
             "method": row["method"],
-            "student": arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv),
+            "student": arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv, **layers),
             "deployed_bits": int(cost["deployed_bits"]), "teacher_bits": int(teacher["size_bits"]),
             "seeds": len(row["seeds"]), "seeds_kept_paired": kept if test == "paired" else None,
             "seeds_kept": kept, "test": test,

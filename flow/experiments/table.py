@@ -374,9 +374,10 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
                            hidden: list[int], settings: dict[str, Any] | None, hardware: dict[str, Any],
                            conv: list[int] | None = None) -> str:
     """The table with deployed bits (the ≤ 0.5 % target is judged on them) and the hardware table."""
-    from flow.experiments.hardware import arch_key, row_cost
+    from flow.experiments.hardware import arch_key, layer_options, row_cost
 
     input_bits = (settings or {}).get("input_bits", 8)
+    layers = layer_options(settings)
     conv = list(conv or [])
     teacher_words, student_words = architecture_words(env_id, hidden, conv, input_bits)
     lines = [
@@ -403,7 +404,7 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
     keys: list[str] = []
     for row in sorted(rows, key=lambda r: (-r["bits"], TABLE_METHODS.index(r["method"]))):
         agree = f"{100 * row['agreement']:.1f} %" if row["agreement"] is not None else "–"
-        cost = row_cost(hardware, row["method"], hidden, row["bits"], input_bits, conv)
+        cost = row_cost(hardware, row["method"], hidden, row["bits"], input_bits, conv, **layers)
         deployed = (f"{cost['deployed_bits']:,} | {100 * cost['deployed_bits'] / teacher['size_bits']:.3f}"
                     if cost else "– | –")
         lines.append(
@@ -412,7 +413,7 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
             f"{iqm_cell(row, iqm_on)} {row['worst_seed_mean']:.2f} | {row['seeds_keeping_teacher']}/{len(row['seeds'])} |{paired_cell(row, on)} "
             f"{agree} |")
     for row in sorted(rows, key=lambda r: -r["bits"]):
-        key = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv)
+        key = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv, **layers)
         if key in hardware["architectures"] and key not in keys:
             keys.append(key)
     lines += ["", *hardware_lines(teacher, hardware, keys), f"Made by: `{command}`", ""]
@@ -507,16 +508,17 @@ def qpd_table(env_id: str, teacher_dir: Path, *, bits: list[int], seeds: list[in
 def add_hardware(data: dict[str, Any]) -> None:
     """Add the grid's ``hardware`` record: FINN once per student architecture (cached under build/),
     kept as it is where the json already covers every architecture of the grid with its latency budget."""
-    from flow.experiments.hardware import arch_key, architecture_costs, grid_archs
+    from flow.experiments.hardware import arch_key, architecture_costs, grid_archs, layer_options
 
     input_bits = data["settings"].get("distill_settings", {}).get("input_bits", 8)
+    layers = layer_options(data["settings"].get("distill_settings"))
     archs = grid_archs(data["trials"])
     record = data.get("hardware") or {}
     known = record.get("architectures", {})
-    if "latency_budget_us" in record and all(arch_key(h, b, student_act_bits(b), input_bits, c) in known
+    if "latency_budget_us" in record and all(arch_key(h, b, student_act_bits(b), input_bits, c, **layers) in known
                                              for h, b, c in archs):
         return
-    data["hardware"] = architecture_costs(data["env_id"], archs, input_bits)
+    data["hardware"] = architecture_costs(data["env_id"], archs, input_bits, **layers)
 
 
 def write_table(data: dict[str, Any], out_dir: Path) -> None:
