@@ -45,3 +45,19 @@ def test_choices_on_a_made_up_table():
     entry = summarise_table(data)
     assert entry["smallest_keeping"]["student"] == "2x32-w3a3" and entry["smallest_keeping"]["seeds_kept_paired"] == 3
     assert entry["best_within_half_percent"]["student"] == "2x32-w3a3"  # keeps 3/3 where w2 keeps 1/3
+
+
+def test_frontiers_of_the_same_teacher_add_candidates_with_enough_seeds():
+    from flow.experiments.summary import frontier_candidates
+
+    arch = {"deployed_bits": 0, "LUT": 100.0, "BRAM_18K": 1, "DSP": 0, "latency_us": 1.0, "fits": True}
+    data = {"env_id": "X-v0", "teacher": {"run": "r", "mean_return": 10.0, "size_bits": 1_000_000},
+            "settings": {"depth": 2, "methods": ["qpd"], "distill_settings": {"first_bits": 8, "last_bits": 8}},
+            "hardware": {"architectures": {"2x64-w3a3-f8l8": {**arch, "deployed_bits": 30_000},
+                                           "2x32-w3a3-f8l8": {**arch, "deployed_bits": 17_000}}},
+            "rows": [{"method": "qpd", "width": 64, "bits": 3, "seeds": [0, 1, 2], "mean_return": 10.5,
+                      "seeds_keeping_teacher": 3, "seeds_keeping_teacher_paired": 3},
+                     {"method": "qpd", "width": 32, "bits": 3, "seeds": [0], "mean_return": 10.5,
+                      "seeds_keeping_teacher": 1, "seeds_keeping_teacher_paired": 1}]}
+    (only,) = frontier_candidates(data)  # the one-seed row is no claim
+    assert only["student"] == "2x64-w3a3-f8l8" and only["deployed_bits"] == 30_000 and only["seeds_kept_paired"] == 3

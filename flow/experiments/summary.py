@@ -18,6 +18,10 @@ bound of ``make cost``, against the teacher's float actor bits):
 
 Every figure is from the table's evaluation episodes (seeds 1000–1099); ``fresh_seeds`` says
 whether the chosen student was re-evaluated on episode seeds never used for a choice.
+
+The committed frontiers of the same environment and teacher (``docs/results/<env>/*/frontier.json``)
+add their rows as candidates where they ran at least :data:`MIN_GRID_SEEDS` seeds (a one-seed
+frontier row is not a claim); each entry names the grid it comes from (``source``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from training import atomic
 #: The headline bound: a student at most 0.5 % of the teacher's float actor bits.
 HALF_PERCENT = 0.005
 SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
+#: Seeds a frontier's row needs to be a candidate (the tables' own count).
+MIN_GRID_SEEDS = 3
 
 
 def seeds_kept(row: dict[str, Any]) -> tuple[int, str]:
@@ -68,9 +74,39 @@ def table_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def summarise_table(data: dict[str, Any]) -> dict[str, Any]:
-    """One environment's summary entry from its ``qpd_table.json`` data."""
-    rows = table_candidates(data)
+def frontier_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row of a ``frontier.json`` with :data:`MIN_GRID_SEEDS` seeds or more and a hardware cost,
+    as summary entries (as :func:`table_candidates`)."""
+    from flow.experiments.frontier import _row_cost
+    from flow.experiments.hardware import arch_key, layer_options
+    from training.students.student import student_act_bits
+
+    settings, teacher = data["settings"], data["teacher"]
+    distill = settings.get("distill_settings") or {}
+    out = []
+    for row in data["rows"]:
+        cost = _row_cost(data, row)
+        if cost is None or len(row["seeds"]) < MIN_GRID_SEEDS:
+            continue
+        kept, test = seeds_kept(row)
+        conv = (row["channels"],) if row.get("channels") else ()
+        out.append({
+            "method": row["method"],
+            "student": arch_key((row["width"],) * settings["depth"], row["bits"], student_act_bits(row["bits"]),
+                                distill.get("input_bits", 8), conv, **layer_options(distill)),
+            "deployed_bits": int(cost["deployed_bits"]), "teacher_bits": int(teacher["size_bits"]),
+            "seeds": len(row["seeds"]), "seeds_kept_paired": kept if test == "paired" else None,
+            "seeds_kept": kept, "test": test,
+            "mean_return": round(float(row["mean_return"]), 2), "teacher_return": round(float(teacher["mean_return"]), 2),
+            "est_lut": round(float(cost["LUT"])), "fresh_seeds": False,
+        })
+    return out
+
+
+def summarise_table(data: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One environment's summary entry from its ``qpd_table.json`` data (and ``extra`` candidates
+    from other grids of the same teacher, see :func:`frontier_candidates`)."""
+    rows = [{**r, "source": "qpd_table"} for r in table_candidates(data)] + list(extra or [])
     keeping = [r for r in rows if r["seeds_kept"] == r["seeds"]]
     small = [r for r in rows if r["deployed_bits"] <= HALF_PERCENT * r["teacher_bits"]]
     smallest = min(keeping, key=lambda r: (r["deployed_bits"], -r["mean_return"])) if keeping else None
@@ -87,10 +123,19 @@ def summarise(results_dir: Path) -> dict[str, Any]:
     out = {}
     for path in sorted(results_dir.glob("*/qpd_table.json")):
         data = json.loads(path.read_text())
-        entry = summarise_table(data)
+        extra = []
+        for grid in sorted(path.parent.glob("*/frontier.json")):
+            frontier = json.loads(grid.read_text())
+            if frontier["env_id"] == data["env_id"] and _same_teacher(frontier["teacher"], data["teacher"]):
+                extra += [{**c, "source": str(grid.parent.relative_to(path.parent))} for c in frontier_candidates(frontier)]
+        entry = summarise_table(data, extra)
         entry["table"] = str(path.relative_to(results_dir))
         out[data["env_id"]] = entry
     return out
+
+
+def _same_teacher(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.get("run") == b.get("run") and round(float(a["mean_return"]), 2) == round(float(b["mean_return"]), 2)
 
 
 def _cell(entry: dict[str, Any] | None) -> str:
@@ -98,8 +143,10 @@ def _cell(entry: dict[str, Any] | None) -> str:
         return "none"
     pct = 100 * entry["deployed_bits"] / entry["teacher_bits"]
     test = "paired" if entry["test"] == "paired" else "one-std rule"
+    where = "" if entry.get("source", "qpd_table") == "qpd_table" else f" [{entry['source']}]"
     return (f"{entry['method']} {entry['student']}: {entry['deployed_bits']:,} bits ({pct:.2f} %), "
-            f"{entry['mean_return']:,.2f}, {entry['seeds_kept']}/{entry['seeds']} ({test}), est. {entry['est_lut']:,} LUT")
+            f"{entry['mean_return']:,.2f}, {entry['seeds_kept']}/{entry['seeds']} ({test}), est. {entry['est_lut']:,} LUT"
+            f"{where}")
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -107,7 +154,8 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# Results at a glance",
         "",
-        "Made by `make summary` from the committed tables (`docs/results/<env>/qpd_table.json`); nothing is run. "
+        "Made by `make summary` from the committed tables (`docs/results/<env>/qpd_table.json`) and the frontiers "
+        f"of the same teacher with at least {MIN_GRID_SEEDS} seeds (their folder in brackets); nothing is run. "
         "Sizes are deployed bits (every weight and threshold at the width the accelerator stores it, the host's "
         "input stage included) against the teacher's float actor bits; est. LUT are FINN estimates, not synthesised. "
         "A seed keeps the teacher by the paired test of its 100 episodes against the teacher's on the same seeds "
