@@ -61,17 +61,20 @@ def table_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
         cost = row_cost(data.get("hardware"), row["method"], hidden, row["bits"], input_bits, conv, **layers)
         if cost is None:
             continue
-        kept, test = seeds_kept(row)
-        out.append({
-            "method": row["method"],
-            "student": arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv, **layers),
+        student = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv, **layers)
+        out.append(_candidate(row, student, cost, teacher))
+    return out
+
+
+def _candidate(row: dict[str, Any], student: str, cost: dict[str, Any], teacher: dict[str, Any]) -> dict[str, Any]:
+    """A grid row as a summary entry: its student's name and cost, the seeds keeping the teacher."""
+    kept, test = seeds_kept(row)
+    return {"method": row["method"], "student": student,
             "deployed_bits": int(cost["deployed_bits"]), "teacher_bits": int(teacher["size_bits"]),
             "seeds": len(row["seeds"]), "seeds_kept_paired": kept if test == "paired" else None,
             "seeds_kept": kept, "test": test,
             "mean_return": round(float(row["mean_return"]), 2), "teacher_return": round(float(teacher["mean_return"]), 2),
-            "est_lut": round(float(cost["LUT"])), "fresh_seeds": False,
-        })
-    return out
+            "est_lut": round(float(cost["LUT"])), "fresh_seeds": False}
 
 
 def frontier_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -88,18 +91,10 @@ def frontier_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
         cost = _row_cost(data, row)
         if cost is None or len(row["seeds"]) < MIN_GRID_SEEDS:
             continue
-        kept, test = seeds_kept(row)
         conv = (row["channels"],) if row.get("channels") else ()
-        out.append({
-            "method": row["method"],
-            "student": arch_key((row["width"],) * settings["depth"], row["bits"], student_act_bits(row["bits"]),
-                                distill.get("input_bits", 8), conv, **layer_options(distill)),
-            "deployed_bits": int(cost["deployed_bits"]), "teacher_bits": int(teacher["size_bits"]),
-            "seeds": len(row["seeds"]), "seeds_kept_paired": kept if test == "paired" else None,
-            "seeds_kept": kept, "test": test,
-            "mean_return": round(float(row["mean_return"]), 2), "teacher_return": round(float(teacher["mean_return"]), 2),
-            "est_lut": round(float(cost["LUT"])), "fresh_seeds": False,
-        })
+        student = arch_key((row["width"],) * settings["depth"], row["bits"], student_act_bits(row["bits"]),
+                           distill.get("input_bits", 8), conv, **layer_options(distill))
+        out.append(_candidate(row, student, cost, teacher))
     return out
 
 
