@@ -492,6 +492,7 @@ def build_record(design: str, model, results: list[dict], no_rtl: list[dict], pa
             "blocks": results + no_rtl, "dataflow_partition": partition,
             "total": {"yosys": yosys_total, "finn_estimate_same_blocks": finn_same, "finn_estimate_all": finn_all,
                       "blocks_compared": len(done), "blocks_without_rtl": [r["block"] for r in no_rtl],
+                      "hls_compute": [r["block"] for r in memories] + [r["block"] for r in no_rtl],
                       "yosys_hls_weight_memories": {k: sum(r["yosys"][k] for r in memories) for k in RESOURCES}},
             "graph": "FINN's graph after InsertDWC and InsertFIFO (unsized FIFOs, as make bitstream prepares it)",
             "wasm_compiled_before": not first_call, "wall_s": round(wall_s, 1)}
@@ -519,9 +520,9 @@ def summary(record: dict[str, Any]) -> str:
     y, e = t["yosys"], t["finn_estimate_same_blocks"]
     rows.append(f"  {'total of the blocks compared':<36} {e['LUT']:>13,.0f} {y['LUT'] + y['LUTRAM']:>16,} "
                 f"{y['FF']:>6,} {e['DSP']:>6,.0f}/{y['DSP']:<6,} {e['BRAM_18K']:>7,.0f}/{y['BRAM_18K']:<6,}")
-    if t["blocks_without_rtl"]:
-        rows.append(f"  no RTL (HLS, FINN est. only): {', '.join(t['blocks_without_rtl'])}; FINN est. of every block: "
-                    f"{t['finn_estimate_all']['LUT']:,.0f} LUT")
+    if t.get("hls_compute"):
+        rows.append(f"  HLS, so FINN est. only (Vitis HLS makes their RTL): {', '.join(t['hls_compute'])}; "
+                    f"FINN est. of every block: {t['finn_estimate_all']['LUT']:,.0f} LUT")
     p = record.get("dataflow_partition")
     if p and p["synthesised"]:
         rows.append(f"  whole dataflow partition in one netlist: {_counts(p['yosys'])}")
