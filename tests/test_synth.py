@@ -176,3 +176,44 @@ def test_a_block_yosys_refuses_fails_in_one_sentence_with_yosys_message(yosys_di
     block.sources.append(broken)
     result = synth.synth_block(block, tmp_path / "work")
     assert not result["synthesised"] and result["why"].startswith("Yosys: ") and "ERROR" in result["why"]
+
+
+@pytest.mark.slow
+def test_make_synth_counts_a_whole_all_rtl_design_whose_patched_thresholds_simulate_as_finns(
+        narrow_qpd_student, monkeypatch, tmp_path):
+    """A NARROW=1 student built with IMPL=rtl: every block and the whole dataflow partition synthesise
+    (no LabelSelect: the host's argmax); and the Thresholding_rtl copy Yosys reads (scope_select patch)
+    agrees with FINN's Python execution in Verilator, as FINN's own file does (slow: ~10 min here)."""
+    from hw_build import rtlsim
+    from hw_build.compile import BuildChoice, estimate_design
+    from hw_build.export import export_design
+
+    monkeypatch.setenv("QPD_BITSTREAMS", str(tmp_path))
+    export_design(narrow_qpd_student[0], "synth-rtl", n_states=200)
+    estimate_design("synth-rtl", choice=BuildChoice(impl="rtl", target_fps=1_000_000), kind="codegen", quiet=True)
+    record = synth.synth_design("synth-rtl", quiet=True)
+    assert json.loads((tmp_path / "synth-rtl" / "synth.json").read_text())["basis"] == "Yosys, before place and route"
+    ops = [b["op"] for b in record["blocks"]]
+    assert {"MVAU_rtl", "Thresholding_rtl", "StreamingFIFO_rtl"} <= set(ops) and not any("hls" in op for op in ops)
+    assert all(b["synthesised"] for b in record["blocks"])
+    whole = record["dataflow_partition"]
+    assert whole["synthesised"] and record["best"]["yosys"] == ["dataflow partition"]
+    assert whole["yosys"]["DSP"] == sum(b["yosys"]["DSP"] for b in record["blocks"]) > 0
+    assert all(b["patches"].get("thresholding.sv") for b in record["blocks"] if b["op"] == "Thresholding_rtl")
+
+    original = rtlsim.layer_sources
+
+    def patched_sources(op_type, code_dir, work):
+        sources = original(op_type, code_dir, work)
+        for i, src in enumerate(sources):
+            if src.name == "thresholding.sv":
+                text, applied = synth.patch_source(src.name, src.read_text())
+                assert applied == ["scope_select"]
+                work.mkdir(parents=True, exist_ok=True)
+                sources[i] = work / "thresholding_for_yosys.sv"
+                sources[i].write_text(text)
+        return sources
+
+    monkeypatch.setattr(rtlsim, "layer_sources", patched_sources)
+    simulated = rtlsim.rtlsim_design("synth-rtl", n_states=300, stall_percent=30)
+    assert simulated["passed"] and sum(r["op"] == "Thresholding_rtl" and r["covered"] for r in simulated["layers"]) == 2
