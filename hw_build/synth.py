@@ -528,24 +528,24 @@ def best_figures(results: list[dict], no_rtl: list[dict], partition: dict | None
 def summary(record: dict[str, Any]) -> str:
     """What ``make synth`` prints: per block, FINN's estimate vs Yosys's counts, and the totals."""
     rows = [f"synthesis counts of {record['design']} ({record['basis']}) vs FINN's estimate:",
-            f"  {'block':<44} {'FINN est. LUT':>13} {'Yosys LUT+LUTRAM':>16} {'FF':>6} {'DSP est/Yosys':>13} "
+            f"  {'block':<52} {'FINN est. LUT':>13} {'Yosys LUT+LUTRAM':>16} {'FF':>6} {'DSP est/Yosys':>13} "
             f"{'BRAM est/Yosys':>14}"]
     for r in record["blocks"]:
         est = r["finn_estimate"]
         label = f"{r['block']} ({r.get('what', 'HLS')})"
         if r["synthesised"] and r["what"] == "weight memory":
             y = r["yosys"]
-            rows.append(f"  {label:<44} {est.get('LUT', 0):>13,.0f} {y['LUT'] + y['LUTRAM']:>16,} {y['FF']:>6,} "
+            rows.append(f"  {label:<52} {est.get('LUT', 0):>13,.0f} {y['LUT'] + y['LUTRAM']:>16,} {y['FF']:>6,} "
                         f"{'':>13} {'':>14}  (Yosys: the weight memory only; FINN: the whole HLS layer)")
         elif r["synthesised"]:
             y = r["yosys"]
-            rows.append(f"  {label:<44} {est.get('LUT', 0):>13,.0f} {y['LUT'] + y['LUTRAM']:>16,} {y['FF']:>6,} "
+            rows.append(f"  {label:<52} {est.get('LUT', 0):>13,.0f} {y['LUT'] + y['LUTRAM']:>16,} {y['FF']:>6,} "
                         f"{est.get('DSP', 0):>6,.0f}/{y['DSP']:<6,} {est.get('BRAM_18K', 0):>7,.0f}/{y['BRAM_18K']:<6,}")
         else:
-            rows.append(f"  {label:<44} {est.get('LUT', 0):>13,.0f}   not synthesised: {r['why']}")
+            rows.append(f"  {label:<52} {est.get('LUT', 0):>13,.0f}   not synthesised: {r['why']}")
     t = record["total"]
     y, e = t["yosys"], t["finn_estimate_same_blocks"]
-    rows.append(f"  {'total of the blocks compared':<44} {e['LUT']:>13,.0f} {y['LUT'] + y['LUTRAM']:>16,} "
+    rows.append(f"  {'total of the blocks compared':<52} {e['LUT']:>13,.0f} {y['LUT'] + y['LUTRAM']:>16,} "
                 f"{y['FF']:>6,} {e['DSP']:>6,.0f}/{y['DSP']:<6,} {e['BRAM_18K']:>7,.0f}/{y['BRAM_18K']:<6,}")
     if t.get("hls_compute"):
         rows.append(f"  HLS, so FINN est. only (Vitis HLS makes their RTL): {', '.join(t['hls_compute'])}; "
