@@ -432,8 +432,10 @@ def synth_design(design: str, *, stitched: bool = True, quiet: bool = False) -> 
         op = getCustomOp(node)
         block = layer_block(node, op, work / node.name, _finn_estimate(op))
         if block is None:
+            why = ("an RTL layer make synth does not wrap yet (hw_build.synth.layer_block)" if node.op_type.endswith("_rtl")
+                   else "an HLS layer: its C++ becomes RTL only with Vitis HLS, which is not here")
             no_rtl.append({"block": node.name, "op": node.op_type, "synthesised": False, "finn_estimate": _finn_estimate(op),
-                           "why": "an HLS layer: its C++ becomes RTL only with Vitis HLS, which is not here"})
+                           "why": why})
         else:
             blocks.append(block)
     results = []
