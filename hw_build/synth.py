@@ -458,6 +458,9 @@ def synth_design(design: str, *, stitched: bool = True, quiet: bool = False) -> 
         if not quiet:
             print(" " + (_counts(partition["yosys"]) if partition["synthesised"] else f"failed: {partition['why']}"))
     record = build_record(design, model, results, no_rtl, partition, exe, first_call, time.perf_counter() - t0)
+    from hw_build.design import sha256_file
+
+    record["codegen_graph_sha256"] = sha256_file(codegen)  # ties the counts to the build they came from
     atomic.write_json(out / SYNTH_FILE, record)
     if not quiet:
         print(summary(record))
