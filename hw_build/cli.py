@@ -37,8 +37,9 @@ def _add_build_options(p: argparse.ArgumentParser, impl: str) -> None:
                    help="a fixed throughput target for FINN's folding instead of the objective")
     p.add_argument("--clock-ns", type=float, default=10.0, help="clock period in ns (default 10 = 100 MHz)")
     p.add_argument("--impl", choices=IMPLS, default=impl,
-                   help="hls: thresholds inside HLS MVAUs; rtl: thresholds as Thresholding_rtl layers, "
-                        f"MVAU_rtl where FINN allows it (make rtlsim simulates the RTL layers); default {impl}")
+                   help="hls: thresholds inside HLS MVAUs, the argmax in LabelSelect_hls; rtl: thresholds as "
+                        "Thresholding_rtl layers, MVAU_rtl where FINN allows it (the others named), the argmax of a "
+                        f"discrete policy on the host (make rtlsim simulates the RTL layers); default {impl}")
 
 
 def build_parser() -> argparse.ArgumentParser:
