@@ -239,6 +239,11 @@ def layer_block(node, op, work: Path, estimate: dict[str, float]) -> Block | Non
         text = MVU_GLUE.format(name=name, iw=op.get_instream_width_padded(0), ww=op.get_instream_width_padded(1),
                                ow=op.get_outstream_width_padded()).replace(f"module {name}_sim_top", f"module {top}")
         return Block(name, op_type, "layer", sources, top, text, code_dir, estimate, "with its weight memory")
+    if op_type == "ConvolutionInputGenerator_rtl" and not op.get_nodeattr("dynamic_mode"):
+        sources = [Path(p) for p in op.get_rtl_file_list(abspath=True)]  # FINN's own list: one stream in, one out
+        text = _STREAM_TOP.format(top=top, module=name, params="", ties="", iw=op.get_instream_width_padded(0),
+                                  ow=op.get_outstream_width_padded())
+        return Block(name, op_type, "layer", sources, top, text, code_dir, estimate, "the sliding window")
     if op_type == "MVAU_hls" and any(code_dir.glob("*_memstream_wrapper.v")):
         mem = rtllib() / "memstream" / "hdl"
         sources = [rtllib() / "axi" / "hdl" / "axilite.sv", mem / "memstream.sv", mem / "memstream_axi.sv",
