@@ -39,7 +39,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,INP
   $(if $(filter 1 yes true,$(OUTPUT_AFFINE)),--output-affine,) $(if $(call given,EPISODES),--episodes $(EPISODES),)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render summary export estimate codegen bitstream cost rtlsim verify compare serve serve-keys designs deploy-folder deploy board-setup board-eval bench docs clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render summary export estimate codegen bitstream cost rtlsim synth verify compare serve serve-keys designs deploy-folder deploy board-setup board-eval bench docs clean-venv
 
 # Every variable a target reads, as `make help` names it beside the target (tests/test_make_cli.py
 # checks both ways, and that each one reaches its command-line flag); and the environment's own.
@@ -191,6 +191,9 @@ cost: install ## deployed bits (bound) and est. resources of an untrained archit
 rtlsim: install ## ladder level 4, the RTL layers simulated with Verilator on real states (runs codegen first where sources are missing): DESIGN=<name> [STATES=10000] [IMPL=rtl|hls] [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=] [CLOCK_NS=10]
 	$(PY) -m hw_build rtlsim --states $(STATES) $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS) \
 	  --input $(INPUT) --objective $(OBJECTIVE) $(call opt,LATENCY_US,--latency-us) --impl $(if $(call given,IMPL),$(IMPL),rtl)
+
+synth: install ## Yosys counts (before place and route) of every RTL block beside FINN's estimate, synth.json (runs codegen first where sources are missing): DESIGN=<name> [IMPL=hls|rtl] [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=] [CLOCK_NS=10]
+	$(PY) -m hw_build synth $(hw_flags)
 
 verify: install ## verification ladder levels 1-3 on real states: DESIGN=<name> [STATES=10000]
 	$(PY) -m hw_build verify $(design_flag) --states $(STATES)

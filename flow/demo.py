@@ -50,6 +50,8 @@ def run_demo(env: str, seed: int = 0) -> None:
     stage(f"4/6 FINN estimate for the PYNQ-Z2: the smallest folding within {budget:g} µs"
           + (", binary frames as they are" if cfg.conv else ", input quantized on the host"))
     est = estimate_design(design)
+    rtl_line = rtl_variant(student_run_dir(cfg), design)
+    print(f"  {rtl_line}")
     stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
     verify_design(design)
     stage("6/6 environment loop against the emulated accelerator vs software, 100 episodes")
@@ -72,6 +74,30 @@ def run_demo(env: str, seed: int = 0) -> None:
           f"{est.resources['BRAM_18K']:,.0f} BRAM_18K, {est.resources['DSP']:,.0f} DSP, {est.latency_ns / 1000:.2f} µs; "
           f"emulated accelerator {rep['hardware']['mean_return']:.1f} ± {rep['hardware']['std_return']:.1f}, agreeing with the "
           f"Brevitas student on {100 * brevitas.get('step_agreement', float('nan')):.2f} % of steps and "
-          f"{brevitas.get('identical_returns', 0)}/{rep['episodes']} episode returns")
+          f"{brevitas.get('identical_returns', 0)}/{rep['episodes']} episode returns\n{rtl_line}")
+
+
+def rtl_variant(run_dir, design: str) -> str:
+    """The demo's line on the same student built with ``IMPL=rtl`` (FINN estimates; the default
+    design stays HLS, see docs/hardware.md "HLS or all-RTL"), as design ``<design>-rtl``."""
+    import json
+
+    from hw_build.compile import BuildChoice, estimate_design
+    from hw_build.design import ESTIMATE_FILE, existing_design_dir
+    from hw_build.export import export_design
+    from training.errors import FlowError
+
+    name = f"{design}-rtl"
+    try:
+        export_design(run_dir, name, force=True, n_states=200)
+        est = estimate_design(name, choice=BuildChoice(impl="rtl"), quiet=True)
+    except FlowError as exc:
+        return f"IMPL=rtl variant of this student could not be built: {exc}"
+    kept = json.loads((existing_design_dir(name) / ESTIMATE_FILE).read_text()).get("kept_in_hls", [])
+    layers = (f"{len(kept)} layer(s) kept in HLS by FINN ({kept[0]['why']})" if kept
+              else "every layer RTL, the argmax on the host")
+    return (f"IMPL=rtl variant of this student ({name}): est. {est.resources['LUT']:,.0f} LUT, "
+            f"{est.resources['BRAM_18K']:,.0f} BRAM_18K, {est.resources['DSP']:,.0f} DSP, {est.latency_ns / 1000:.2f} µs; "
+            f"{layers}; Yosys counts of either: make synth DESIGN=<name>")
 
 

@@ -21,6 +21,8 @@ from training.errors import FlowError
 
 FINAL_MODEL = "step_generate_estimate_reports.onnx"
 HEAD_MODEL = "step_qpd_output_head.onnx"
+#: The same step's graph in an ``IMPL=rtl`` build (hw_build.compile.step_qpd_host_argmax_head).
+HOST_ARGMAX_HEAD_MODEL = "step_qpd_host_argmax_head.onnx"
 #: Instance names FINN's InsertIODMA gives the Zynq shell's input and output DMAs.
 IDMA_NAME, ODMA_NAME = "idma0", "odma0"
 
@@ -125,14 +127,20 @@ def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
     layers = [_layer(model, node, arrays) for node in model.graph.node]
     info = env_info(export["env_id"])
     discrete = export["action"] == "discrete"
-    if discrete and layers[-1]["op"] != "LabelSelect":
-        raise FlowError(f"design {design_dir.name}: the compiled graph does not end in LabelSelect")
+    host_argmax = discrete and layers[-1]["op"] == "MVAU" and layers[-1]["no_activation"]
+    if discrete and layers[-1]["op"] != "LabelSelect" and not host_argmax:
+        raise FlowError(f"design {design_dir.name}: the compiled graph ends neither in LabelSelect nor in the "
+                        "logits of an MVAU without activation")
     action: dict[str, Any] = {"kind": export["action"], "n": info.n_actions}
-    if discrete:
+    if host_argmax:
+        action.update(argmax_in_hardware=False, tie_rule="lowest index",
+                      output="the integer logits (the last MVAU's accumulators); the host takes their argmax")
+    elif discrete:
         action.update(argmax_in_hardware=True, tie_rule="lowest index",
                       output="the action index, computed by the LabelSelect layer")
     else:
-        scale, bias = output_affine(read_graph(models / HEAD_MODEL))
+        head = models / HEAD_MODEL if (models / HEAD_MODEL).exists() else models / HOST_ARGMAX_HEAD_MODEL
+        scale, bias = output_affine(read_graph(head))
         action.update(argmax_in_hardware=False, output_scale=scale, low=info.action_low.tolist(),
                       high=info.action_high.tolist(),
                       output="action = clip(output_scale × output, low, high)" if bias is None else

@@ -37,8 +37,9 @@ def _add_build_options(p: argparse.ArgumentParser, impl: str) -> None:
                    help="a fixed throughput target for FINN's folding instead of the objective")
     p.add_argument("--clock-ns", type=float, default=10.0, help="clock period in ns (default 10 = 100 MHz)")
     p.add_argument("--impl", choices=IMPLS, default=impl,
-                   help="hls: thresholds inside HLS MVAUs; rtl: thresholds as Thresholding_rtl layers, "
-                        f"MVAU_rtl where FINN allows it (make rtlsim simulates the RTL layers); default {impl}")
+                   help="hls: thresholds inside HLS MVAUs, the argmax in LabelSelect_hls; rtl: thresholds as "
+                        "Thresholding_rtl layers, MVAU_rtl where FINN allows it (the others named), the argmax of a "
+                        f"discrete policy on the host (make rtlsim simulates the RTL layers); default {impl}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build_options(p, "rtl")
     p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
     p.add_argument("--stall", type=int, default=30, help="percent of cycles with a stream stalled (default 30)")
+    p = sub.add_parser("synth", help="Yosys synthesis counts (before place and route) of every RTL block of a design "
+                       "(layers, weight memories, FIFOs, width converters; the whole dataflow partition where every "
+                       "layer is RTL) beside FINN's estimate, in synth.json; a design without generated sources gets "
+                       "them first (codegen with the build options below)")
+    p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
+    _add_build_options(p, "hls")
     p = sub.add_parser("verify", help="the verification ladder (Brevitas, QONNX, FINN graphs) on real states")
     p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
     p.add_argument("--states", type=int, default=10_000, help="states from real episodes (default 10,000)")
@@ -165,6 +172,16 @@ def _run(args: argparse.Namespace) -> int | None:
             estimate(args.design, input=args.input, objective=args.objective, latency_us=args.latency_us,
                      target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl, kind="codegen")
         rtlsim_design(_design_name(args), n_states=args.states, stall_percent=args.stall)
+    elif args.verb == "synth":
+        from hw_build.synth import synth_design
+
+        if not _has_sources(_design_name(args)):
+            from hw_build.api import estimate
+
+            print(f"design {args.design} has no generated sources: running codegen (IMPL={args.impl}) first")
+            estimate(args.design, input=args.input, objective=args.objective, latency_us=args.latency_us,
+                     target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl, kind="codegen")
+        synth_design(_design_name(args))
     elif args.verb == "verify":
         from hw_build.api import verify
 

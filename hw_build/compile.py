@@ -5,7 +5,9 @@ FINN dataflow builds through finn-plus's Python API (``build_dataflow_cfg``), bo
 :func:`step_qpd_host_input` (integer-input designs, the default) moves the student's input
 quantizer to the host, so the fabric takes integer codes and does no float arithmetic;
 :func:`step_qpd_output_head` gives discrete policies their argmax as a LabelSelect layer inside
-the accelerator, and continuous ones hand their output scale to the host.
+the accelerator (``IMPL=hls``; with ``IMPL=rtl``, :func:`step_qpd_host_argmax_head`: the host
+takes the argmax of the integer logits, as LabelSelect exists only in HLS), and continuous ones
+hand their output scale to the host.
 
 Folding: chosen for the control loop (:mod:`hw_build.folding`): by default the fewest
 resources whose estimated latency is within ``LATENCY_US``. The fit check counts the Zynq
@@ -65,14 +67,24 @@ def step_qpd_output_head(model, cfg):
     raise FlowError("the QONNX model has no qpd_action metadata: export it with make export")
 
 
-def _steps(kind: str, input_mode: str, worst_case: bool = False) -> list:
+def step_qpd_host_argmax_head(model, cfg):
+    """FINN build step of ``IMPL=rtl``: as :func:`step_qpd_output_head`, but a discrete policy ends in
+    its last MVAU and the host takes the argmax (LabelSelect has no RTL implementation in FINN)."""
+    from hw_build.transforms import StripArgmaxScale
+
+    if model.get_metadata_prop("qpd_action") == "discrete":
+        return model.transform(StripArgmaxScale())
+    return step_qpd_output_head(model, cfg)
+
+
+def _steps(kind: str, input_mode: str, worst_case: bool = False, impl: str = "hls") -> list:
     import finn.builder.build_dataflow_config as bc
 
     base = {"estimate": bc.estimate_only_dataflow_steps, "codegen": bc.hw_codegen_dataflow_steps,
             "bitstream": bc.default_build_dataflow_steps}[kind]
     steps: list = list(base)
     at = steps.index("step_streamline") + 1
-    steps.insert(at, step_qpd_output_head)
+    steps.insert(at, step_qpd_host_argmax_head if impl == "rtl" else step_qpd_output_head)
     if input_mode == "integer":
         steps.insert(at, step_qpd_host_input)
     if worst_case:
@@ -129,7 +141,7 @@ def build_config(out_dir: Path, kind: str, target_fps: int | None, clock_ns: flo
     if target_fps is None and folding_config is None:
         raise FlowError("a FINN build needs a throughput target or a folding config")
     return bc.DataflowBuildConfig(
-        output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case), generate_outputs=outputs,
+        output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case, impl), generate_outputs=outputs,
         target_fps=None if folding_config is not None else int(target_fps),
         folding_config_file=Path(folding_config) if folding_config is not None else None,
         synth_clk_period_ns=float(clock_ns), board=BOARD, shell_flow_type=bc.ShellFlowType.VIVADO_ZYNQ,
@@ -311,6 +323,7 @@ class BuildChoice:
     clock_ns: float = 10.0
     impl: str = "hls"
     mvau_wwidth_max: int = DEFAULT_MVAU_WWIDTH  # the search sets it with target_fps (a wider one where the default misses)
+    hls_layers: list | None = None  # IMPL=rtl: the layers FINN kept in HLS, and why (set by the build)
 
     def check(self) -> None:
         """Refuse impossible settings in one sentence."""
@@ -374,8 +387,7 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
               progress=progress)
     shutil.copyfile(out / "report" / "auto_folding_config.json", out / FOLDING_CONFIG)
     check_all_in_hardware(out)
-    if choice.impl == "rtl":
-        check_rtl_mvus(out)
+    choice.hls_layers = check_rtl_mvus(out) if choice.impl == "rtl" else []
     est = read_estimate(out, target, choice.clock_ns)
     est.shell = with_shell(est.resources, glue_estimate(str(out / "intermediate_models" / FINAL_MODEL), PART))
     return est, rule, points, chosen
@@ -403,6 +415,7 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
     atomic.write_json(out / ESTIMATE_FILE, {**est.to_dict(), "folding": rule, "objective": choice.objective,
                                            "latency_budget_us": choice.latency_us, "input": choice.input_mode,
                                            "impl": choice.impl, "mvau_wwidth_max": choice.mvau_wwidth_max,
+                                           **({"kept_in_hls": choice.hls_layers} if choice.impl == "rtl" else {}),
                                            "kind": kind, "deployed": spec["deployed"],
                                            "finn_folding_config": FOLDING_CONFIG,
                                            "build_wall_s": round(time.perf_counter() - t0, 2)})
@@ -418,6 +431,8 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
         print(f"  folding: {rule}\n  deployed: {dep['total_bits']:,} bits ({dep['fabric_bits']:,} in the fabric, "
               f"{dep['host_bits']:,} on the host); input {input_words}; layers {choice.impl.upper()} where FINN has "
               f"them; reports in {out / 'report'}")
+        for kept in choice.hls_layers or []:
+            print(f"  IMPL=rtl: {kept['layer']} stays {kept['op']}: {kept['why']}")
         if sources is not None:
             print(f"  HLS C++ and RTL sources of {sources} layers in {out / HW_SOURCES}")
     return est
@@ -442,21 +457,37 @@ def check_all_in_hardware(out: Path) -> None:
             "output scale in front of the argmax); the student must use per-tensor output scales and no float ops")
 
 
-def check_rtl_mvus(out: Path) -> None:
-    """For ``IMPL=rtl``: refuse a student whose MVAUs cannot be RTL because their weights use the
-    full signed range (FINN's RTL MVU on the xc7z020's DSP48E1 needs narrow-range weights)."""
+def check_rtl_mvus(out: Path) -> list[dict[str, str]]:
+    """For ``IMPL=rtl``: the layers FINN kept in HLS, each with FINN's reason (its
+    ``_mvu_rtl_possible`` rules); the build goes on with them. Full-range signed weights are the
+    usual one: FINN's RTL MVU on the xc7z020's DSP48E1 needs narrow-range weights (NARROW=1)."""
     import numpy as np
     from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
 
     from hw_build.accel_spec import FINAL_MODEL
 
     model = ModelWrapper(str(out / "intermediate_models" / FINAL_MODEL))
-    for node in model.get_nodes_by_op_type("MVAU_hls"):
-        weights, wdt = model.get_initializer(node.input[1]), model.get_tensor_datatype(node.input[1])
-        if wdt.signed() and wdt.bitwidth() > 1 and weights is not None and np.min(weights) == wdt.min():
-            raise FlowError(f"IMPL=rtl: layer {node.name} uses the full signed weight range ({wdt.name}, down to "
-                            f"{int(wdt.min())}); FINN's RTL MVU on the xc7z020's DSP48E1 needs narrow-range weights: "
-                            "distil the student with NARROW=1 (make distill ... NARROW=1), or build it with IMPL=hls")
+    kept = []
+    for node in model.graph.node:
+        if not node.op_type.endswith("_hls"):
+            continue
+        op = getCustomOp(node)
+        if node.op_type == "MVAU_hls":
+            weights, wdt = model.get_initializer(node.input[1]), model.get_tensor_datatype(node.input[1])
+            if wdt.signed() and wdt.bitwidth() > 1 and weights is not None and np.min(weights) == wdt.min():
+                why = (f"its weights use the full signed range ({wdt.name}, down to {int(wdt.min())}); FINN's RTL MVU "
+                       "on the xc7z020's DSP48E1 needs narrow-range weights (distil with NARROW=1)")
+            elif not wdt.signed():
+                why = f"its weights are unsigned ({wdt.name}); FINN's RTL MVU takes signed weights"
+            elif op.get_input_datatype(0).bitwidth() < 2 or wdt.bitwidth() < 2:
+                why = "1-bit inputs or weights; FINN's RTL MVU takes 2 bits or more"
+            else:
+                why = "FINN's _mvu_rtl_possible refused it (datapath widths beyond the DSP48E1's)"
+        else:
+            why = f"FINN has no RTL implementation of {node.op_type.rsplit('_', 1)[0]}"
+        kept.append({"layer": node.name, "op": node.op_type, "why": why})
+    return kept
 
 
 def copy_hw_sources(out: Path) -> int:

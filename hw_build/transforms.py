@@ -30,6 +30,33 @@ class InsertLabelSelectHead(Transformation):
         return model, False
 
 
+class StripArgmaxScale(Transformation):
+    """Discrete policies whose argmax the host takes (``IMPL=rtl``): the accelerator ends in the
+    last MVAU, which returns its integer accumulators (the logits in units of the output scale).
+
+    Removes the scalar ``Mul`` (a positive output scale) and scalar ``Add`` at the graph's end,
+    which do not change the argmax; a negative or per-action scale would, and is refused.
+    FINN's LabelSelect, the only layer that could take the argmax in the fabric, exists in HLS
+    only; the host's ``np.argmax`` breaks exact ties to the lowest index as LabelSelect does.
+    """
+
+    def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
+        from training.errors import FlowError
+
+        out_name = model.graph.output[0].name
+        last = model.find_producer(out_name)
+        while last is not None and last.op_type in ("Mul", "Add") and model.get_initializer(last.input[1]) is not None:
+            value = np.asarray(model.get_initializer(last.input[1]), dtype=np.float64)
+            if value.size != 1 or (last.op_type == "Mul" and value.item() <= 0):
+                raise FlowError(f"the output {last.op_type} by {value.reshape(-1)[:4].tolist()} changes the argmax: "
+                                "only a positive per-tensor output scale can move to the host's argmax")
+            last = StripOutputScale._remove(model, last)
+        model.set_tensor_datatype(out_name, DataType["FLOAT32"])
+        model = model.transform(InferShapes())
+        model = model.transform(InferDataTypes())
+        return model, False
+
+
 class StripOutputScale(Transformation):
     """Continuous policies: move the final output affine (``Mul`` by the output scale, then an
     optional ``Add`` of a per-action bias) to the host.

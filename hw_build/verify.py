@@ -103,8 +103,11 @@ def verify_design(design: str, *, n_states: int = 10_000) -> dict[str, Any]:
         fed = codes if integer_input and output == "hardware" else states
         raw = execute_batch(out / rel, fed)
         kind = output if output == "logits" else ("labels" if student.spec.discrete else "integers")
-        values = _level_actions(student.spec.discrete, raw, kind, logit_step if student.spec.discrete else output_scale,
-                                output_bias)
+        if kind == "labels" and spec.argmax_on_host:  # the fabric's integer logits; the host's argmax (IMPL=rtl)
+            values = spec.action_from_output(raw)
+        else:
+            values = _level_actions(student.spec.discrete, raw, kind,
+                                    logit_step if student.spec.discrete else output_scale, output_bias)
         entry: dict[str, Any] = {"level": label, "name": name, "graph": rel}
         if student.spec.discrete:
             entry["agreement"] = float((values == reference).mean())

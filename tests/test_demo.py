@@ -15,6 +15,7 @@ def test_demo_runs_end_to_end_and_the_hardware_matches_the_student(tmp_path):
     proc = run_cli("flow", "demo", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "== demo done" in proc.stdout
+    assert "IMPL=rtl variant of this student (demo-CartPole-v1-rtl): est." in proc.stdout  # one setting away
     rep = json.loads((tmp_path / "bitstreams" / "demo-CartPole-v1" / "compare-emulated" / "compare.json").read_text())
     brevitas = rep["software"]["Brevitas student"]
     assert rep["episodes"] == 100 and brevitas["step_agreement"] == 1.0 and brevitas["identical_returns"] == 100

@@ -439,8 +439,8 @@ def test_workstation_compare_adds_finn_execution_and_the_brevitas_student(estima
 def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, narrow_qpd_student, short_qpd_student):
     """IMPL=rtl on a NARROW=1 student: MVAU_rtl and Thresholding_rtl layers; make rtlsim simulates
     FINN's generated RTL of each with Verilator on real states and agrees with FINN's Python
-    execution; a wrong threshold in a generated memory file is caught; a student with full-range
-    weights is refused in one sentence."""
+    execution; the argmax goes to the host (no LabelSelect_hls); a wrong threshold in a generated
+    memory file is caught; a student with full-range weights keeps HLS MVAUs, each named with FINN's reason."""
     from host.backends.emulator import EmulatedAccelerator
     from host.design.spec import load_spec
     from hw_build.compile import BuildChoice, estimate_design
@@ -457,13 +457,14 @@ def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, narrow_qp
     verified = verify_design("tiny-rtl", n_states=300)  # levels 1-3 with standalone thresholds, and level 4
     levels4 = [lv for lv in verified["levels"] if lv["level"] == "4"]
     assert verified["passed"] and len(levels4) >= 6 and sum("connected" in lv["name"] for lv in levels4) >= 1
-    assert any("LabelSelect_hls_0" in note for note in verified["notes"])
+    assert not any("LabelSelect" in note for note in verified["notes"])  # the host's argmax: every layer RTL
     record = rtlsim_design("tiny-rtl", n_states=300, stall_percent=30)
     layers = {r["layer"]: r for r in record["layers"]}
     covered = [r for r in layers.values() if r["covered"]]
     assert [r["op"] for r in covered] == ["MVAU_rtl", "Thresholding_rtl"] * 2 + ["MVAU_rtl"]
     assert all(r["agreement"] == 1.0 and r["sim_cycles_per_frame"] == r["finn_estimated_cycles"] for r in covered)
-    assert not layers["LabelSelect_hls_0"]["covered"] and "Vitis HLS" in layers["LabelSelect_hls_0"]["why"]
+    assert len(covered) == len(layers)  # no LabelSelect_hls: the host takes the argmax of the logits
+    assert load_spec(folder).argmax_on_host
     # Consecutive RTL layers connected in one netlist; a run ends where FINN would insert a
     # data-width converter (here between a Thresholding_rtl giving 1 element a word and an
     # MVAU_rtl taking SIMD=4).
@@ -485,8 +486,10 @@ def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, narrow_qp
         rtlsim_design("tiny-rtl", n_states=300, stall_percent=0)
 
     export_design(short_qpd_student[0], "tiny-rtl-full-range", n_states=200)
-    with pytest.raises(FlowError, match="needs narrow-range weights: distil the student with NARROW=1"):
-        estimate_design("tiny-rtl-full-range", choice=BuildChoice(impl="rtl", target_fps=1_000_000), quiet=True)
+    estimate_design("tiny-rtl-full-range", choice=BuildChoice(impl="rtl", target_fps=1_000_000), quiet=True)
+    kept = json.loads((designs / "tiny-rtl-full-range" / "estimate.json").read_text())["kept_in_hls"]
+    assert [k["op"] for k in kept] == ["MVAU_hls"] * 3 and all("narrow-range weights" in k["why"] for k in kept)
+    assert verify_design("tiny-rtl-full-range", n_states=300)["passed"]  # Thresholding_rtl layers, the host's argmax
 
 
 def test_minus_zero_never_reaches_the_rtl_of_a_float_input_design(designs, narrow_qpd_student, tmp_path):

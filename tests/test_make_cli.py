@@ -37,7 +37,7 @@ PROBE = {"ENV": "Acrobot-v1", "SEED": "5", "EPISODES": "7", "RUN": "runs/x", "ST
 #: What a target needs to print its command at all (its required variables).
 BASE = {"eval": {"RUN": "runs/r"}, "render": {"DIR": "d"}, "export": {"RUN": "runs/r"},
         "estimate": {"DESIGN": "d"}, "codegen": {"DESIGN": "d"}, "bitstream": {"DESIGN": "d"},
-        "rtlsim": {"DESIGN": "d"}, "verify": {"DESIGN": "d"}, "compare": {"DESIGN": "d"}, "serve": {"DESIGN": "d"},
+        "rtlsim": {"DESIGN": "d"}, "synth": {"DESIGN": "d"}, "verify": {"DESIGN": "d"}, "compare": {"DESIGN": "d"}, "serve": {"DESIGN": "d"},
         "designs": {"RUNS": "r"}, "deploy-folder": {"DESIGN": "d"}, "deploy": {"DESIGN": "d", "BOARD": "u@b"},
         "board-eval": {"DESIGN": "d"}}
 #: Variables that only mean something together with another one.

@@ -296,11 +296,15 @@ class AccelFile(_Model):
                                      f"{obs_dim} observation values")
         last = layers[-1]
         if isinstance(self.action, DiscreteAction):
-            if not isinstance(last, LabelSelectLayer):
-                raise ValueError("a discrete design must end in a LabelSelect layer")
-            if last.labels != self.action.n:
+            if isinstance(last, MVAULayer) and last.no_activation:  # the host takes the argmax of the logits
+                if last.mh != self.action.n or math.prod(self.output.normal_shape[1:]) != self.action.n:
+                    raise ValueError(f"the logits layer {last.name} gives {last.mh} values for action.n {self.action.n}")
+            elif not isinstance(last, LabelSelectLayer):
+                raise ValueError("a discrete design must end in a LabelSelect layer or in an MVAU without activation "
+                                 "(the logits, whose argmax the host takes)")
+            elif last.labels != self.action.n:
                 raise ValueError(f"the LabelSelect layer chooses among {last.labels} labels, action.n is {self.action.n}")
-            if datatype_range(self.output.finn_datatype)[2] < self.action.n - 1:
+            if isinstance(last, LabelSelectLayer) and datatype_range(self.output.finn_datatype)[2] < self.action.n - 1:
                 raise ValueError(f"output.finn_datatype {self.output.finn_datatype} cannot hold action indices up to "
                                  f"{self.action.n - 1}")
         else:

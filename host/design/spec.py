@@ -60,6 +60,12 @@ class AccelSpec:
         return self.data["action"]["kind"] == "discrete"
 
     @property
+    def argmax_on_host(self) -> bool:
+        """True for a discrete design whose accelerator returns the integer logits (no LabelSelect):
+        the host takes their argmax (``IMPL=rtl``; FINN's LabelSelect exists only in HLS)."""
+        return self.discrete and self.data["layers"][-1]["op"] != "LabelSelect"
+
+    @property
     def obs_shape(self) -> tuple[int, ...]:
         """One observation's shape: ``(obs_dim,)``, or a frame's ``(height, width, channels)``."""
         return self._obs_shape
@@ -122,6 +128,8 @@ class AccelSpec:
     def action_from_output(self, values: np.ndarray) -> np.ndarray:
         """Turn the accelerator's unpacked output rows into actions (see ``accel.json``'s action)."""
         action = self.data["action"]
+        if self.argmax_on_host:  # np.argmax: the first maximum, LabelSelect's lowest-index tie rule
+            return np.argmax(values.reshape(len(values), -1), axis=1).astype(np.int64)
         if self.discrete:
             return values.reshape(len(values), -1)[:, 0].astype(np.int64)
         # output_scale and output_bias: one float for every action, or one per action (broadcast over the rows)
