@@ -268,7 +268,9 @@ def serve(args: argparse.Namespace) -> None:
         raise HostError(f"--max-batch must be from 1 to {MAX_BATCH}, got {args.max_batch}")
     _raise_descriptor_limit()
     spec = load_design(args.design, args.backend)
-    _, driver = local_accelerator(spec, args.backend, args.max_batch, args.timeout)
+    package = load_policy_package(spec, getattr(args, "policy", None))
+    _, driver = local_accelerator(spec, args.backend, args.max_batch, args.timeout, package)
+    spec = package.spec if package is not None else spec
     host = f"[{args.host}]" if ":" in args.host else args.host
     if args.peer_idle <= 0:
         raise HostError(f"--peer-idle must be positive, got {args.peer_idle:g}")
@@ -353,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, this machine "
                    "only; 0.0.0.0 opens it to the network: use --keys then)")
     p.add_argument("--port", default="5555", help="TCP port, 1 to 65535 (default 5555)")
+    p.add_argument("--policy", default=None, help="a writable design: the policy package (make load-policy) to write "
+                   "into it before serving")
     p.add_argument("--keys", default=None, help="a folder from make serve-keys holding server.key_secret and "
                    "authorized_clients/: only those clients connect, encrypted (CurveZMQ)")
     p.add_argument("--max-batch", type=int, default=64, help="most observations in one request (default 64)")
