@@ -159,7 +159,8 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
         backend, driver = None, RemotePolicy(spec, board_address(args.board), timeout_s=args.timeout,
                                              keys=getattr(args, "keys", None))
     else:
-        backend, driver = local_accelerator(design_spec, args.backend, args.num_envs, args.timeout, package)
+        backend, driver = local_accelerator(design_spec, args.backend, args.num_envs, args.timeout,
+                                            **({"package": package} if package is not None else {}))
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
 
     refs = references(design, spec) if references is not None else SoftwareReferences()
