@@ -94,14 +94,21 @@ def student_run(record: dict[str, Any], runs_dir: Path, *, recreate: bool = True
         run = Path(out["run"])
         student_made = None
     elif method == "float-ptq":
-        import dataclasses
-
         from training.qpd.baselines import ptq_student
-        from training.qpd.distill import load_student
+        from training.qpd.config import load_qpd_config
+        from training.qpd.distill import distill, load_student
         from training.teacher.policy import TeacherPolicy
 
-        float_out = _distill_trial(dataclasses.replace(trial, runs_dir=str(runs_dir)))
-        student, _ = load_student(Path(float_out["run"]) / STUDENT_FILE)
+        # the float student as the record distilled it (its stored config: a default may have changed since)
+        cfg = load_qpd_config(**record["distill_config"]) if record.get("distill_config") else None
+        if cfg is None:
+            import dataclasses
+
+            float_run = Path(_distill_trial(dataclasses.replace(trial, runs_dir=str(runs_dir)))["run"])
+        else:
+            float_run = Path(runs_dir) / trial.env_id / f"float-for-{record['key']}"
+            distill(cfg, trial.teacher_dir, float_run, quiet=True)
+        student, _ = load_student(float_run / STUDENT_FILE)
         student_made, out = ptq_student(student, TeacherPolicy.load(trial.teacher_dir, trial.env_id), trial.env_id,
                                         trial.bits, trial.seed, trial.episodes)
     else:  # qat-ppo
