@@ -61,7 +61,7 @@ def test_our_dat_files_are_finns_byte_for_byte(short_qpd_student, tmp_path, monk
     assert sorted(finn) == sorted(m["dat_file"] for m in memories)
     for memory in memories:
         assert dat_text(layer_words(layers[memory["layer"]], spec.arrays)) == finn[memory["dat_file"]], memory["dat_file"]
-    if target_fps:  # the faster folding has several PEs: the interleaving is exercised
+    if target_fps > 1_000_000:  # the faster folding has several PEs: the interleaving is exercised
         assert max(layer["pe"] for layer in spec.data["layers"]) > 1
     est = json.loads((design / "estimate.json").read_text())
     cost = est["writability_cost"]
