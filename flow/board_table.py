@@ -65,6 +65,7 @@ def _compare(design: str, package: Path, backend: str, episodes: int, out: Path)
 
     args = build_parser().parse_args(["compare", "--design", design, "--backend", backend, "--episodes", str(episodes),
                                       "--policy", str(package), "--out", str(out)])
+    args.no_finn_reference = True  # the verdict is the Brevitas student's; FINN's batch-1 execution would dominate
     return compare_args(args).report
 
 
@@ -177,8 +178,11 @@ def render(record: dict[str, Any]) -> str:
                      f"{'passed' if r['verdict'] else 'FAILED'} |")
     skipped = [r for r in record["rows"] if r["status"] != "compared"]
     if skipped:
-        lines += ["", f"Skipped ({len(skipped)}):", ""]
-        lines += [f"- {r['key']}: {r['reason']}" for r in skipped]
+        by_reason: dict[str, list[str]] = {}
+        for r in skipped:
+            by_reason.setdefault(r["reason"], []).append(r["key"])
+        lines += ["", f"Skipped ({len(skipped)} trials of the grid), by reason:", ""]
+        lines += [f"- {reason}: {', '.join(keys)}" for reason, keys in by_reason.items()]
     lines += ["", f"Made by: `{record['command']}`", ""]
     return "\n".join(lines)
 
