@@ -62,11 +62,13 @@ def _same_result(record: dict[str, Any], result: dict[str, Any]) -> str | None:
     return None
 
 
-def student_run(record: dict[str, Any], runs_dir: Path, *, recreate: bool = True) -> Path:
+def student_run(record: dict[str, Any], runs_dir: Path, *, recreate: bool = True, strict: bool = True) -> Path:
     """The run folder of a trial's student under ``runs_dir/<env>/``, recreated from the record if missing.
 
     Raises :class:`FlowError` for a method without a student of its own, for a missing student
-    when ``recreate`` is false, and for a rerun whose returns are not the record's.
+    when ``recreate`` is false, and (``strict``) for a rerun whose returns are not the record's;
+    without ``strict`` such a rerun is kept, and its ``recreated.json`` says how it differs
+    (:func:`rerun_difference`).
     """
     import torch
 
@@ -117,15 +119,26 @@ def student_run(record: dict[str, Any], runs_dir: Path, *, recreate: bool = True
         student_made, out = qat_ppo(trial.env_id, trial.bits, list(trial.hidden), trial.seed, trial.episodes,
                                     trial.qat_steps, conv=list(trial.conv), run_dir=run / "qat-ppo")
     why = _same_result(record, out)
-    if why is not None:
+    if why is not None and strict:
         raise FlowError(f"trial {record['key']} rerun from its record is not the committed student: {why}")
     if student_made is not None:
         run.mkdir(parents=True, exist_ok=True)
         atomic.write_yaml(run / CONFIG_FILE, _student_config(record, trial.teacher_dir))
         save_student(run / STUDENT_FILE, student_made, {"trial": record["key"]})
     atomic.write_json(run / RECREATED_FILE, {"trial": record["key"], "method": method,
-                                             "returns_equal_to_record": True, "mean_return": out["mean_return"]})
+                                             "returns_equal_to_record": why is None, "differs": why,
+                                             "mean_return": out["mean_return"], "std_return": out["std_return"]})
     return run
+
+
+def rerun_difference(run: Path) -> dict[str, Any] | None:
+    """For a student recreated without being the record's (``strict=False``): how it differs and its own
+    return; None for a student that is the record's (or was not recreated here)."""
+    path = Path(run) / RECREATED_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return None if data.get("returns_equal_to_record", True) else data
 
 
 def grid_records(grid_dir: Path, bits: int | None = None) -> list[dict[str, Any]]:

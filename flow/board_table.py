@@ -69,10 +69,23 @@ def _compare(design: str, package: Path, backend: str, episodes: int, out: Path)
     return compare_args(args).report
 
 
+def _compare_once(design: str, package: Path, backend: str, episodes: int, out: Path) -> dict[str, Any]:
+    """:func:`_compare`, or its report where this policy already ran these episodes on this design (a rerun resumes)."""
+    previous = out / "compare.json"
+    if previous.is_file():
+        report = json.loads(previous.read_text())
+        policy = json.loads((package / "policy.json").read_text())["policy_sha256"]
+        if (report.get("design") == design and report.get("episodes") == episodes and report.get("backend") == backend
+                and (report.get("policy") or {}).get("policy_sha256") == policy):
+            print(f"{package.name}: its comparison on {design} is done already ({previous})")
+            return report
+    return _compare(design, package, backend, episodes, out)
+
+
 def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes: int | None = None,
                 runs: Path | None = None, out: str | None = None) -> int:
     """Run every matching student of ``grid`` on ``design``; write the table; return the exit code."""
-    from flow.board_students import grid_records, student_run
+    from flow.board_students import grid_records, rerun_difference, student_run
     from host.cli import resolve_design
     from host.design.spec import load_spec
     from hw_build.load_policy import prepare_policy
@@ -95,9 +108,11 @@ def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes:
         row = {"key": record["key"], "method": record["method"], "bits": record.get("bits"), "seed": record["seed"],
                "software_return": record.get("mean_return"), "software_std": record.get("std_return")}
         why = record_mismatch(record, arch)
+        rerun = None
         if why is None:
             try:
-                run = student_run(record, runs)
+                run = student_run(record, runs, strict=False)
+                rerun = rerun_difference(run)
                 package = prepare_policy(folder.name, run=str(run), name=record["key"], quiet=True)
             except FlowError as exc:
                 why = str(exc)
@@ -105,8 +120,11 @@ def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes:
             rows.append({**row, "status": "skipped", "reason": why})
             print(f"{record['key']}: skipped: {why}", flush=True)
             continue
+        if rerun is not None:  # the committed student could not be recreated: its rerun, marked as such
+            row.update(software_return=rerun["mean_return"], software_std=rerun["std_return"],
+                       record_return=record.get("mean_return"), rerun=f"rerun, not the committed student: {rerun['differs']}")
         n = episodes or int(record.get("episodes") or 100)
-        report = _compare(folder.name, package, backend, n, folder / f"board-table-{backend}" / record["key"])
+        report = _compare_once(folder.name, package, backend, n, folder / f"board-table-{backend}" / record["key"])
         brevitas = report["software"].get("Brevitas student", {})
         hw = report["hardware"]
         rows.append({**row, "status": "compared", "policy": record["key"],
@@ -160,6 +178,12 @@ def render(record: dict[str, Any]) -> str:
              "episode seeds with the student loaded into the accelerator. *Agreement*: the accelerator's action against "
              "the student's Brevitas model (fed float observations) on every step of every episode.",
              ""]
+    reruns = [r for r in record["rows"] if r.get("rerun")]
+    if reruns:
+        lines += ["*Rerun*: a student whose run folder was missing and whose rerun from its trial record does not "
+                  "return the record's episodes (the code changed since); its row is the rerun's, software return "
+                  "included, and says how it differs: " + "; ".join(f"{r['key']}: {r['rerun'].split(': ', 1)[1]} "
+                  f"(record {r['record_return']:.2f})" for r in reruns) + ".", ""]
     est = record.get("estimate") or {}
     cost = est.get("writability_cost")
     if cost:
@@ -172,7 +196,7 @@ def render(record: dict[str, Any]) -> str:
     for r in record["rows"]:
         if r["status"] != "compared":
             continue
-        lines.append(f"| {r['key']} | {METHOD_NAMES.get(r['method'], r['method'])} | {r['bits']} | {r['seed']} | "
+        lines.append(f"| {r['key']}{' (rerun)' if r.get('rerun') else ''} | {METHOD_NAMES.get(r['method'], r['method'])} | {r['bits']} | {r['seed']} | "
                      f"{r['software_return']:.2f} | {r['hardware_return']:.2f} ± {r['hardware_std']:.2f} | "
                      f"{100 * r['agreement_with_brevitas']:.2f} % | `{r['policy_sha256'][:12]}` | "
                      f"{'passed' if r['verdict'] else 'FAILED'} |")
