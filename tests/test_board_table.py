@@ -39,9 +39,14 @@ def test_the_table_renders_compared_and_skipped_students():
     row = {"key": "qpd-2x32-w2-s0", "method": "qpd", "bits": 2, "seed": 0, "software_return": 500.0, "status": "compared",
            "hardware_return": 500.0, "hardware_std": 0.0, "agreement_with_brevitas": 1.0, "policy_sha256": "ab" * 32,
            "verdict": True}
+    rerun = {**row, "key": "float-ptq-2x32-w2-s0", "method": "float-ptq", "software_return": 200.75,
+             "hardware_return": 200.75, "record_return": 500.0,
+             "rerun": "rerun, not the committed student: its returns differ from the record's on 79 of 100 episodes"}
     skipped = {"key": "qpd-2x32-w4-s0", "method": "qpd", "status": "skipped", "reason": "weights at 4 bits, the design's at 2"}
     text = render({"env_id": "CartPole-v1", "design": "d", "backend": "emulated", "signature_sha256": "c" * 64,
-                   "architecture": {"hidden": [32, 32], "weight_bits": [2], "act_bits": [2]}, "rows": [row, skipped],
+                   "architecture": {"hidden": [32, 32], "weight_bits": [2], "act_bits": [2]}, "rows": [row, rerun, skipped],
                    "command": "make board-table DESIGN=d DIR=g"})
     assert "| qpd-2x32-w2-s0 | QPD | 2 | 0 | 500.00 | 500.00 ± 0.00 | 100.00 % | `abababababab` | passed |" in text
     assert "- weights at 4 bits, the design's at 2: qpd-2x32-w4-s0" in text and "emulated fabric, not silicon" in text
+    assert "| float-ptq-2x32-w2-s0 (rerun) | float distillation, then PTQ |" in text
+    assert "float-ptq-2x32-w2-s0: its returns differ from the record's on 79 of 100 episodes (record 500.00)" in text
