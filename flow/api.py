@@ -68,7 +68,8 @@ def compare_args(args: Any) -> CompareResult:
     if getattr(args, "run", None) or getattr(args, "policy", None):
         package = student_package(args.design, getattr(args, "run", None), args.policy)
         args.policy = str(package)
-        references = lambda design, spec: policy_references(package, spec)  # noqa: E731
+        finn = not getattr(args, "no_finn_reference", False)
+        references = lambda design, spec: policy_references(package, spec, finn)  # noqa: E731
     report = host_compare(args, references, prog="python -m flow")
     folder = resolve_design(args.design)
     hw = report["hardware"]
