@@ -122,6 +122,16 @@ def test_finn_plus_drivers_loader_gives_our_loaders_actions(short_qpd_student, n
                                  for i in range(len(codes))]).reshape(len(codes), -1)
     np.testing.assert_array_equal(theirs, mine)
 
+    # make compare DESIGN=rt POLICY=<name>: written, read back, flushed, then every step the Brevitas student's
+    from flow.api import compare_args
+    from flow.cli import build_parser
+
+    args = build_parser().parse_args(["compare", "--design", "rt", "--episodes", "2", "--policy", package_dir.name,
+                                      "--out", str(tmp_path / "cmp")])
+    report = compare_args(args).report
+    assert report["verdict"]["passed"] and report["verdict"]["reference"] == "Brevitas student"
+    assert report["policy"]["policy_sha256"] == package.sha256 and report["policy"]["flushed"]
+
 
 def test_signatures_differing_anywhere_are_named_by_their_first_difference():
     from host.design.spec import load_spec
