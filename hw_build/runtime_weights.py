@@ -309,3 +309,81 @@ def cost_lines(cost: dict[str, Any]) -> list[str]:
     return [f"  writability (est., target_fps {cost['target_fps']:,}): LUT {w['LUT']:,.0f} against {f['LUT']:,.0f} fixed "
             f"({x['LUT']:+,.0f}), BRAM_18K {w['BRAM_18K']:,.0f} against {f['BRAM_18K']:,.0f}, latency "
             f"{w['latency_us']:.2f} µs against {f['latency_us']:.2f} µs ({x['latency_us']:+.2f} µs)"]
+
+
+#: Harness code (run before the stream starts, after a reset) that writes the 32-bit words of the file
+#: named by ``$QPD_AXI_WRITES`` ("<byte address> <word>" in hex, a line each) over the layer's AXI-lite
+#: port, one write transaction a word (address and data offered together, held until accepted, then
+#: the write response taken).
+AXI_WRITES_CPP = r"""
+{ const char* wf = std::getenv("QPD_AXI_WRITES");
+  if (wf) {
+    top.ap_clk = 0; top.ap_rst_n = 0;
+    for (int i = 0; i < 8; ++i) { top.ap_clk ^= 1; top.eval(); }
+    top.ap_rst_n = 1;
+    std::ifstream wfile(wf);
+    unsigned long a, d;
+    while (wfile >> std::hex >> a >> d) {
+      top.s_axilite_AWADDR = a; top.s_axilite_AWVALID = 1; top.s_axilite_WDATA = d; top.s_axilite_WSTRB = 0xF;
+      top.s_axilite_WVALID = 1; top.s_axilite_BREADY = 1;
+      bool done = false;
+      for (int k = 0; k < 1000 && !done; ++k) {
+        top.ap_clk = 0; top.eval();
+        const bool aw = top.s_axilite_AWVALID && top.s_axilite_AWREADY;
+        const bool w = top.s_axilite_WVALID && top.s_axilite_WREADY;
+        const bool b = top.s_axilite_BVALID && top.s_axilite_BREADY;
+        top.ap_clk = 1; top.eval();
+        if (aw) top.s_axilite_AWVALID = 0;
+        if (w) top.s_axilite_WVALID = 0;
+        if (b) done = true;
+      }
+      if (!done) { std::fprintf(stderr, "AXI-lite write at %lx not acknowledged\n", a); return 3; }
+      top.s_axilite_BREADY = 0;
+    }
+  }
+}
+"""
+
+
+def simulate_threshold_writes(design_dir, layer_name: str, words, inputs, work) -> Any:
+    """A writable design's ``Thresholding_rtl`` layer in Verilator (its RTL from ``make codegen
+    WEIGHTS=runtime``, FINN's ``thresholding_axi`` with ``USE_AXILITE``): ``words`` (None: none)
+    written over its AXI-lite port at byte addresses ``4 i``, then ``inputs`` streamed through it with
+    random back-pressure; returns its outputs (FINN's stream packing in and out, :mod:`hw_build.rtlsim`)."""
+    import os
+    from pathlib import Path
+
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    from hw_build.compile import HW_SOURCES
+    from hw_build.rtlsim import TIE_OFFS, BuiltLayer, _verilate, layer_sources, rtllib, simulate_node
+
+    design_dir, work = Path(design_dir), Path(work)
+    model = ModelWrapper(str(design_dir / "intermediate_models" / "step_hw_codegen.onnx"))
+    node = model.get_node_from_name(layer_name)
+    if node is None or node.op_type != "Thresholding_rtl":
+        raise FlowError(f"design {design_dir.name} has no Thresholding_rtl layer {layer_name}")
+    op = getCustomOp(node)
+    if not op.get_nodeattr("runtime_writeable_weights"):
+        raise FlowError(f"layer {layer_name} has no AXI-lite port (build with WEIGHTS=runtime)")
+    code_dir = design_dir / HW_SOURCES / layer_name
+    params = [f'-GTHRESHOLDS_PATH="{code_dir.resolve()}/{layer_name}_"']
+    binary = _verilate(f"{layer_name} (Thresholding_rtl, AXI-lite writes)", layer_name,
+                       [rtllib() / "axi" / "hdl" / "axilite.sv", *layer_sources("Thresholding_rtl", code_dir, work)], params,
+                       TIE_OFFS["Thresholding_rtl"] + AXI_WRITES_CPP, work)
+    saved = os.environ.get("QPD_AXI_WRITES")
+    try:
+        if words is not None:
+            writes = work / "axi_writes.hex"
+            writes.write_text("".join(f"{4 * i:x} {int(w):x}\n" for i, w in enumerate(words)))
+            os.environ["QPD_AXI_WRITES"] = str(writes)
+        else:
+            os.environ.pop("QPD_AXI_WRITES", None)
+        out, _ = simulate_node(op, BuiltLayer(layer_name, "Thresholding_rtl", binary), inputs, work=work)
+    finally:
+        if saved is None:
+            os.environ.pop("QPD_AXI_WRITES", None)
+        else:
+            os.environ["QPD_AXI_WRITES"] = saved
+    return out
