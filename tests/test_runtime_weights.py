@@ -163,3 +163,37 @@ def test_a_student_of_another_architecture_is_refused_in_one_sentence(short_qpd_
     line = done.stderr.strip().splitlines()[-1]
     assert "does not fit writable design rt" in line and "layer 0 (MVAU): mh is 8, the design's is 16" in line, line
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_threshold_memory_written_over_axi_lite_in_verilator_gives_the_loaded_students_thresholds(
+        short_qpd_student, narrow_qpd_student, tmp_path, monkeypatch):
+    """FINN's Thresholding_rtl with USE_AXILITE in Verilator: the other student's words written over its
+    AXI-lite port make it threshold as that student (FINN's MultiThreshold semantics on its thresholds);
+    without the writes it keeps the bitstream's."""
+    from hw_build.compile import BuildChoice, estimate_design
+    from hw_build.export import export_design
+    from hw_build.load_policy import prepare_policy
+    from hw_build.runtime_weights import simulate_threshold_writes
+    from host.design.policy_package import load_package
+    from host.design.spec import load_spec
+
+    monkeypatch.setenv("QPD_BITSTREAMS", str(tmp_path))
+    export_design(short_qpd_student[0], "rt", n_states=100)
+    estimate_design("rt", choice=BuildChoice(weights="runtime", target_fps=1_000_000), kind="codegen", quiet=True)
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(tmp_path / "rt")
+    package = load_package(prepare_policy("rt", run=str(narrow_qpd_student[0]), quiet=True), spec)
+    layer = next(layer for layer in spec.data["layers"] if layer["op"] == "Thresholding")
+    new, old = package.spec.arrays[layer["thresholds"]], spec.arrays[layer["thresholds"]]
+    assert not np.array_equal(new, old)
+    x = np.random.default_rng(0).integers(int(min(new.min(), old.min())) - 5, int(max(new.max(), old.max())) + 5,
+                                          size=(100, layer["channels"])).astype(np.float32)
+
+    def thresholded(t):
+        return (x[..., None] >= t[None]).sum(-1) + layer["act_val"]
+
+    written = simulate_threshold_writes(tmp_path / "rt", layer["name"], package.words[layer["name"]], x, tmp_path / "sim")
+    np.testing.assert_array_equal(written.reshape(x.shape), thresholded(new))
+    kept = simulate_threshold_writes(tmp_path / "rt", layer["name"], None, x, tmp_path / "sim")
+    np.testing.assert_array_equal(kept.reshape(x.shape), thresholded(old))
