@@ -39,7 +39,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,INP
   $(if $(filter 1 yes true,$(OUTPUT_AFFINE)),--output-affine,) $(if $(call given,EPISODES),--episodes $(EPISODES),)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render summary export estimate codegen bitstream cost rtlsim synth verify compare serve serve-keys designs deploy-folder deploy board-setup board-eval bench docs clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render summary export estimate codegen bitstream cost rtlsim synth verify compare load-policy board-table serve serve-keys designs deploy-folder deploy board-setup board-eval bench docs clean-venv
 
 # Every variable a target reads, as `make help` names it beside the target (tests/test_make_cli.py
 # checks both ways, and that each one reaches its command-line flag); and the environment's own.
@@ -47,7 +47,7 @@ USER_VARIABLES := ENV SEED EPISODES RUN STEPS FORCE ALGO BITS ABITS INPUT_BITS W
   NARROW METHOD SCHEDULE UPDATES TEACHER CONFIG JOBS EXECUTOR SEEDS METHODS OUT QAT_PPO_BITS VARIANTS WIDTHS \
   CHANNELS DIR DESIGN TARGET_FPS CLOCK_NS INPUT OBJECTIVE LATENCY_US IMPL STATES HIDDEN BACKEND NUM_ENVS BOARD \
   BOARD_DIR PORT RUNS BITSTREAM DEPLOY_DIR BENCH_DESIGN FIRST_BITS LAST_BITS OUTPUT_AFFINE ALLOW_DISAGREEMENT KEYS \
-  HOST ALL
+  HOST ALL WEIGHTS POLICY
 TOOL_VARIABLES := PYTHON_BASE PYTHON_HOST HOST_VENV VENV BOARD_PYTHON SERVE_PYTHON
 # A typo (make distill BIT=3) would otherwise be ignored without a word.
 unknown_variables := $(filter-out $(USER_VARIABLES) $(TOOL_VARIABLES),\
@@ -98,8 +98,8 @@ lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the
 	  echo "# torch's +cpu wheel comes from PyTorch's CPU wheel index (or a local wheel folder, pip's find-links); see docs/install.md."; \
 	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==' ) > requirements/workstation.lock
 
-demo: install ## the whole flow on one environment: teacher, QPD, export, estimate, verify, compare (emulated): [ENV=CartPole-v1] [SEED=0]
-	$(PY) -m flow demo --env $(ENV) --seed $(SEED)
+demo: install ## the whole flow on one environment: teacher, QPD, export, estimate, verify, compare (emulated): [ENV=CartPole-v1] [SEED=0] [WEIGHTS=runtime: a writable design, the student loaded over AXI-lite]
+	$(PY) -m flow demo --env $(ENV) --seed $(SEED) $(if $(call given,WEIGHTS),--weights $(WEIGHTS),)
 
 test: install host-env ## run the test suite (fast tests; CI runs this), host tests also in the board-like env
 	$(PY) -m pytest -q
@@ -153,9 +153,11 @@ OBJECTIVE ?= smallest
 LATENCY_US ?=
 IMPL      ?= hls
 STATES    ?= 10000
+WEIGHTS   ?= fixed
+POLICY    ?=
 design_flag = $(if $(DESIGN),--design $(DESIGN),)
 hw_flags = $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS) --input $(INPUT) \
-  --objective $(OBJECTIVE) $(call opt,LATENCY_US,--latency-us) --impl $(IMPL)
+  --objective $(OBJECTIVE) $(call opt,LATENCY_US,--latency-us) --impl $(IMPL) --weights $(WEIGHTS)
 
 summary: install ## results at a glance, docs/results/summary.{md,json}, from the committed tables (nothing is run)
 	$(PY) -m flow summary docs/results
@@ -168,17 +170,17 @@ export: install ## export a student to QONNX with the parity check: RUN=<run fol
 	@test -n "$(RUN)" || { echo "make export needs RUN=<run folder of a distilled student>"; exit 2; }
 	$(PY) -m hw_build export $(RUN) $(design_flag) $(force_flag)
 
-estimate: install ## FINN estimate + folding choice + accel.json: DESIGN=<name> [LATENCY_US=2, 10 for frames] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [IMPL=hls|rtl] [TARGET_FPS=] [CLOCK_NS=10]
+estimate: install ## FINN estimate + folding choice + accel.json: DESIGN=<name> [WEIGHTS=fixed|runtime (one bitstream, many students)] [LATENCY_US=2, 10 for frames] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [IMPL=hls|rtl] [TARGET_FPS=] [CLOCK_NS=10]
 	$(PY) -m hw_build estimate $(hw_flags)
 
-codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name> [IMPL=hls|rtl] [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=] [CLOCK_NS=10]
+codegen: install ## as estimate, plus HLS C++ / RTL sources: DESIGN=<name> [WEIGHTS=fixed|runtime] [IMPL=hls|rtl] [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=] [CLOCK_NS=10]
 	$(PY) -m hw_build codegen $(hw_flags)
 
 .PHONY: finn-deps
 finn-deps: install ## fetch what FINN's Vivado build needs (finn-hlslib, PYNQ-Z2 board files, ...) at finn-plus's pinned commits [ALL=1: FINN's whole list] (exit 3 where they cannot be fetched)
 	$(PY) -m hw_build finn-deps $(if $(filter 1 yes true,$(ALL)),--all,)
 
-bitstream: install ## full Vivado build, checked in Vivado's simulator (exit 3 without Vivado or FINN's deps, after preparing all that needs neither): DESIGN=<name> [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [IMPL=hls|rtl] [TARGET_FPS=] [CLOCK_NS=10]
+bitstream: install ## full Vivado build, checked in Vivado's simulator (exit 3 without Vivado or FINN's deps, after preparing all that needs neither): DESIGN=<name> [WEIGHTS=fixed|runtime] [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [IMPL=hls|rtl] [TARGET_FPS=] [CLOCK_NS=10]
 	$(PY) -m hw_build bitstream $(hw_flags)
 
 HIDDEN ?=
@@ -203,13 +205,21 @@ NUM_ENVS ?= 1
 BOARD    ?=
 BOARD_DIR ?= qpd
 # ALLOW_DISAGREEMENT=1: a failing verdict (disagreement, timeouts, no step) warns and exits 0 (faulty-hardware studies).
-compare_flags = --design $(DESIGN) --episodes $(EPISODES) --num-envs $(NUM_ENVS) \
+compare_flags = --design $(DESIGN) --episodes $(EPISODES) --num-envs $(NUM_ENVS) $(call opt,POLICY,--policy) \
   $(if $(filter command line environment,$(origin ENV)),--env $(ENV),) \
   $(if $(filter 1 yes true,$(ALLOW_DISAGREEMENT)),--allow-disagreement,)
 
-compare: install ## hardware vs software on the same seeds, exit 1 unless it agrees with the Brevitas student on every step: DESIGN=<name> [BACKEND=emulated|remote BOARD=<host>:<port> KEYS=<folder>] [EPISODES=100] [NUM_ENVS=1] [ENV=] [ALLOW_DISAGREEMENT=1]
+compare: install ## hardware vs software on the same seeds, exit 1 unless it agrees with the Brevitas student on every step: DESIGN=<name> [RUN=<student run>|POLICY=<policy> (a writable design: the student written into it first)] [BACKEND=emulated|remote BOARD=<host>:<port> KEYS=<folder>] [EPISODES=100] [NUM_ENVS=1] [ENV=] [ALLOW_DISAGREEMENT=1]
 	@test -n "$(DESIGN)" || { echo "make compare needs DESIGN=<name> (see bitstreams/)"; exit 2; }
-	$(PY) -m flow compare --backend $(BACKEND) $(if $(filter remote,$(BACKEND)),--board $(BOARD) $(call opt,KEYS,--keys),) $(compare_flags)
+	$(PY) -m flow compare --backend $(BACKEND) $(if $(filter remote,$(BACKEND)),--board $(BOARD) $(call opt,KEYS,--keys),) $(call opt,RUN,--run) $(compare_flags)
+
+load-policy: install ## prepare a student for a writable design (signature checked, FINN's runtime-weights layout): DESIGN=<writable design> RUN=<student run>|POLICY=<exported design folder> [FORCE=1]
+	@test -n "$(DESIGN)" || { echo "make load-policy needs DESIGN=<writable design> and RUN=<run> or POLICY=<design folder>"; exit 2; }
+	$(PY) -m flow load-policy --design $(DESIGN) $(call opt,RUN,--run) $(call opt,POLICY,--policy) $(force_flag)
+
+board-table: install ## every student of a grid on one writable design: hardware return and agreement columns, board_table.md/json beside the grid: DESIGN=<writable design> DIR=<grid folder> [BACKEND=emulated|pynq] [EPISODES=<the grid's>] [OUT=<stem>]
+	@test -n "$(DESIGN)" -a -n "$(DIR)" || { echo "make board-table needs DESIGN=<writable design> and DIR=<grid folder>, e.g. DIR=docs/results/CartPole-v1"; exit 2; }
+	$(PY) -m flow board-table --design $(DESIGN) --dir $(DIR) --backend $(BACKEND) $(if $(call given,EPISODES),--episodes $(EPISODES),) $(call opt,OUT,--out)
 
 PORT ?= 5555
 KEYS ?=
@@ -217,9 +227,9 @@ KEYS ?=
 # Off the board, the project's environment; on the board (no venv in the deploy folder), BOARD_PYTHON.
 SERVE_PYTHON ?= $(if $(filter command line environment,$(origin BOARD_PYTHON)),$(BOARD_PYTHON),$(firstword \
   $(wildcard $(HOST_VENV)/bin/python $(VENV)/bin/python) $(BOARD_PYTHON)))
-serve: ## serve a design's policy for compare BACKEND=remote: DESIGN=<name> [PORT=5555] [HOST=127.0.0.1] [KEYS=<folder>] [BACKEND=pynq|emulated]
+serve: ## serve a design's policy for compare BACKEND=remote: DESIGN=<name> [POLICY=<policy of a writable design>] [PORT=5555] [HOST=127.0.0.1] [KEYS=<folder>] [BACKEND=pynq|emulated]
 	@test -n "$(DESIGN)" || { echo "make serve needs DESIGN=<name>"; exit 2; }
-	$(SERVE_PYTHON) -m host serve --design $(DESIGN) --port $(PORT) --host $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1) $(call opt,KEYS,--keys) \
+	$(SERVE_PYTHON) -m host serve --design $(DESIGN) $(call opt,POLICY,--policy) --port $(PORT) --host $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1) $(call opt,KEYS,--keys) \
 	  --backend $(if $(filter command line environment,$(origin BACKEND)),$(BACKEND),pynq)
 
 serve-keys: ## CurveZMQ keys for make serve and a remote compare: [KEYS=keys] (see docs/security.md)
@@ -248,7 +258,7 @@ BOARD_PYTHON ?= python3
 board-setup: ## ON THE BOARD (pynq's venv, as root): install the wheels make deploy brought, offline; check numpy < 2, pynq 3.x
 	$(BOARD_PYTHON) -m host board-setup --wheels wheels
 
-board-eval: ## ON THE BOARD (pynq's venv, as root): FPGA policy vs software on the same seeds: DESIGN=<name> [EPISODES=100] [NUM_ENVS=1] [ENV=] [ALLOW_DISAGREEMENT=1]
+board-eval: ## ON THE BOARD (pynq's venv, as root): FPGA policy vs software on the same seeds: DESIGN=<name> [POLICY=<policy of a writable design>] [EPISODES=100] [NUM_ENVS=1] [ENV=] [ALLOW_DISAGREEMENT=1]
 	$(BOARD_PYTHON) -m host compare --backend pynq $(compare_flags)
 
 BENCH_DESIGN ?= demo-CartPole-v1

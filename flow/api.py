@@ -60,14 +60,38 @@ def compare(design: str, *, backend: str = "emulated", episodes: int = 100, num_
 
 def compare_args(args: Any) -> CompareResult:
     """:func:`compare` from the parsed options of ``python -m flow compare``."""
-    from flow.compare import workstation_references
+    from flow.compare import policy_references, workstation_references
     from host.cli import compare as host_compare
     from host.cli import resolve_design
 
-    report = host_compare(args, workstation_references, prog="python -m flow")
+    references = workstation_references
+    if getattr(args, "run", None) or getattr(args, "policy", None):
+        package = student_package(args.design, getattr(args, "run", None), args.policy)
+        args.policy = str(package)
+        finn = not getattr(args, "no_finn_reference", False)
+        references = lambda design, spec: policy_references(package, spec, finn)  # noqa: E731
+    report = host_compare(args, references, prog="python -m flow")
     folder = resolve_design(args.design)
     hw = report["hardware"]
     return CompareResult(report.get("design", folder.name), report.get("env_id", ""), args.backend,
                          int(report["episodes"]), float(hw["mean_return"]), float(hw["std_return"]),
-                         dict(report["software"]), Path(args.out) if args.out else folder / f"compare-{args.backend}",
+                         dict(report["software"]), Path(args.out) if args.out else folder / (
+                             f"compare-{args.backend}" + (f"-{Path(args.policy).name}" if args.policy else "")),
                          report)
+
+
+def student_package(design: str, run: str | None, policy: str | None) -> Path:
+    """A writable design's policy package for a student: a package already made (``policy``: its name in
+    ``<design>/policies/`` or its folder), or one ``make load-policy`` prepares now from a run folder or an
+    exported design folder."""
+    from host.cli import resolve_design
+    from host.design.policy_package import POLICIES_DIR, POLICY_FILE
+    from hw_build.load_policy import prepare_policy
+
+    folder = resolve_design(design)
+    if run:
+        return prepare_policy(folder.name, run=run, quiet=True)
+    for candidate in (Path(policy), folder / POLICIES_DIR / policy):
+        if (candidate / POLICY_FILE).is_file():
+            return candidate
+    return prepare_policy(folder.name, policy=policy, quiet=True)

@@ -140,10 +140,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return compare_exit_code(compare_args(args).report)
 
 
+def _cmd_load_policy(args: argparse.Namespace) -> None:
+    from hw_build.load_policy import prepare_policy
+
+    prepare_policy(args.design, run=args.run, policy=args.policy, name=args.name, force=args.force)
+
+
+def _cmd_board_table(args: argparse.Namespace) -> int:
+    from flow.board_table import board_table
+
+    return board_table(args.design, Path(args.dir), backend=args.backend, episodes=args.episodes,
+                       runs=Path(args.runs) if args.runs else None, out=args.out)
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from flow.demo import run_demo
 
-    run_demo(args.env, args.seed)
+    run_demo(args.env, args.seed, weights=args.weights)
 
 
 def _add_grid_options(p: argparse.ArgumentParser, out_name: str) -> None:
@@ -273,7 +286,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="hardware (emulated, or the board) vs software on the same seeds, with "
                        "FINN's execution and the Brevitas student as references")
     add_compare_arguments(p)
+    p.add_argument("--run", default=None, help="a writable design (WEIGHTS=runtime): the run folder of the student to "
+                   "load into it (make load-policy prepares it first)")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("load-policy", help="prepare a student for a writable design (WEIGHTS=runtime): compiled as the "
+                       "design was, its signature checked, its weights and thresholds in the design's memory layout "
+                       "(FINN's runtime-weights .dat files) under <design>/policies/<name>/")
+    add_design_argument(p)
+    p.add_argument("--run", default=None, help="the student's run folder")
+    p.add_argument("--policy", default=None, help="or the student's exported design folder (make export)")
+    p.add_argument("--name", default=None, help="the policy's name (default: the run or design folder's name)")
+    p.add_argument("--force", action="store_true", help="prepare it again even where it is prepared already")
+    p.set_defaults(func=_cmd_load_policy)
+
+    p = sub.add_parser("board-table", help="every student of a grid folder run on one writable design: the "
+                       "comparison episodes of each, hardware return and agreement beside the grid's own columns")
+    add_design_argument(p)
+    p.add_argument("--dir", required=True, help="the grid folder (with trials/), e.g. docs/results/CartPole-v1")
+    p.add_argument("--backend", choices=["emulated", "pynq"], default="emulated",
+                   help="emulated (default) or pynq (on the board)")
+    p.add_argument("--episodes", type=int, default=None, help="episodes per student (default: the grid's own)")
+    p.add_argument("--runs", default=None, help="where the students' run folders are (default <dir>/runs); missing "
+                   "ones are recreated from their trial records")
+    p.add_argument("--out", default=None, help="output stem (default <dir>/board_table_<design>)")
+    p.set_defaults(func=_cmd_board_table)
 
     from flow.designs import default_design_jobs
     from flow.executors import EXECUTORS
@@ -299,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole flow on one environment (default CartPole-v1)")
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", choices=["fixed", "runtime"], default="fixed",
+                   help="runtime: a writable design (one bitstream, many students), the student loaded over AXI-lite")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -74,3 +74,28 @@ def workstation_references(design: Path, spec: Any) -> SoftwareReferences:
     else:
         refs.notes.append(f"Brevitas student skipped: {why}")
     return refs
+
+
+def policy_references(package: Path, spec: Any, finn: bool = True) -> SoftwareReferences:
+    """The references of a student loaded into a writable design (``make compare DESIGN= RUN=``): FINN's
+    execution of the student's own hardware-layer graph (compiled by ``make load-policy``, fed by its input
+    quantizer; ``finn=False`` leaves it out) and its Brevitas student, the verdict's reference."""
+    from hw_build.execution import execute_batch
+    from hw_build.load_policy import _work_dir
+
+    refs = SoftwareReferences(notes=[])
+    graph = _work_dir(spec.folder.name, package.name) / FINN_GRAPH
+    if not finn:
+        refs.independent_missing = "left out (make board-table judges against the Brevitas student, FINN's batch-1 execution is slow)"
+    elif graph.exists():
+        refs.independent = (finn_reference_name(spec),
+                            lambda obs: spec.action_from_output(execute_batch(graph, spec.preprocess(obs))))
+    else:
+        refs.independent_missing = f"{graph} is not here (make load-policy compiles it)"
+    student, why = brevitas_student(package, spec)
+    if student is not None:
+        refs.extra[BREVITAS] = student
+        refs.verdict_reference = BREVITAS
+    else:
+        refs.notes.append(f"Brevitas student skipped: {why}")
+    return refs

@@ -9,9 +9,12 @@ from __future__ import annotations
 import time
 
 
-def run_demo(env: str, seed: int = 0) -> None:
-    """Run the whole flow on ``env`` with student seed ``seed`` and print a summary at the end."""
-    from hw_build.compile import estimate_design
+def run_demo(env: str, seed: int = 0, weights: str = "fixed") -> None:
+    """Run the whole flow on ``env`` with student seed ``seed`` and print a summary at the end.
+
+    ``weights="runtime"``: the design is writable (design ``demo-<env>-runtime``), and its comparison
+    writes the student into the accelerator over AXI-lite first (``make load-policy``)."""
+    from hw_build.compile import BuildChoice, estimate_design
     from hw_build.export import export_design
     from hw_build.verify import verify_design
     from training.qpd.distill import distill
@@ -40,7 +43,7 @@ def run_demo(env: str, seed: int = 0) -> None:
     if stale:
         print(f"{run_dir} holds a student distilled with other settings (an older default?): distilling it again")
     student = distill(cfg, teacher_run_dir(env, 0), force=stale)
-    design = f"demo-{env.replace('/', '-')}"
+    design = f"demo-{env.replace('/', '-')}" + ("-runtime" if weights == "runtime" else "")
     stage(f"3/6 export to QONNX (design {design})")
     export_design(student_run_dir(cfg), design, force=True)
     from hw_build.design import QONNX_FILE, existing_design_dir
@@ -49,7 +52,7 @@ def run_demo(env: str, seed: int = 0) -> None:
     budget = default_latency_us(existing_design_dir(design) / QONNX_FILE)
     stage(f"4/6 FINN estimate for the PYNQ-Z2: the smallest folding within {budget:g} µs"
           + (", binary frames as they are" if cfg.conv else ", input quantized on the host"))
-    est = estimate_design(design)
+    est = estimate_design(design, choice=BuildChoice(weights=weights))
     rtl_line = rtl_variant(student_run_dir(cfg), design)
     print(f"  {rtl_line}")
     stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
@@ -59,8 +62,14 @@ def run_demo(env: str, seed: int = 0) -> None:
     from flow.compare import workstation_references
     from host.cli import compare
 
-    rep = compare(build_parser().parse_args(["compare", "--design", design, "--episodes", "100"]), workstation_references,
-                  prog="python -m flow")
+    if weights == "runtime":
+        from flow.api import compare_args
+
+        rep = compare_args(build_parser().parse_args(["compare", "--design", design, "--episodes", "100",
+                                                      "--run", str(student_run_dir(cfg))])).report
+    else:
+        rep = compare(build_parser().parse_args(["compare", "--design", design, "--episodes", "100"]),
+                      workstation_references, prog="python -m flow")
     if not rep["verdict"]["passed"]:
         raise FlowError(f"the demo's comparison failed ({rep['verdict']['line']})")
     brevitas = rep["software"].get("Brevitas student", {})

@@ -75,13 +75,32 @@ def load_design(name: str, backend: str):
     return spec
 
 
-def local_accelerator(spec, backend: str, max_batch: int, timeout_s: float):
-    """``(backend, driver)`` for the fabric on this machine: the board's (``pynq``) or the emulated one."""
+def local_accelerator(spec, backend: str, max_batch: int, timeout_s: float, package=None):
+    """``(backend, driver)`` for the fabric on this machine: the board's (``pynq``) or the emulated one.
+
+    ``package``: a policy for a writable design (:mod:`host.design.policy_package`), written into the
+    accelerator before anything runs (and again after a recovery reprograms it); the driver then
+    quantizes observations with that student's input quantizer."""
     from host.backends.driver import FinnZynqDriver, PynqBackend
     from host.backends.emulated_board import EmulatedBackend
 
     board = PynqBackend(str(spec.bitfile)) if backend == "pynq" else EmulatedBackend(spec)
-    return board, FinnZynqDriver(spec, board, max_batch=max_batch, timeout_s=timeout_s)
+    driver = FinnZynqDriver(package.spec if package is not None else spec, board, max_batch=max_batch, timeout_s=timeout_s)
+    if package is not None:
+        from host.design.policy_package import write_policy
+
+        driver.loaded_policy = write_policy(board, driver, package)
+        driver.on_recover.append(lambda: write_policy(board, driver, package))
+    return board, driver
+
+
+def load_policy_package(spec, policy: str | None):
+    """The policy package ``policy`` names for a writable design (None without one)."""
+    if not policy:
+        return None
+    from host.design.policy_package import load_package, resolve_policy
+
+    return load_package(resolve_policy(spec.folder, policy), spec)
 
 
 def independent_reference(spec, refs: SoftwareReferences) -> tuple[str, Callable, str | None]:
@@ -119,6 +138,8 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
 
     spec = load_design(args.design, args.backend)
     design = spec.folder
+    package = load_policy_package(spec, getattr(args, "policy", None))
+    design_spec, spec = spec, (package.spec if package is not None else spec)
     env_id = args.env or spec.env_id
     probe = make_env(env_id)
     check_env_fits(spec, probe.observation_space, probe.action_space)
@@ -132,18 +153,24 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
 
         if not args.board:
             raise HostError("--backend remote needs --board <host>:<port> (the machine running make serve)")
+        if package is not None:
+            raise HostError("--policy with --backend remote: load the policy on the board's server (make serve DESIGN=... "
+                            "POLICY=...), then compare without POLICY")
         backend, driver = None, RemotePolicy(spec, board_address(args.board), timeout_s=args.timeout,
                                              keys=getattr(args, "keys", None))
     else:
-        backend, driver = local_accelerator(spec, args.backend, args.num_envs, args.timeout)
+        backend, driver = local_accelerator(design_spec, args.backend, args.num_envs, args.timeout,
+                                            **({"package": package} if package is not None else {}))
     seeds = list(range(args.seed_start, args.seed_start + args.episodes))
 
     refs = references(design, spec) if references is not None else SoftwareReferences()
     ref_name, reference, note = independent_reference(spec, refs)
     software = {ref_name: reference}
     notes = [note] if note else []
-    if (design / TEACHER_FILE).exists():
-        software["float teacher (numpy)"] = NumpyTeacher(design / TEACHER_FILE)
+    teacher = package.folder / TEACHER_FILE if package is not None and (package.folder / TEACHER_FILE).exists() \
+        else design / TEACHER_FILE
+    if teacher.exists():
+        software["float teacher (numpy)"] = NumpyTeacher(teacher)
     else:
         notes.append(f"float teacher skipped: no {TEACHER_FILE} in the design")
     software.update(refs.extra)
@@ -155,6 +182,10 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
     def new_env():
         return make_env(env_id)
 
+    loaded = getattr(driver, "loaded_policy", None)
+    if loaded is not None:
+        print(f"policy {loaded['name']} written into {design.name} over AXI-lite: {loaded['words']:,} words in "
+              f"{loaded['memories']} memories, read back equal, flushed; policy sha256 {loaded['policy_sha256'][:16]}…")
     print(f"comparing {design.name} ({args.backend} backend) with {', '.join(software)} on {len(seeds)} episodes "
           f"of {env_id}, {args.num_envs} environment(s) per call")
     with episode_progress(len(seeds), f"{args.backend} hardware") as advance:
@@ -170,11 +201,11 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
             "command": f"{prog} " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"]
             else f"make compare DESIGN={design.name} BACKEND={args.backend}",
             "frames_through_emulated_fabric": getattr(backend, "frames_run", None),
-            "register_accesses_per_call": _accesses_per_call(backend, driver)}
+            "register_accesses_per_call": _accesses_per_call(backend, driver), "policy": loaded}
     rep = build_report(meta, hw, results)
     rep["verdict"] = verdict(rep, judge, allow_disagreement=getattr(args, "allow_disagreement", False),
                              problems=refs.problems)
-    out = Path(args.out) if args.out else design / f"compare-{args.backend}"
+    out = Path(args.out) if args.out else design / (f"compare-{args.backend}" + (f"-{package.name}" if package else ""))
     written = write_report(rep, hw.times, out)
     print(headline(rep))
     for note in notes:
@@ -208,6 +239,9 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-envs", type=int, default=1, help="environments stepped side by side, one accelerator call per step")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the accelerator (default 1)")
     p.add_argument("--out", default=None, help="report folder (default <design>/compare-<backend>)")
+    p.add_argument("--policy", default=None,
+                   help="a writable design (WEIGHTS=runtime): the student to write into it first, a policy package "
+                        "from make load-policy (its name in <design>/policies/, or its folder)")
     p.add_argument("--allow-disagreement", action="store_true",
                    help="a failing verdict (disagreement, timeouts, no step) is a warning and exits 0, for studies of "
                         "faulty hardware (make: ALLOW_DISAGREEMENT=1)")
@@ -235,7 +269,9 @@ def serve(args: argparse.Namespace) -> None:
         raise HostError(f"--max-batch must be from 1 to {MAX_BATCH}, got {args.max_batch}")
     _raise_descriptor_limit()
     spec = load_design(args.design, args.backend)
-    _, driver = local_accelerator(spec, args.backend, args.max_batch, args.timeout)
+    package = load_policy_package(spec, getattr(args, "policy", None))
+    _, driver = local_accelerator(spec, args.backend, args.max_batch, args.timeout, package)
+    spec = package.spec if package is not None else spec
     host = f"[{args.host}]" if ":" in args.host else args.host
     if args.peer_idle <= 0:
         raise HostError(f"--peer-idle must be positive, got {args.peer_idle:g}")
@@ -320,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, this machine "
                    "only; 0.0.0.0 opens it to the network: use --keys then)")
     p.add_argument("--port", default="5555", help="TCP port, 1 to 65535 (default 5555)")
+    p.add_argument("--policy", default=None, help="a writable design: the policy package (make load-policy) to write "
+                   "into it before serving")
     p.add_argument("--keys", default=None, help="a folder from make serve-keys holding server.key_secret and "
                    "authorized_clients/: only those clients connect, encrypted (CurveZMQ)")
     p.add_argument("--max-batch", type=int, default=64, help="most observations in one request (default 64)")

@@ -170,6 +170,10 @@ def build_accel_spec(design_dir: Path, clock_ns: float, input_mode: str = "integ
                    "bitstream_sha256": sha256_file(bit) if bit.exists() else None},
         "source": {"run": export["run"], "student": export["student"]},
     }
+    from hw_build.runtime_weights import runtime_section, writable
+
+    if writable(model):
+        spec["runtime_weights"] = runtime_section(model, spec, arrays)
     return spec, arrays
 
 

@@ -63,14 +63,15 @@ def export(run_dir: str | Path, design: str | None = None, *, force: bool = Fals
 
 def estimate(design: str, *, input: str = "integer", objective: str = "smallest", latency_us: float | None = None,
              target_fps: int | None = None, clock_ns: float = 10.0, impl: str = "hls", kind: str = "estimate",
-             quiet: bool = False) -> EstimateResult:
+             quiet: bool = False, weights: str = "fixed") -> EstimateResult:
     """FINN build up to the estimates, the folding chosen and ``accel.json`` written (``make estimate``;
-    ``kind="codegen"``: the HLS/RTL sources too, as ``make codegen``)."""
+    ``kind="codegen"``: the HLS/RTL sources too, as ``make codegen``; ``weights="runtime"``: a writable
+    design, :mod:`hw_build.runtime_weights`)."""
     from hw_build.compile import BuildChoice, estimate_design
     from hw_build.design import design_dir
 
     choice = BuildChoice(input_mode=input, objective=objective, latency_us=latency_us, target_fps=target_fps,
-                         clock_ns=clock_ns, impl=impl)
+                         clock_ns=clock_ns, impl=impl, weights=weights)
     est = estimate_design(design, choice=choice, kind=kind, quiet=quiet)
     return EstimateResult(design, design_dir(design), dict(est.with_shell), dict(est.utilisation), float(est.fps),
                           float(est.latency_ns), bool(est.fits), est)

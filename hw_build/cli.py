@@ -13,6 +13,7 @@ from typing import Sequence
 from host.errors import run_command
 from hw_build.compile import IMPLS, INPUT_MODES
 from hw_build.folding import DEFAULT_LATENCY_US, OBJECTIVES, PIXEL_LATENCY_US
+from hw_build.runtime_weights import WEIGHTS_MODES
 from training.errors import FlowError
 
 
@@ -40,6 +41,10 @@ def _add_build_options(p: argparse.ArgumentParser, impl: str) -> None:
                    help="hls: thresholds inside HLS MVAUs, the argmax in LabelSelect_hls; rtl: thresholds as "
                         "Thresholding_rtl layers, MVAU_rtl where FINN allows it (the others named), the argmax of a "
                         f"discrete policy on the host (make rtlsim simulates the RTL layers); default {impl}")
+    p.add_argument("--weights", choices=WEIGHTS_MODES, default="fixed",
+                   help="fixed (default): weights and thresholds in the bitstream; runtime: every weight and threshold "
+                        "memory writable over AXI-lite, so one bitstream serves every student of its architecture "
+                        "(make load-policy; thresholds as Thresholding_rtl layers)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +147,8 @@ def _run(args: argparse.Namespace) -> int | None:
         if args.verb == "bitstream":
             return bitstream_design(_design_name(args), choice=_build_choice(args), progress=True)
         estimate(_design_name(args), input=args.input, objective=args.objective, latency_us=args.latency_us,
-                 target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl, kind=args.verb)
+                 target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl, kind=args.verb,
+                 weights=args.weights)
     elif args.verb == "finn-deps":
         return _finn_deps(args)
     elif args.verb == "cost":
@@ -194,7 +200,8 @@ def _build_choice(args: argparse.Namespace):
     from hw_build.compile import BuildChoice
 
     return BuildChoice(input_mode=args.input, objective=args.objective, latency_us=args.latency_us,
-                       target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl)
+                       target_fps=args.target_fps, clock_ns=args.clock_ns, impl=args.impl,
+                       weights=getattr(args, "weights", "fixed"))
 
 
 def _has_sources(design: str) -> bool:

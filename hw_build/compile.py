@@ -77,7 +77,8 @@ def step_qpd_host_argmax_head(model, cfg):
     return step_qpd_output_head(model, cfg)
 
 
-def _steps(kind: str, input_mode: str, worst_case: bool = False, impl: str = "hls") -> list:
+def _steps(kind: str, input_mode: str, worst_case: bool = False, impl: str = "hls",
+           weights: str = "fixed") -> list:
     import finn.builder.build_dataflow_config as bc
 
     base = {"estimate": bc.estimate_only_dataflow_steps, "codegen": bc.hw_codegen_dataflow_steps,
@@ -89,13 +90,17 @@ def _steps(kind: str, input_mode: str, worst_case: bool = False, impl: str = "hl
         steps.insert(at, step_qpd_host_input)
     if worst_case:
         steps.insert(steps.index("step_minimize_bit_width") + 1, step_qpd_worst_case_widths)
+    if weights == "runtime":
+        from hw_build.runtime_weights import insert_runtime_steps
+
+        steps = insert_runtime_steps(steps)
     return steps
 
 
 def build_config(out_dir: Path, kind: str, target_fps: int | None, clock_ns: float, save_models: bool = True,
                  input_mode: str = "integer", worst_case: bool = False, impl: str = "hls",
                  mvau_wwidth_max: int = DEFAULT_MVAU_WWIDTH, folding_config: Path | None = None,
-                 verify_io: tuple[Path, Path] | None = None):
+                 verify_io: tuple[Path, Path] | None = None, weights: str = "fixed"):
     """The ``DataflowBuildConfig`` of an estimate, codegen or bitstream build.
 
     ``folding_config``: FINN's folding file (``finn_folding_config.json``, what ``make estimate``
@@ -113,6 +118,10 @@ def build_config(out_dir: Path, kind: str, target_fps: int | None, clock_ns: flo
     implements as ``Thresholding_rtl``, and MVAUs as ``MVAU_rtl`` wherever FINN's rules allow
     it (inputs and weights of 4 bits or more, DSP-based); ``"hls"``: thresholds inside the
     MVAUs, every MVAU in HLS (FINN's default for these students).
+
+    ``weights="runtime"``: every weight and threshold memory writable over AXI-lite
+    (:mod:`hw_build.runtime_weights`): thresholds as ``Thresholding_rtl`` layers of their own
+    whatever ``impl`` says, MVAUs with decoupled writable weight memories, widths the architecture's.
     """
     import finn.builder.build_dataflow_config as bc
 
@@ -120,10 +129,14 @@ def build_config(out_dir: Path, kind: str, target_fps: int | None, clock_ns: flo
         raise FlowError(f"INPUT must be one of {', '.join(INPUT_MODES)}, got {input_mode!r}")
 
     specialize = None
-    if impl == "rtl":  # FINN falls back to HLS, with a warning in its log, where a layer has no possible RTL
+    if impl == "rtl" or weights == "runtime":  # FINN falls back to HLS, with a warning in its log, where a layer has no possible RTL
+        if weights == "runtime" and input_mode != "integer":
+            raise FlowError("a writable design (WEIGHTS=runtime) takes integer inputs (INPUT=integer): FINN's writable "
+                            "thresholds are integers, and each student's input quantizer runs on the host")
         specialize = Path(out_dir) / "specialize_layers.json"
         specialize.parent.mkdir(parents=True, exist_ok=True)
-        specialize.write_text(json.dumps({"Defaults": {"preferred_impl_style": ["rtl", ["MVAU", "Thresholding"]]}}))
+        rtl = ["MVAU", "Thresholding"] if impl == "rtl" else ["Thresholding"]
+        specialize.write_text(json.dumps({"Defaults": {"preferred_impl_style": ["rtl", rtl]}}))
     outputs = [bc.DataflowOutputType.ESTIMATE_REPORTS]
     checks: dict[str, Any] = {}
     if kind == "bitstream":
@@ -141,12 +154,12 @@ def build_config(out_dir: Path, kind: str, target_fps: int | None, clock_ns: flo
     if target_fps is None and folding_config is None:
         raise FlowError("a FINN build needs a throughput target or a folding config")
     return bc.DataflowBuildConfig(
-        output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case, impl), generate_outputs=outputs,
+        output_dir=str(out_dir), steps=_steps(kind, input_mode, worst_case, impl, weights), generate_outputs=outputs,
         target_fps=None if folding_config is not None else int(target_fps),
         folding_config_file=Path(folding_config) if folding_config is not None else None,
         synth_clk_period_ns=float(clock_ns), board=BOARD, shell_flow_type=bc.ShellFlowType.VIVADO_ZYNQ,
         save_intermediate_models=save_models, verbose=False, console_log_level=bc.LogLevel.NONE,
-        standalone_thresholds=impl == "rtl", specialize_layers_config_file=str(specialize) if specialize else None,
+        standalone_thresholds=impl == "rtl" or weights == "runtime", specialize_layers_config_file=str(specialize) if specialize else None,
         mvau_wwidth_max=int(mvau_wwidth_max), **checks)
 
 
@@ -324,6 +337,7 @@ class BuildChoice:
     impl: str = "hls"
     mvau_wwidth_max: int = DEFAULT_MVAU_WWIDTH  # the search sets it with target_fps (a wider one where the default misses)
     hls_layers: list | None = None  # IMPL=rtl: the layers FINN kept in HLS, and why (set by the build)
+    weights: str = "fixed"  # runtime: every weight and threshold memory writable over AXI-lite (hw_build.runtime_weights)
 
     def check(self) -> None:
         """Refuse impossible settings in one sentence."""
@@ -339,6 +353,13 @@ class BuildChoice:
             raise FlowError(f"INPUT must be one of {', '.join(INPUT_MODES)}, got {self.input_mode!r}")
         if self.impl not in IMPLS:
             raise FlowError(f"IMPL must be one of {', '.join(IMPLS)}, got {self.impl!r}")
+        from hw_build.runtime_weights import WEIGHTS_MODES
+
+        if self.weights not in WEIGHTS_MODES:
+            raise FlowError(f"WEIGHTS must be one of {', '.join(WEIGHTS_MODES)}, got {self.weights!r}")
+        if self.weights == "runtime" and self.input_mode != "integer":
+            raise FlowError("a writable design (WEIGHTS=runtime) takes integer inputs (INPUT=integer): FINN's writable "
+                            "thresholds are integers, and each student's input quantizer runs on the host")
 
 
 def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str = "estimate", worst_case: bool = False,
@@ -369,7 +390,7 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
                 shutil.rmtree(trial_dir)
             run_build(qonnx, build_config(trial_dir, "estimate", fps, choice.clock_ns, save_models=False,
                                           input_mode=choice.input_mode, worst_case=worst_case, impl=choice.impl,
-                                          mvau_wwidth_max=wwidth))
+                                          mvau_wwidth_max=wwidth, weights=choice.weights))
             est = read_estimate(trial_dir, fps, choice.clock_ns)
             if progress:
                 print(f"  folding tried: target_fps {fps:,}, weights ≤ {wwidth} bits per PE: est. LUT "
@@ -383,7 +404,8 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
         target, choice.mvau_wwidth_max = chosen.target_fps, chosen.mvau_wwidth_max
     _clear_build_outputs(out)
     run_build(qonnx, build_config(out, kind, target, choice.clock_ns, input_mode=choice.input_mode,
-                                  worst_case=worst_case, impl=choice.impl, mvau_wwidth_max=choice.mvau_wwidth_max),
+                                  worst_case=worst_case, impl=choice.impl, mvau_wwidth_max=choice.mvau_wwidth_max,
+                                  weights=choice.weights),
               progress=progress)
     shutil.copyfile(out / "report" / "auto_folding_config.json", out / FOLDING_CONFIG)
     check_all_in_hardware(out)
@@ -412,7 +434,13 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
         write_folding_report(out, points, chosen, choice.objective, choice.latency_us)
     sources = copy_hw_sources(out) if kind == "codegen" else None
     spec = write_accel_spec(out, choice.clock_ns, input_mode=choice.input_mode)
-    atomic.write_json(out / ESTIMATE_FILE, {**est.to_dict(), "folding": rule, "objective": choice.objective,
+    writable: dict[str, Any] = {}
+    if choice.weights == "runtime":
+        from hw_build.runtime_weights import writability_cost
+
+        writable = {"weights": "runtime", "writability_cost": writability_cost(
+            out / QONNX_FILE, est, choice, Path("build") / "finn" / "fixed-counterpart" / out.name)}
+    atomic.write_json(out / ESTIMATE_FILE, {**est.to_dict(), **writable, "folding": rule, "objective": choice.objective,
                                            "latency_budget_us": choice.latency_us, "input": choice.input_mode,
                                            "impl": choice.impl, "mvau_wwidth_max": choice.mvau_wwidth_max,
                                            **({"kept_in_hls": choice.hls_layers} if choice.impl == "rtl" else {}),
@@ -435,6 +463,13 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
             print(f"  IMPL=rtl: {kept['layer']} stays {kept['op']}: {kept['why']}")
         if sources is not None:
             print(f"  HLS C++ and RTL sources of {sources} layers in {out / HW_SOURCES}")
+        if writable:
+            from hw_build.runtime_weights import cost_lines
+
+            memories = spec["runtime_weights"]["memories"]
+            print("\n".join(cost_lines(writable["writability_cost"])))
+            print(f"  writable: {len(memories)} memories over AXI-lite ({sum(m['words'] for m in memories):,} words of 32 "
+                  f"bits); a student of the same architecture signature loads with make load-policy DESIGN={design} RUN=<run>")
     return est
 
 
@@ -514,8 +549,8 @@ def _estimate_folding(design: str, out: Path, choice: BuildChoice, progress: boo
 
     previous = out / ESTIMATE_FILE
     chose = json.loads(previous.read_text()) if previous.exists() else {}
-    same = ((chose.get("input"), chose.get("impl", "hls"), chose.get("clock_ns")) ==
-            (choice.input_mode, choice.impl, choice.clock_ns)
+    same = ((chose.get("input"), chose.get("impl", "hls"), chose.get("clock_ns"), chose.get("weights", "fixed")) ==
+            (choice.input_mode, choice.impl, choice.clock_ns, choice.weights)
             and choice.target_fps in (None, chose.get("target_fps")) and (out / FOLDING_CONFIG).exists())
     if same:
         choice.target_fps = chose["target_fps"]
@@ -534,7 +569,7 @@ def bitstream_config(out: Path, choice: BuildChoice, folding: Path, verify_io: t
     """The ``DataflowBuildConfig`` of ``make bitstream`` (see :func:`build_config`)."""
     return build_config(out, "bitstream", choice.target_fps, choice.clock_ns, input_mode=choice.input_mode,
                         impl=choice.impl, mvau_wwidth_max=choice.mvau_wwidth_max, folding_config=folding,
-                        verify_io=verify_io)
+                        verify_io=verify_io, weights=choice.weights)
 
 
 def bitstream_design(design: str, *, choice: BuildChoice | None = None, progress: bool = False) -> int:
@@ -569,6 +604,8 @@ def bitstream_design(design: str, *, choice: BuildChoice | None = None, progress
         sources = copy_hw_sources(out)
         made = vivado_build.prepare_for_vivado(out, cfg, PART, BOARD)
         write_accel_spec(out, choice.clock_ns, input_mode=choice.input_mode)
+        if (out / "driver" / "runtime_weights").is_dir():
+            print(f"  FINN's driver step wrote the design's own student as runtime weights: {out / 'driver' / 'runtime_weights'}")
         est = read_estimate(out, choice.target_fps, choice.clock_ns)
         est.shell = with_shell(est.resources, glue_estimate(str(out / "intermediate_models" / FINAL_MODEL), PART))
         print(est.summary(design))

@@ -130,8 +130,10 @@ def compare_outputs(student: QuantStudent, states: np.ndarray, other: np.ndarray
             "action_agreement": float(np.isclose(ref, other, atol=1e-5, rtol=1e-5).all(axis=1).mean())}
 
 
-def export_design(run_dir: str | Path, design: str | None = None, *, force: bool = False, n_states: int = 1000) -> dict:
-    """``make export``: the student's actor to ``bitstreams/<design>/policy.qonnx.onnx`` plus the parity check."""
+def export_design(run_dir: str | Path, design: str | None = None, *, force: bool = False, n_states: int = 1000,
+                  out: Path | None = None) -> dict:
+    """``make export``: the student's actor to ``bitstreams/<design>/policy.qonnx.onnx`` plus the parity check
+    (``out``: into that folder instead, which is emptied first; ``make load-policy``'s work folder)."""
 
     from hw_build.design import EXPORT_FILE, QONNX_FILE, default_design_name, new_design_dir, sha256_file
     from training import atomic
@@ -149,7 +151,13 @@ def export_design(run_dir: str | Path, design: str | None = None, *, force: bool
                         "(distil with --method qpd or direct)")
     env_id = config["env_id"]
     name = design or default_design_name(env_id, run_dir)
-    out = new_design_dir(name, force)
+    if out is None:
+        out = new_design_dir(name, force)
+    else:
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
     qonnx_path = export_actor_qonnx(student, out / QONNX_FILE, {"env_id": env_id})
     states = episode_states(env_id, StudentPolicy(student), n_states)
     parity = compare_outputs(student, states, run_qonnx(qonnx_path, states))

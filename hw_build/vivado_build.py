@@ -170,7 +170,11 @@ def _prepare_for_vivado(out: Path, cfg, part: str, board: str) -> dict[str, Any]
     model.save(str(models / PREP_ZYNQ))
     settings = out / DRIVER_SETTINGS
     settings.parent.mkdir(exist_ok=True)
-    atomic.write_text(settings, (Path(model.get_metadata_prop("pynq_driver_dir")) / "settings.json").read_text())
+    driver_dir = Path(model.get_metadata_prop("pynq_driver_dir"))
+    atomic.write_text(settings, (driver_dir / "settings.json").read_text())
+    shutil.rmtree(settings.parent / "runtime_weights", ignore_errors=True)
+    if (driver_dir / "runtime_weights").is_dir():  # a writable design (WEIGHTS=runtime): FINN's .dat files
+        shutil.copytree(driver_dir / "runtime_weights", settings.parent / "runtime_weights")
     iodmas = sorted(v for v in instances.values() if v.startswith(("idma", "odma")))
     return {"fifos_and_dwcs": [n.name for n in glue], "iodmas": iodmas, "partitions": len(instances), "driver_settings": str(settings)}
 

@@ -157,6 +157,8 @@ class FinnZynqDriver:
         self.obuf = self.backend.allocate((self.max_batch, *self.out_packed), np.uint8)
         self.resets = 0
         self.calls = 0
+        #: Called after a recovery (reprogramming resets a writable design's memories: the policy is written again).
+        self.on_recover: list = []
         # What does not change between calls is computed once (host/datapath/fast_path.py); designs
         # outside its cases use the general packing.
         self.input_plan = (InputPlan.for_spec(self.spec, self.max_batch)
@@ -192,6 +194,8 @@ class FinnZynqDriver:
         self.backend.reset()
         self._connect()
         self.resets += 1
+        for again in self.on_recover:
+            again()
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Actions for a batch of observations ``(n, obs_dim)``, ``n <= max_batch``."""

@@ -30,12 +30,12 @@ def _make_modules(board: EmulatedBackend) -> dict[str, types.ModuleType]:
         def __init__(self, bitfile_name: str, download: bool = True, device=None, **_kwargs) -> None:
             self.bitfile_name, self.device = bitfile_name, device
             self.ip_dict = {name: {"type": "xilinx.com:hls:" + name, "phys_addr": 0x4000_0000 + 0x1_0000 * i}
-                            for i, name in enumerate(board.ips)}
+                            for i, name in enumerate([*board.ips, *board.memories])}
             if download:
                 board.reset()
 
         def __getattr__(self, name: str):
-            if name in board.ips:
+            if name in board.ips or name in board.memories:
                 return board.ip(name)
             raise AttributeError(f"the emulated overlay has no IP or attribute {name!r}")
 

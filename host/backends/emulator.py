@@ -60,6 +60,15 @@ class EmulatedAccelerator:
             for layer in self.layers if layer.get("thresholds")
         }
 
+    def load(self, layer: dict, array: np.ndarray) -> None:
+        """Compute with another weight matrix (MVAU) or threshold bank (Thresholding) in ``layer``:
+        what a writable design's memory holds after the host wrote it (``host.design.policy_package``)."""
+        if layer["op"] == "MVAU":
+            self._weights[layer["name"]] = np.asarray(array).astype(np.int64)
+        else:
+            self._thresholds[layer["name"]] = np.asarray(array).astype(
+                np.float32 if layer["op"] == "Thresholding" and layer["input_dtype"] == "FLOAT32" else np.float64)
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         n = len(obs)
         x = np.asarray(obs, dtype=np.float32).reshape(n, 1, -1)

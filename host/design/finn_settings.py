@@ -52,7 +52,7 @@ def finn_driver_settings(spec: AccelSpec) -> dict[str, Any]:
     }
     # external_weights: a flag, as FINN's MakePYNQDriver writes it (finn-plus-driver keeps its own list of them)
     info: dict[str, Any] = {"driver_type": "FINNDMAOverlay", "io_shape_dict": io_shape_dict, "external_weights": False,
-                            "runtime_weights": False, "platform": "zynq-iodma"}
+                            "runtime_weights": data.get("runtime_weights") is not None, "platform": "zynq-iodma"}
     if data.get("clock_ns"):
         info["fclk_mhz"] = 1000.0 / float(data["clock_ns"])
     return {"driver_information": info,

@@ -255,8 +255,25 @@ class Deployed(_Model):
     layers: list[DeployedLayer]
 
 
+class Memory(_Model):
+    layer: Name
+    ip: Identifier
+    offset: Annotated[int, Field(ge=0, le=1 << 32)]
+    dat_file: Annotated[str, Field(pattern=r"^[0-9]+_[0-9]+_[A-Za-z0-9_]+\.dat$")]
+    words: Annotated[int, Field(ge=1, le=1 << 24)]
+
+
+class RuntimeWeights(_Model):
+    """A writable design's memories (``make estimate WEIGHTS=runtime``; :mod:`host.design.policy_memory`)."""
+
+    signature: dict[str, Any]
+    signature_sha256: Annotated[str, Field(pattern=HEX64)]
+    memories: Annotated[list[Memory], Field(min_length=1, max_length=MAX_LAYERS)]
+    policy_sha256: Annotated[str, Field(pattern=HEX64)]
+
+
 class AccelFile(_Model):
-    """accel.json, format version 2."""
+    """accel.json, format version 2 (``runtime_weights`` only in a writable design)."""
 
     format_version: Literal[2]
     design: Optional[Name] = None
@@ -269,10 +286,26 @@ class AccelFile(_Model):
     layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
     hashes: Hashes
     deployed: Optional[Deployed] = None
+    runtime_weights: Optional[RuntimeWeights] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "AccelFile":
         layers = self.layers
+        if self.runtime_weights is not None:
+            from host.design.policy_memory import memory_words
+
+            by_name = {layer.name: layer for layer in layers}
+            for memory in self.runtime_weights.memories:
+                layer = by_name.get(memory.layer)
+                if not isinstance(layer, (MVAULayer, ThresholdingLayer)):
+                    raise ValueError(f"runtime_weights names a memory of {memory.layer}, which is no MVAU or "
+                                     "Thresholding layer of this design")
+                if isinstance(layer, ThresholdingLayer) and layer.threshold_dtype is None:
+                    raise ValueError(f"layer {layer.name} is writable but has no threshold_dtype")
+                expected = memory_words(layer.model_dump())
+                if memory.words != expected:
+                    raise ValueError(f"runtime_weights: the memory of {memory.layer} holds {expected} words for its "
+                                     f"layer's shape and folding, not {memory.words}")
         if self.input.finn_datatype != layers[0].input_dtype:
             raise ValueError(f"input.finn_datatype {self.input.finn_datatype} is not the first layer's input datatype "
                              f"({layers[0].input_dtype})")

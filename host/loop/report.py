@@ -140,6 +140,10 @@ def headline(rep: dict[str, Any]) -> str:
     hw = rep["hardware"]
     lines = [f"{rep['env_id']}, design {rep['design']}, backend {rep['backend']}, {rep['episodes']} seeded episodes: "
              f"hardware {hw['mean_return']:.2f} ± {hw['std_return']:.2f}"]
+    policy = rep.get("policy")
+    if policy:  # a writable design: the student that ran, by the hash of the words read back from the accelerator
+        lines.append(f"  policy {policy['name']} (sha256 {policy['policy_sha256']}) written over AXI-lite, read back "
+                     "equal, flushed")
     for name, sw in rep["software"].items():
         test = sw["paired_test"]
         verdict = "identical returns on every episode" if test["identical"] else \
