@@ -194,7 +194,7 @@ rtlsim: install ## ladder level 4, the RTL layers simulated with Verilator on re
 	$(PY) -m hw_build rtlsim --states $(STATES) $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS) \
 	  --input $(INPUT) --objective $(OBJECTIVE) $(call opt,LATENCY_US,--latency-us) --impl $(if $(call given,IMPL),$(IMPL),rtl)
 
-synth: install ## Yosys counts (before place and route) of every RTL block beside FINN's estimate, synth.json (runs codegen first where sources are missing): DESIGN=<name> [IMPL=hls|rtl] [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=] [CLOCK_NS=10]
+synth: install ## Yosys counts (before place and route) of every RTL block beside FINN's estimate, synth.json (runs codegen first where sources are missing): DESIGN=<name> [WEIGHTS=fixed|runtime] [IMPL=hls|rtl] [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=] [CLOCK_NS=10]
 	$(PY) -m hw_build synth $(hw_flags)
 
 verify: install ## verification ladder levels 1-3 on real states: DESIGN=<name> [STATES=10000]
