@@ -240,7 +240,8 @@ def _python_outputs(hw_graph: Path, fed: np.ndarray, n_layers: int) -> np.ndarra
 def fault_copy(sources: Path, layer: str, target: Path) -> str:
     """A copy of a design's ``hw_sources/`` in ``target`` with one bit of one memory word flipped
     in ``layer``: the first weight word of an MVAU_rtl (``memblock.dat``) or the first threshold
-    of a Thresholding_rtl. Returns what was flipped (for the fault-injection check)."""
+    of a Thresholding_rtl. The bit is the word's highest set bit (a sign or a large magnitude; bit
+    0 of a zero word), so the fault is one the states can show. Returns what was flipped."""
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(sources, target)
@@ -250,9 +251,10 @@ def fault_copy(sources: Path, layer: str, target: Path) -> str:
         raise FlowError(f"{layer} has no weight or threshold memory file to flip a bit in")
     lines = dats[0].read_text().splitlines()
     word = int(lines[0], 16)
-    lines[0] = format(word ^ 1, f"0{len(lines[0].strip())}x")
+    flipped = word ^ (1 << max(word.bit_length() - 1, 0))
+    lines[0] = format(flipped, f"0{len(lines[0].strip())}x")
     dats[0].write_text("\n".join(lines) + "\n")
-    return f"{dats[0].name} word 0 of {layer}: {word:#x} -> {word ^ 1:#x}"
+    return f"{dats[0].name} word 0 of {layer}: {word:#x} -> {flipped:#x}"
 
 
 def stitched_rtlsim(design_dir: Path, fed: np.ndarray, work: Path, *, stall_percent: int = 30, seed: int = 0,
