@@ -348,3 +348,22 @@ def describe(record: dict[str, Any]) -> str:
             f"{record['stall_percent']} % stalls; {record['sim_cycles_per_frame']} cycles/frame back to back "
             f"(FINN estimate {record['finn_estimated_cycles_per_frame']}), one frame alone {record['sim_latency_cycles']} "
             f"cycles = {record['sim_latency_us']:.2f} µs ({finn_lat}{budget}), {record['basis']}")
+
+
+def simulated_latency(design_dir: Path) -> dict[str, Any] | None:
+    """The stitched simulation's figures of a design from its ``rtlsim.json``, for tables and
+    headlines: ``latency_us``, ``cycles_per_frame``, ``whole_partition``, ``states``, ``basis``,
+    beside ``finn_estimated_latency_us`` and ``latency_budget_us``; ``None`` where level 4b has
+    not run or did not pass."""
+    import json
+
+    path = design_dir / "rtlsim.json"
+    if not path.exists():
+        return None
+    stitched = json.loads(path.read_text()).get("stitched")
+    if not stitched or not stitched.get("passed"):
+        return None
+    return {"latency_us": stitched["sim_latency_us"], "cycles_per_frame": stitched["sim_cycles_per_frame"],
+            "whole_partition": stitched["whole_partition"], "states": stitched["states"], "basis": stitched["basis"],
+            "finn_estimated_latency_us": stitched.get("finn_estimated_latency_us"),
+            "latency_budget_us": stitched.get("latency_budget_us")}

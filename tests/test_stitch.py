@@ -12,6 +12,13 @@ from hw_build.stitch import FIFO_STRUCT, Instance, fault_copy, patch_fifo, split
 from training.errors import FlowError
 
 
+@pytest.fixture
+def designs(tmp_path, monkeypatch):
+    """A bitstreams/ folder of the test's own."""
+    monkeypatch.setenv("QPD_BITSTREAMS", str(tmp_path / "bitstreams"))
+    return tmp_path / "bitstreams"
+
+
 def _chain():
     return [Instance("StreamingFIFO_rtl_0", "StreamingFIFO_rtl", "StreamingFIFO_rtl_0", 8, 8),
             Instance("MVAU_rtl_0", "MVAU_rtl", "MVAU_rtl_0_sim_top", 8, 16),
@@ -122,3 +129,20 @@ def test_stitched_partition_agrees_under_stalls_and_one_flipped_word_is_caught(d
         fault_copy(folder / "hw_sources", layer, tmp_path / "faulty")
         bad = stitched_rtlsim(folder, fed, tmp_path / "bad", stall_percent=30, sources=tmp_path / "faulty")
         assert not bad["passed"] and bad["agreement_python"] < 1.0, layer
+
+
+def test_simulated_latency_reads_a_passed_stitched_record_only(tmp_path):
+    import json
+
+    from hw_build.stitch import simulated_latency
+
+    assert simulated_latency(tmp_path) is None
+    record = {"stitched": {"passed": True, "sim_latency_us": 1.47, "sim_cycles_per_frame": 32, "whole_partition": False,
+                           "states": 10000, "basis": "simulated (Verilator)", "finn_estimated_latency_us": 1.62,
+                           "latency_budget_us": 2.0}}
+    (tmp_path / "rtlsim.json").write_text(json.dumps(record))
+    got = simulated_latency(tmp_path)
+    assert got["latency_us"] == 1.47 and got["finn_estimated_latency_us"] == 1.62 and not got["whole_partition"]
+    record["stitched"]["passed"] = False
+    (tmp_path / "rtlsim.json").write_text(json.dumps(record))
+    assert simulated_latency(tmp_path) is None
