@@ -81,3 +81,58 @@ def test_finns_mvu_output_queue_overflow_reproduces_and_the_patch_fixes_it(tmp_p
     assert results["finn"][0][0] and not results["finn"][1][0] and "Overflowing output queue" in results["finn"][1][1]
     assert not results["finn-no-assert"][1][0] and " wrong" in results["finn-no-assert"][1][1]
     assert all(ok for ok, _ in results["patched"]) and ", 0 wrong" in results["patched"][1][1]
+
+
+#: A one-word AXI-stream buffer whose TREADY also drops on an LFSR, and which checks the rule on
+#: its input: a word offered and not taken must stay offered, unchanged, until it is taken.
+AXIS_RULE_CHECK = """
+module axis_rule_check (input ap_clk, input ap_rst_n,
+  input [31:0] in0_V_TDATA, input in0_V_TVALID, output in0_V_TREADY,
+  output [31:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY);
+  logic [15:0] lfsr = 16'hACE1;
+  logic full = 0, was_waiting = 0;
+  logic [31:0] word = 0, waited = 0;
+  assign in0_V_TREADY = !full && lfsr[0];
+  assign out0_V_TVALID = full;
+  assign out0_V_TDATA = word;
+  always_ff @(posedge ap_clk) begin
+    if (!ap_rst_n) begin full <= 0; was_waiting <= 0; end
+    else begin
+      lfsr <= {lfsr[14:0], lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]};
+      if (was_waiting && !(in0_V_TVALID && in0_V_TDATA == waited)) begin
+        $error("AXI-stream rule broken: an offered word was withdrawn or changed before its handshake");
+        $stop;
+      end
+      was_waiting <= in0_V_TVALID && !in0_V_TREADY;
+      waited <= in0_V_TDATA;
+      if (out0_V_TVALID && out0_V_TREADY) full <= 0;
+      if (in0_V_TVALID && in0_V_TREADY) begin full <= 1; word <= in0_V_TDATA; end
+    end
+  end
+endmodule
+"""
+
+
+@pytest.mark.slow
+def test_stall_harness_keeps_the_axi_stream_rules_and_a_broken_harness_is_caught(tmp_path, monkeypatch):
+    """(Two Verilator builds: 1-2 min on a busy 2-core machine.) The stall harness offers words after random gaps and holds each until it is taken (checked
+    by a Verilog monitor under 40 % stalls, every word through in order); the harness as it was
+    (TVALID redrawn every cycle) breaks the rule, and the failure carries the simulator's words."""
+    from hw_build import rtlsim
+
+    monkeypatch.setattr(rtlsim, "BUILD_CACHE", tmp_path / "cache")
+    src = tmp_path / "axis_rule_check.sv"
+    src.write_text(AXIS_RULE_CHECK)
+    layer = rtlsim.BuiltLayer("check", "check", rtlsim._verilate("check", "axis_rule_check", [src], [], "", tmp_path / "ok"))
+    words = [(i * 2654435761) & 0xFFFFFFFF for i in range(500)]
+    out, cycles = rtlsim.run_layer(layer, words, len(words), seed=3, stall_percent=40, work=tmp_path)
+    assert out == words and cycles > len(words)
+
+    old = rtlsim.HARNESS_CPP.replace("if (!offered) offered = next < in.size() && pct(rng) >= stall;",
+                                     "offered = next < in.size() && pct(rng) >= stall;")
+    assert old != rtlsim.HARNESS_CPP
+    monkeypatch.setattr(rtlsim, "HARNESS_CPP", old)
+    broken = rtlsim.BuiltLayer("check", "check", rtlsim._verilate("check", "axis_rule_check", [src], [], "",
+                                                                  tmp_path / "broken"))
+    with pytest.raises(FlowError, match="simulation of check failed: .*AXI-stream rule broken"):
+        rtlsim.run_layer(broken, words, len(words), seed=3, stall_percent=40, work=tmp_path)
