@@ -312,6 +312,8 @@ def stitched_rtlsim(design_dir: Path, fed: np.ndarray, work: Path, *, stall_perc
         "finn_estimated_cycles_per_frame": max(int(op.get_exp_cycles()) for op in layer_ops),
         "finn_estimated_latency_us": None if estimate.get("estimated_latency_ns") is None
         else round(estimate["estimated_latency_ns"] / 1000, 4),
+        "finn_estimate_covers": "every layer of the partition" + ("" if part.whole else
+                                                                    ", the layers not simulated included"),
         "latency_budget_us": estimate.get("latency_budget_us"),
         "finn_source_patches": {**FINN_SOURCE_PATCHES, **STITCH_PATCHES},
     }
