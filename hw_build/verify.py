@@ -178,7 +178,8 @@ def rtl_levels(out: Path, fed: np.ndarray, notes: list[str]) -> list[dict[str, A
     if any(r["covered"] for r in report["layers"]):
         from hw_build.stitch import stitched_rtlsim
 
-        s = stitched_rtlsim(out, fed, Path("build") / "rtlsim" / out.name / "stitched")
+        clock_ns = float(json.loads((out / "accel.json").read_text()).get("clock_ns") or 10.0)
+        s = stitched_rtlsim(out, fed, Path("build") / "rtlsim" / out.name / "stitched", clock_ns=clock_ns)
         what = "whole partition" if s["whole_partition"] else "RTL prefix"
         levels.append({"level": "4b", "name": f"stitched {what}, FIFOs and converters (Verilator)",
                        "agreement": min(s["agreement_python"], 1.0 if s["agreement_emulator"] is None
