@@ -5,12 +5,12 @@ is fed an always-valid input and constant weights; only its output's TREADY move
 ``ready`` cycles, low for ``stall`` cycles, repeated. The environment keeps every AXI-stream rule,
 so a failure is FINN's. Three variants of ``mvu_vvu_axi.sv``:
 
-- ``finn``: as FINN ships it; a TREADY low for CORE_PIPELINE_DEPTH + 1 cycles (7 here) stops on
-  FINN's assertion "Overflowing output queue";
+- ``finn``: as FINN ships it; a TREADY held low long enough (7 cycles at SIMD 4, 6 at SIMD 3)
+  stops on FINN's assertion "Overflowing output queue";
 - ``finn-no-assert``: the same without the assertion, as silicon would run it: wrong outputs;
-- ``patched``: with the one-entry fix :func:`hw_build.rtlsim.patch_mvu_output_queue` applies.
+- ``patched``: with the fix :func:`hw_build.rtlsim.patch_mvu_output_queue` applies.
 
-``python -m hw_build.mvu_queue_repro`` runs all three (about 20 s of C++ build each).
+``python -m hw_build.mvu_queue_repro`` runs all three at SIMD 4 and 3 (about 20 s of C++ build each).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ VARIANTS = ("finn", "finn-no-assert", "patched")
 ASSERTION = "assert(pop || !push || (OPtr < $signed(MAX_IN_FLIGHT))) else begin"
 
 
-def build(variant: str, work: Path) -> Path:
-    """Verilate the reproduction with one variant of ``mvu_vvu_axi.sv`` into ``work``; the binary."""
+def build(variant: str, work: Path, simd: int = 4) -> Path:
+    """Verilate the reproduction with one variant of ``mvu_vvu_axi.sv`` and ``simd`` (= MW) into
+    ``work``; the binary."""
     from hw_build.rtlsim import patch_add_multi, patch_mvu_output_queue, rtllib, verilator
 
     if variant not in VARIANTS:
@@ -47,7 +48,8 @@ def build(variant: str, work: Path) -> Path:
     sources = [mvu / "mvu_pkg.sv", work / "add_multi.sv", mvu / "replay_buffer.sv", mvu / "mvu.sv",
                mvu / "mvu_vvu_8sx9_dsp58.sv", work / "mvu_vvu_axi.sv", HERE / "mvu_queue_repro_top.sv"]
     cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "--no-timing", "-Wno-fatal", "-Wno-WIDTH",
-           "-Wno-INITIALDLY", "-Wno-UNOPTFLAT", "--top-module", "mvu_queue_repro_top", "-Mdir", str(work / "obj"),
+           "-Wno-INITIALDLY", "-Wno-UNOPTFLAT", f"-GSIMD={simd}", "--top-module", "mvu_queue_repro_top",
+           "-Mdir", str(work / "obj"),
            "-o", "sim", *map(str, sources), str(HERE / "mvu_queue_repro.cpp")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     binary = work / "obj" / "sim"
@@ -56,29 +58,34 @@ def build(variant: str, work: Path) -> Path:
     return binary
 
 
-def run(binary: Path, ready: int = 20, stall: int = 7) -> tuple[bool, str]:
+def run(binary: Path, ready: int = 20, stall: int = 7, simd: int = 4) -> tuple[bool, str]:
     """One run: TREADY high ``ready`` cycles, low ``stall`` cycles; (passed, the simulator's words)."""
     from hw_build.rtlsim import simulator_message
 
-    proc = subprocess.run([str(binary), str(ready), str(stall)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([str(binary), str(ready), str(stall), str(simd)], capture_output=True, text=True,
+                          timeout=120)
     return proc.returncode == 0, proc.stdout.strip() if proc.returncode == 0 else simulator_message(proc)
 
 
 def main() -> int:
-    """Build and run the three variants at stall 6 (passes) and 7 (overflows); exit 1 unless the
-    reproduction still shows the bug and the patch still fixes it."""
+    """Build and run the three variants at SIMD 4 and 3, TREADY high 20 cycles and low 1 to 12;
+    exit 1 unless FINN's file still overflows and the patch passes every pattern."""
     import tempfile
 
-    verdicts = {}
+    shown, fixed = True, True
     with tempfile.TemporaryDirectory() as tmp:
-        for variant in VARIANTS:
-            binary = build(variant, Path(tmp) / variant)
-            for stall in (6, 7):
-                ok, said = run(binary, 20, stall)
-                verdicts[variant, stall] = ok
-                print(f"{variant:<15} TREADY low {stall} cycles: {'ok  ' if ok else 'FAIL'} {said}")
-    shown = not verdicts["finn", 7] and not verdicts["finn-no-assert", 7] and verdicts["finn", 6]
-    fixed = verdicts["patched", 6] and verdicts["patched", 7]
+        for simd in (4, 3):
+            for variant in VARIANTS:
+                binary = build(variant, Path(tmp) / f"{variant}-{simd}", simd)
+                runs = {stall: run(binary, 20, stall, simd) for stall in range(1, 13)}
+                failing = [stall for stall, (ok, _) in runs.items() if not ok]
+                said = runs[failing[0]][1] if failing else runs[12][1]
+                print(f"SIMD {simd} {variant:<15} first failing TREADY stall: {failing[0] if failing else 'none'}"
+                      f" cycles; {said}")
+                if variant == "patched":
+                    fixed = fixed and not failing
+                else:
+                    shown = shown and bool(failing)
     print(f"the bug {'reproduces' if shown else 'does NOT reproduce'}; the patch {'fixes' if fixed else 'does NOT fix'} it")
     return 0 if shown and fixed else 1
 

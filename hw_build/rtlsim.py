@@ -186,32 +186,40 @@ def patch_add_multi(text: str) -> str:
     return text.replace(ADD_MULTI_BLOCK, "").replace(ADD_MULTI_ANCHOR, ADD_MULTI_ANCHOR + moved)
 
 
-#: finn-rtllib's mvu_vvu_axi.sv sizes the queue behind its compute core one entry short: the queue
-#: locks the core one cycle after it sees back-pressure, so with one input word per output (SIMD =
-#: MW) CORE_PIPELINE_DEPTH + 1 results can arrive behind the one that raised the lock. A TREADY
-#: held low for CORE_PIPELINE_DEPTH + 1 cycles then overflows it (FINN's assertion in simulation;
-#: a lost or repeated output word in silicon). Reproduction and report: hw_build/upstream/.
+#: finn-rtllib's mvu_vvu_axi.sv sizes the queue behind its compute core too small, twice over:
+#: (1) the queue locks the core one cycle after it sees back-pressure, so with one input word per
+#: output (SIMD = MW) CORE_PIPELINE_DEPTH + 1 results can arrive behind the one that raised the
+#: lock, one more than MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH allows; (2) for a SIMD that is not a
+#: power of two, CORE_PIPELINE_DEPTH (3 + $clog2(SIMD+1)) is one less than the depth of mvu.sv's
+#: own valid pipeline (PIPELINE_DEPTH = 3 + $clog2(SIMD) + 1). A TREADY held low long enough
+#: then overflows the queue (FINN's assertion in simulation; a lost or repeated word in silicon).
+#: The copy takes the core's real depth and one more entry. Reproduction and report: hw_build/upstream/.
+MVU_DEPTH_LINE = "/* else */    3 + $clog2(SIMD+1) + (SIMD == 1);"
+MVU_DEPTH_FIXED = ("/* else */    3 + $clog2(SIMD) + (SIMD == 1) + 1;  "
+                   "// patched by qpd (hw_build/rtlsim.py): mvu.sv's PIPELINE_DEPTH")
 MVU_QUEUE_LINE = "localparam int unsigned  MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH;"
 MVU_QUEUE_FIXED = ("localparam int unsigned  MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH + 1;  "
                    "// patched by qpd (hw_build/rtlsim.py): one entry for the result that raises the lock")
 
 
 def patch_mvu_output_queue(text: str) -> str:
-    """finn-rtllib's ``mvu_vvu_axi.sv`` with one more output-queue entry (:data:`MVU_QUEUE_LINE`);
-    refuses a file without the line (FINN changed it: check whether the bug is still there)."""
-    if text.count(MVU_QUEUE_LINE) != 1:
+    """finn-rtllib's ``mvu_vvu_axi.sv`` with its output queue sized for the core's real depth
+    and one more entry (:data:`MVU_DEPTH_LINE`, :data:`MVU_QUEUE_LINE`); refuses a file without
+    those lines (FINN changed it: check whether the bug is still there)."""
+    if text.count(MVU_QUEUE_LINE) != 1 or text.count(MVU_DEPTH_LINE) != 1:
         raise FlowError("finn-rtllib's mvu/mvu_vvu_axi.sv is not the file hw_build.rtlsim.patch_mvu_output_queue "
                         "knows: check whether its output queue still overflows (hw_build/upstream/), and update it")
-    return text.replace(MVU_QUEUE_LINE, MVU_QUEUE_FIXED)
+    return text.replace(MVU_QUEUE_LINE, MVU_QUEUE_FIXED).replace(MVU_DEPTH_LINE, MVU_DEPTH_FIXED)
 
 
 #: Every edit the simulation makes to a copy of FINN's sources, and why (recorded in rtlsim.json).
 FINN_SOURCE_PATCHES = {
     "finn-rtllib/mvu/add_multi.sv": "Verilator rejects a constant function declared inside a generate block; "
                                     "moved to module level, the same hardware",
-    "finn-rtllib/mvu/mvu_vvu_axi.sv": "FINN bug: the output queue is one entry short and overflows when TREADY is low "
-                                      "for CORE_PIPELINE_DEPTH + 1 cycles behind an MVU with SIMD = MW; one entry "
-                                      "added (hw_build/upstream/finn-mvu-output-queue.md)",
+    "finn-rtllib/mvu/mvu_vvu_axi.sv": "FINN bug: the output queue is too small and overflows under back-pressure "
+                                      "behind an MVU with SIMD = MW (one entry short, two for a SIMD that is not a "
+                                      "power of two); sized for mvu.sv's real pipeline depth plus one "
+                                      "(hw_build/upstream/finn-mvu-output-queue.md)",
     "<layer>_memstream_wrapper.v": "FINN wrote the absolute path of its own build folder's weight file; pointed at "
                                    "the design's copy",
 }

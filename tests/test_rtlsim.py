@@ -40,14 +40,17 @@ def test_missing_verilator_is_one_sentence(monkeypatch):
         rtlsim.verilator()
 
 
-def test_mvu_output_queue_patch_adds_exactly_one_entry_to_finns_file():
-    from hw_build.rtlsim import MVU_QUEUE_LINE, patch_mvu_output_queue
+def test_mvu_output_queue_patch_sizes_the_queue_for_the_cores_real_depth_in_finns_file():
+    from hw_build.rtlsim import MVU_DEPTH_LINE, MVU_QUEUE_LINE, patch_mvu_output_queue
 
     original = (rtllib() / "mvu" / "mvu_vvu_axi.sv").read_text()  # fails the day FINN's file changes
     patched = patch_mvu_output_queue(original)
     changed = [(a, b) for a, b in zip(original.splitlines(), patched.splitlines()) if a != b]
-    assert len(original.splitlines()) == len(patched.splitlines()) and len(changed) == 1
-    assert MVU_QUEUE_LINE in changed[0][0] and "MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH + 1;" in changed[0][1]
+    assert len(original.splitlines()) == len(patched.splitlines()) and len(changed) == 2
+    assert MVU_DEPTH_LINE in changed[0][0] and "3 + $clog2(SIMD) + (SIMD == 1) + 1;" in changed[0][1]
+    assert MVU_QUEUE_LINE in changed[1][0] and "MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH + 1;" in changed[1][1]
+    # the depth taken is mvu.sv's own
+    assert "PIPELINE_DEPTH = 3 + $clog2(SIMD) + (SIMD == 1) + 1;" in (rtllib() / "mvu" / "mvu.sv").read_text()
     with pytest.raises(FlowError, match="check whether its output queue still overflows"):
         patch_mvu_output_queue("module mvu_vvu_axi; endmodule\n")
 
@@ -69,7 +72,7 @@ def test_a_failed_simulation_carries_the_simulators_own_words_from_stdout_and_st
 
 @pytest.mark.slow
 def test_finns_mvu_output_queue_overflow_reproduces_and_the_patch_fixes_it(tmp_path):
-    """hw_build/upstream's reproduction (about 1 min: three Verilator builds): FINN's mvu_vvu_axi as
+    """hw_build/upstream's reproduction (about 2 min: five Verilator builds): FINN's mvu_vvu_axi as
     shipped stops on its assertion after a 7-cycle TREADY stall, gives wrong words without the
     assertion, and passes with the one-entry patch the simulations use."""
     from hw_build import mvu_queue_repro as repro
@@ -81,6 +84,11 @@ def test_finns_mvu_output_queue_overflow_reproduces_and_the_patch_fixes_it(tmp_p
     assert results["finn"][0][0] and not results["finn"][1][0] and "Overflowing output queue" in results["finn"][1][1]
     assert not results["finn-no-assert"][1][0] and " wrong" in results["finn-no-assert"][1][1]
     assert all(ok for ok, _ in results["patched"]) and ", 0 wrong" in results["patched"][1][1]
+    # A SIMD that is not a power of two: FINN's CORE_PIPELINE_DEPTH is one short of mvu.sv's own
+    # depth too; one extra entry alone would not do, the patch covers it.
+    finn3, patched3 = (repro.build(v, tmp_path / f"{v}-3", simd=3) for v in ("finn", "patched"))
+    assert not all(repro.run(finn3, 20, stall, simd=3)[0] for stall in range(1, 13))
+    assert all(repro.run(patched3, ready, stall, simd=3)[0] for ready in (1, 2, 20) for stall in range(1, 13))
 
 
 #: A one-word AXI-stream buffer whose TREADY also drops on an LFSR, and which checks the rule on

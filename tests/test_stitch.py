@@ -146,3 +146,38 @@ def test_simulated_latency_reads_a_passed_stitched_record_only(tmp_path):
     record["stitched"]["passed"] = False
     (tmp_path / "rtlsim.json").write_text(json.dumps(record))
     assert simulated_latency(tmp_path) is None
+
+
+@pytest.mark.slow
+def test_a_continuous_head_is_stitched_whole_and_agrees_with_the_emulator_exactly(designs, tmp_path):
+    """An all-RTL partition (a narrow HalfCheetah student, continuous head: no LabelSelect) is
+    stitched whole: its integers equal FINN's Python execution and the emulator's on real states
+    under stalls; a flipped weight of the first layer is caught (a few minutes)."""
+    from pathlib import Path
+
+    from host.design.spec import load_spec
+    from hw_build.compile import BuildChoice, estimate_design
+    from hw_build.export import episode_states, export_design
+    from hw_build.stitch import stitched_rtlsim
+    from tests.conftest import FAST_DISTILL
+    from training.qpd.config import load_qpd_config
+    from training.qpd.distill import STUDENT_FILE, StudentPolicy, distill, load_student
+
+    teacher = Path(__file__).resolve().parents[1] / "training" / "teachers" / "HalfCheetah-v5" / "ppo-teacher-s0"
+    cfg = load_qpd_config(env_id="HalfCheetah-v5", hidden=[16, 16], weight_bits=4, schedule=[4], updates=400,
+                          narrow_weights=True, eval_episodes=1, **{**FAST_DISTILL, "stage_eval_episodes": 1})
+    run = tmp_path / "runs" / "cheetah"
+    distill(cfg, teacher, run, quiet=True)
+    export_design(run, "cheetah-rtl", n_states=200)
+    estimate_design("cheetah-rtl", choice=BuildChoice(impl="rtl"), kind="codegen", quiet=True)
+    folder = designs / "cheetah-rtl"
+    student, _ = load_student(run / STUDENT_FILE)
+    fed = load_spec(folder).preprocess(episode_states("HalfCheetah-v5", StudentPolicy(student), 500))
+    record = stitched_rtlsim(folder, fed, tmp_path / "ok", stall_percent=30)
+    assert record["whole_partition"] and not record["not_simulated"]
+    assert record["agreement_python"] == 1.0 and record["agreement_emulator"] == 1.0 and record["passed"]
+    assert record["emulator_comparison"] == "the accelerator's outputs, exactly"
+    first = [name for name in record["simulated"] if name.startswith("MVAU_rtl")][0]  # fed by the observation codes
+    fault_copy(folder / "hw_sources", first, tmp_path / "faulty")
+    bad = stitched_rtlsim(folder, fed, tmp_path / "bad", stall_percent=30, sources=tmp_path / "faulty")
+    assert not bad["passed"] and bad["agreement_python"] < 1.0 and bad["agreement_emulator"] < 1.0
