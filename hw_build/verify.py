@@ -16,7 +16,8 @@ Level 0 comes first: the files the board loads (``accel.json``, ``weights.npz``,
 the board runs is what the ladder verified (a weight edited after the build, its hash rewritten,
 fails here). Level 4, where the design has RTL layers (``make codegen IMPL=rtl``) and Verilator is installed:
 each RTL layer simulated on the same states (:mod:`hw_build.rtlsim`, also ``make rtlsim``); what
-is not covered is said in ``verify.json``'s notes. The host's emulator is checked by ``make
+is not covered is said in ``verify.json``'s notes; level 4b, the partition stitched with FINN's
+FIFOs and width converters (:mod:`hw_build.stitch`), where its first layer has RTL. The host's emulator is checked by ``make
 compare``, the board by ``make board-eval``.
 """
 
@@ -177,4 +178,16 @@ def rtl_levels(out: Path, fed: np.ndarray, notes: list[str]) -> list[dict[str, A
     skipped = [f"{r['layer']} ({r['why']})" for r in report["layers"] if not r["covered"]]
     if skipped:
         notes.append("level 4 does not cover " + "; ".join(skipped))
+    if any(r["covered"] for r in report["layers"]):
+        from hw_build.stitch import stitched_rtlsim
+
+        clock_ns = float(json.loads((out / "accel.json").read_text()).get("clock_ns") or 10.0)
+        s = stitched_rtlsim(out, fed, Path("build") / "rtlsim" / out.name / "stitched", clock_ns=clock_ns)
+        what = "whole partition" if s["whole_partition"] else "RTL prefix"
+        levels.append({"level": "4b", "name": f"stitched {what}, FIFOs and converters (Verilator)",
+                       "agreement": min(s["agreement_python"], 1.0 if s["agreement_emulator"] is None
+                                        else s["agreement_emulator"]),
+                       "sim_cycles_per_frame": s["sim_cycles_per_frame"], "sim_latency_cycles": s["sim_latency_cycles"]})
+        if not s["whole_partition"]:
+            notes.append("level 4b stops before " + ", ".join(f"{r['layer']} ({r['why']})" for r in s["not_simulated"][:1]))
     return levels

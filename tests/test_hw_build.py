@@ -458,7 +458,11 @@ def test_rtl_build_is_simulated_layer_by_layer_with_verilator(designs, narrow_qp
     levels4 = [lv for lv in verified["levels"] if lv["level"] == "4"]
     assert verified["passed"] and len(levels4) >= 6 and sum("connected" in lv["name"] for lv in levels4) >= 1
     assert not any("LabelSelect" in note for note in verified["notes"])  # the host's argmax: every layer RTL
+    assert [lv["agreement"] for lv in verified["levels"] if lv["level"] == "4b"] == [1.0]  # stitched (hw_build.stitch)
     record = rtlsim_design("tiny-rtl", n_states=300, stall_percent=30)
+    stitched = record["stitched"]  # level 4b: the whole dataflow partition (argmax on the host), FINN's FIFOs and DWCs
+    assert stitched["passed"] and stitched["agreement_python"] == 1.0 and stitched["agreement_emulator"] == 1.0
+    assert stitched["whole_partition"] and stitched["basis"] == "simulated (Verilator)" and stitched["fifos"]
     layers = {r["layer"]: r for r in record["layers"]}
     covered = [r for r in layers.values() if r["covered"]]
     assert [r["op"] for r in covered] == ["MVAU_rtl", "Thresholding_rtl"] * 2 + ["MVAU_rtl"]
