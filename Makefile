@@ -98,8 +98,8 @@ lock: ## re-resolve requirements/workstation.lock from workstation.in (needs the
 	  echo "# torch's +cpu wheel comes from PyTorch's CPU wheel index (or a local wheel folder, pip's find-links); see docs/install.md."; \
 	  build/lock-venv/bin/pip freeze --all | grep -v '^pip==' ) > requirements/workstation.lock
 
-demo: install ## the whole flow on one environment: teacher, QPD, export, estimate, verify, compare (emulated): [ENV=CartPole-v1] [SEED=0] [WEIGHTS=runtime: a writable design, the student loaded over AXI-lite]
-	$(PY) -m flow demo --env $(ENV) --seed $(SEED) $(if $(call given,WEIGHTS),--weights $(WEIGHTS),)
+demo: install ## the whole flow on one environment: teacher, QPD, export, estimate, verify, compare (emulated): [ENV=CartPole-v1] [SEED=0] [WEIGHTS=runtime: a writable design, the student loaded over AXI-lite] [IMPL=rtl: the all-RTL design, simulated whole in Verilator and counted by Yosys]
+	$(PY) -m flow demo --env $(ENV) --seed $(SEED) $(if $(call given,WEIGHTS),--weights $(WEIGHTS),) $(if $(call given,IMPL),--impl $(IMPL),)
 
 test: install host-env ## run the test suite (fast tests; CI runs this), host tests also in the board-like env
 	$(PY) -m pytest -q

@@ -156,7 +156,7 @@ def _cmd_board_table(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from flow.demo import run_demo
 
-    run_demo(args.env, args.seed, weights=args.weights)
+    run_demo(args.env, args.seed, weights=args.weights, impl=args.impl)
 
 
 def _add_grid_options(p: argparse.ArgumentParser, out_name: str) -> None:
@@ -338,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", choices=["fixed", "runtime"], default="fixed",
                    help="runtime: a writable design (one bitstream, many students), the student loaded over AXI-lite")
+    p.add_argument("--impl", choices=["hls", "rtl"], default="hls",
+                   help="rtl: the all-RTL design (narrow-range student, argmax on the host), simulated whole in "
+                        "Verilator (ladder level 4b) and counted by Yosys (make synth)")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -9,11 +9,20 @@ from __future__ import annotations
 import time
 
 
-def run_demo(env: str, seed: int = 0, weights: str = "fixed") -> None:
+#: States of the verification ladder of the all-RTL demo (levels 4 and 4b simulate every one in Verilator).
+RTL_DEMO_STATES = 2000
+
+
+def run_demo(env: str, seed: int = 0, weights: str = "fixed", impl: str = "hls") -> None:
     """Run the whole flow on ``env`` with student seed ``seed`` and print a summary at the end.
 
     ``weights="runtime"``: the design is writable (design ``demo-<env>-runtime``), and its comparison
-    writes the student into the accelerator over AXI-lite first (``make load-policy``)."""
+    writes the student into the accelerator over AXI-lite first (``make load-policy``).
+    ``impl="rtl"``: the all-RTL design (``demo-<env>-rtl``): the student is distilled with narrow-range
+    weights (FINN's RTL MVU needs them on the xc7z020), every layer is RTL, the argmax of a discrete
+    policy is the host's; the ladder adds levels 4 and 4b (each layer, then the whole dataflow
+    partition stitched with FINN's FIFOs and width converters, in Verilator under random stalls)
+    and ``make synth`` counts it with Yosys."""
     from hw_build.compile import BuildChoice, estimate_design
     from hw_build.export import export_design
     from hw_build.verify import verify_design
@@ -33,7 +42,7 @@ def run_demo(env: str, seed: int = 0, weights: str = "fixed") -> None:
 
     restore_committed_teacher(env, teacher_run_dir(env, 0))  # the committed teacher, where there is one
     teacher = train_teacher(env, 0)
-    cfg = load_qpd_config(env_id=env, seed=seed)
+    cfg = load_qpd_config(env_id=env, seed=seed, narrow_weights=True if impl == "rtl" else None)
     ladder = " -> ".join(str(w) for w, _ in cfg.stages())
     stage(f"2/6 QPD: {cfg.arch_label()} student, {ladder} bits")
     from training.qpd.distill import holds_other_run, student_run_dir
@@ -43,7 +52,7 @@ def run_demo(env: str, seed: int = 0, weights: str = "fixed") -> None:
     if stale:
         print(f"{run_dir} holds a student distilled with other settings (an older default?): distilling it again")
     student = distill(cfg, teacher_run_dir(env, 0), force=stale)
-    design = f"demo-{env.replace('/', '-')}" + ("-runtime" if weights == "runtime" else "")
+    design = f"demo-{env.replace('/', '-')}" + ("-rtl" if impl == "rtl" else "") + ("-runtime" if weights == "runtime" else "")
     stage(f"3/6 export to QONNX (design {design})")
     export_design(student_run_dir(cfg), design, force=True)
     from hw_build.design import QONNX_FILE, existing_design_dir
@@ -52,11 +61,18 @@ def run_demo(env: str, seed: int = 0, weights: str = "fixed") -> None:
     budget = default_latency_us(existing_design_dir(design) / QONNX_FILE)
     stage(f"4/6 FINN estimate for the PYNQ-Z2: the smallest folding within {budget:g} µs"
           + (", binary frames as they are" if cfg.conv else ", input quantized on the host"))
-    est = estimate_design(design, choice=BuildChoice(weights=weights))
-    rtl_line = rtl_variant(student_run_dir(cfg), design)
-    print(f"  {rtl_line}")
-    stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
-    verify_design(design)
+    est = estimate_design(design, choice=BuildChoice(weights=weights, impl=impl),
+                          kind="codegen" if impl == "rtl" else "estimate")
+    if impl == "rtl":
+        stage(f"5/6 verification ladder on {RTL_DEMO_STATES:,} states (Brevitas, QONNX, FINN graphs; each RTL layer "
+              "and the stitched dataflow in Verilator), then Yosys")
+        verify_design(design, n_states=RTL_DEMO_STATES)
+        rtl_line = rtl_summary(design)
+    else:
+        rtl_line = rtl_variant(student_run_dir(cfg), design)
+        print(f"  {rtl_line}")
+        stage("5/6 verification ladder (Brevitas, QONNX, FINN graphs)")
+        verify_design(design)
     stage("6/6 environment loop against the emulated accelerator vs software, 100 episodes")
     from flow.cli import build_parser
     from flow.compare import workstation_references
@@ -86,9 +102,29 @@ def run_demo(env: str, seed: int = 0, weights: str = "fixed") -> None:
           f"{brevitas.get('identical_returns', 0)}/{rep['episodes']} episode returns\n{rtl_line}")
 
 
+def rtl_summary(design: str) -> str:
+    """The all-RTL demo's hardware line: the stitched simulation's latency and Yosys's counts
+    (``make synth``, run here), each labelled with where it comes from."""
+    from hw_build.design import existing_design_dir
+    from hw_build.stitch import simulated_latency
+    from hw_build.synth import summary, synth_design
+
+    record = synth_design(design, quiet=True)
+    print(summary(record))
+    best = record["best"]
+    sim = simulated_latency(existing_design_dir(design))
+    latency = (f"one frame {sim['latency_us']:.2f} µs, {sim['cycles_per_frame']} cycles/frame "
+               f"(simulated (Verilator), {'whole dataflow partition' if sim['whole_partition'] else 'RTL part'}, "
+               f"{sim['states']:,} states; FINN est. {sim['finn_estimated_latency_us']:.2f} µs)" if sim
+               else "no stitched simulation (see make rtlsim)")
+    return (f"all-RTL design {design}: {latency}; {best['LUT']:,.0f} LUT, {best['DSP']:,.0f} DSP, "
+            f"{best['BRAM_18K']:,.0f} BRAM_18K ({best['figures']})")
+
+
 def rtl_variant(run_dir, design: str) -> str:
     """The demo's line on the same student built with ``IMPL=rtl`` (FINN estimates; the default
-    design stays HLS, see docs/hardware.md "HLS or all-RTL"), as design ``<design>-rtl``."""
+    design stays HLS, see docs/hardware.md "HLS or all-RTL"), as design ``<design>-same-student-rtl``
+    (``demo-<env>-rtl`` is ``make demo IMPL=rtl``'s all-RTL design of a narrow-range student)."""
     import json
 
     from hw_build.compile import BuildChoice, estimate_design
@@ -96,7 +132,7 @@ def rtl_variant(run_dir, design: str) -> str:
     from hw_build.export import export_design
     from training.errors import FlowError
 
-    name = f"{design}-rtl"
+    name = f"{design}-same-student-rtl"
     try:
         export_design(run_dir, name, force=True, n_states=200)
         est = estimate_design(name, choice=BuildChoice(impl="rtl"), quiet=True)
@@ -107,6 +143,6 @@ def rtl_variant(run_dir, design: str) -> str:
               else "every layer RTL, the argmax on the host")
     return (f"IMPL=rtl variant of this student ({name}): est. {est.resources['LUT']:,.0f} LUT, "
             f"{est.resources['BRAM_18K']:,.0f} BRAM_18K, {est.resources['DSP']:,.0f} DSP, {est.latency_ns / 1000:.2f} µs; "
-            f"{layers}; Yosys counts of either: make synth DESIGN=<name>")
+            f"{layers}; make demo IMPL=rtl: the all-RTL design, simulated whole and counted by Yosys")
 
 

@@ -352,17 +352,25 @@ def describe(record: dict[str, Any]) -> str:
             f"cycles = {record['sim_latency_us']:.2f} µs ({finn_lat}{budget}), {record['basis']}")
 
 
+#: What ``verify.json``'s level 4b keeps of the stitched simulation's record (what :func:`simulated_latency` reads).
+STITCHED_SUMMARY_KEYS = ("passed", "sim_latency_us", "sim_cycles_per_frame", "whole_partition", "states", "basis",
+                         "finn_estimated_latency_us", "latency_budget_us")
+
+
 def simulated_latency(design_dir: Path) -> dict[str, Any] | None:
-    """The stitched simulation's figures of a design from its ``rtlsim.json``, for tables and
-    headlines: ``latency_us``, ``cycles_per_frame``, ``whole_partition``, ``states``, ``basis``,
-    beside ``finn_estimated_latency_us`` and ``latency_budget_us``; ``None`` where level 4b has
-    not run or did not pass."""
+    """The stitched simulation's figures of a design from its ``rtlsim.json`` (``make rtlsim``), else
+    from ``verify.json``'s level 4b (``make verify``), for tables and headlines: ``latency_us``,
+    ``cycles_per_frame``, ``whole_partition``, ``states``, ``basis``, beside
+    ``finn_estimated_latency_us`` and ``latency_budget_us``; ``None`` where level 4b has not run or
+    did not pass."""
     import json
 
-    path = design_dir / "rtlsim.json"
-    if not path.exists():
-        return None
-    stitched = json.loads(path.read_text()).get("stitched")
+    stitched = None
+    if (design_dir / "rtlsim.json").exists():
+        stitched = json.loads((design_dir / "rtlsim.json").read_text()).get("stitched")
+    elif (design_dir / "verify.json").exists():
+        level = [lv for lv in json.loads((design_dir / "verify.json").read_text())["levels"] if lv["level"] == "4b"]
+        stitched = level[0].get("stitched") if level else None
     if not stitched or not stitched.get("passed"):
         return None
     return {"latency_us": stitched["sim_latency_us"], "cycles_per_frame": stitched["sim_cycles_per_frame"],

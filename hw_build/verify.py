@@ -179,7 +179,7 @@ def rtl_levels(out: Path, fed: np.ndarray, notes: list[str]) -> list[dict[str, A
     if skipped:
         notes.append("level 4 does not cover " + "; ".join(skipped))
     if any(r["covered"] for r in report["layers"]):
-        from hw_build.stitch import stitched_rtlsim
+        from hw_build.stitch import STITCHED_SUMMARY_KEYS, stitched_rtlsim
 
         clock_ns = float(json.loads((out / "accel.json").read_text()).get("clock_ns") or 10.0)
         s = stitched_rtlsim(out, fed, Path("build") / "rtlsim" / out.name / "stitched", clock_ns=clock_ns)
@@ -187,7 +187,8 @@ def rtl_levels(out: Path, fed: np.ndarray, notes: list[str]) -> list[dict[str, A
         levels.append({"level": "4b", "name": f"stitched {what}, FIFOs and converters (Verilator)",
                        "agreement": min(s["agreement_python"], 1.0 if s["agreement_emulator"] is None
                                         else s["agreement_emulator"]),
-                       "sim_cycles_per_frame": s["sim_cycles_per_frame"], "sim_latency_cycles": s["sim_latency_cycles"]})
+                       "sim_cycles_per_frame": s["sim_cycles_per_frame"], "sim_latency_cycles": s["sim_latency_cycles"],
+                       "stitched": {k: v for k, v in s.items() if k in STITCHED_SUMMARY_KEYS}})
         if not s["whole_partition"]:
             notes.append("level 4b stops before " + ", ".join(f"{r['layer']} ({r['why']})" for r in s["not_simulated"][:1]))
     return levels
