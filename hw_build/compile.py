@@ -415,6 +415,24 @@ def compile_estimate(qonnx: Path, out: Path, choice: BuildChoice, *, kind: str =
     return est, rule, points, chosen
 
 
+def refuse_standalone_thresholds_after_conv(qonnx_path: Path, choice: "BuildChoice") -> None:
+    """Refuse, in one sentence, ``IMPL=rtl`` or ``WEIGHTS=runtime`` for a pixel student: both make the
+    thresholds layers of their own, and after the convolution FINN's conversion stops on them
+    (finn-plus 1.6.1, ``step_convert_to_hw``: "MultiThreshold (MultiThreshold_0) input (NCHW) and
+    output (NHWC) layout mismatch"), so its RTL (Thresholding_rtl) cannot be reached."""
+    if choice.impl != "rtl" and choice.weights != "runtime":
+        return
+    import onnx
+
+    convs = [n.name or n.op_type for n in onnx.load(str(qonnx_path), load_external_data=False).graph.node
+             if n.op_type == "Conv"]
+    if convs:
+        setting = "IMPL=rtl" if choice.impl == "rtl" else "WEIGHTS=runtime"
+        raise FlowError(f"{setting} is not available for a student with a convolution ({convs[0]}): it makes the "
+                        "thresholds layers of their own, and FINN cannot convert a standalone threshold after the "
+                        "convolution (MultiThreshold_0: NCHW input, NHWC output); build it with IMPL=hls and fixed weights")
+
+
 def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str = "estimate",
                     quiet: bool = False) -> Estimate:
     """``make estimate`` / ``make codegen``: build up to the estimates (and HLS/RTL sources) in the design folder."""
@@ -425,6 +443,7 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
     choice = choice or BuildChoice()
     choice.check()
     out = existing_design_dir(design)
+    refuse_standalone_thresholds_after_conv(out / QONNX_FILE, choice)
     prepare_finn(Path("build") / "finn")
     t0 = time.perf_counter()
     est, rule, points, chosen = compile_estimate(out / QONNX_FILE, out, choice, kind=kind, progress=not quiet)

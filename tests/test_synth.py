@@ -217,3 +217,24 @@ def test_make_synth_counts_a_whole_all_rtl_design_whose_patched_thresholds_simul
     monkeypatch.setattr(rtlsim, "layer_sources", patched_sources)
     simulated = rtlsim.rtlsim_design("synth-rtl", n_states=300, stall_percent=30)
     assert simulated["passed"] and sum(r["op"] == "Thresholding_rtl" and r["covered"] for r in simulated["layers"]) == 2
+
+
+def test_rtl_and_writable_builds_of_a_pixel_student_are_refused_in_one_sentence(tmp_path):
+    """FINN cannot convert a standalone threshold after a convolution (its layout check), so
+    IMPL=rtl and WEIGHTS=runtime are refused before FINN runs, naming the convolution."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from hw_build.compile import BuildChoice, refuse_standalone_thresholds_after_conv
+    from training.errors import FlowError
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 3, 3], [0.0] * 9)
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="Conv_0")], "g", [x], [y], [w])
+    path = tmp_path / "conv.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    refuse_standalone_thresholds_after_conv(path, BuildChoice())  # the default build is fine
+    for choice, setting in ((BuildChoice(impl="rtl"), "IMPL=rtl"), (BuildChoice(weights="runtime"), "WEIGHTS=runtime")):
+        with pytest.raises(FlowError, match=f"^{setting} is not available for a student with a convolution \\(Conv_0\\)"):
+            refuse_standalone_thresholds_after_conv(path, choice)
