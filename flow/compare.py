@@ -52,8 +52,6 @@ def brevitas_student(design: Path, spec: Any) -> tuple[Any, str | None]:
 def workstation_references(design: Path, spec: Any) -> SoftwareReferences:
     """FINN's execution of the design's hardware-layer graph (fed by the host's input transform)
     as the independent reference, and the Brevitas student beside the float teacher."""
-    from hw_build.execution import execute_batch
-
     from hw_build.accel_spec import FINAL_MODEL, board_file_mismatches
 
     refs = SoftwareReferences(notes=[])
@@ -63,24 +61,34 @@ def workstation_references(design: Path, spec: Any) -> SoftwareReferences:
         refs.notes.append("the design's files were not cross-checked with its FINN graph (not here)")
     graph = design / FINN_GRAPH
     if graph.exists():
-        refs.independent = (finn_reference_name(spec),
-                            lambda obs: spec.action_from_output(execute_batch(graph, spec.preprocess(obs))))
+        refs.independent = finn_graph_reference(graph, spec)
     else:
         refs.independent_missing = f"{graph} is not here"
-    student, why = brevitas_student(design, spec)
+    add_brevitas_reference(refs, design, spec)
+    return refs
+
+
+def finn_graph_reference(graph: Path, spec: Any) -> tuple[str, Any]:
+    """FINN's execution of a hardware-layer graph, fed by the host's input quantizer, as a named reference."""
+    from hw_build.execution import execute_batch
+
+    return finn_reference_name(spec), lambda obs: spec.action_from_output(execute_batch(graph, spec.preprocess(obs)))
+
+
+def add_brevitas_reference(refs: SoftwareReferences, source: Path, spec: Any) -> None:
+    """The Brevitas student of ``source`` (a design or a policy package) as the verdict's reference, or a note why not."""
+    student, why = brevitas_student(source, spec)
     if student is not None:
         refs.extra[BREVITAS] = student
         refs.verdict_reference = BREVITAS
     else:
         refs.notes.append(f"Brevitas student skipped: {why}")
-    return refs
 
 
 def policy_references(package: Path, spec: Any, finn: bool = True) -> SoftwareReferences:
     """The references of a student loaded into a writable design (``make compare DESIGN= RUN=``): FINN's
     execution of the student's own hardware-layer graph (compiled by ``make load-policy``, fed by its input
     quantizer; ``finn=False`` leaves it out) and its Brevitas student, the verdict's reference."""
-    from hw_build.execution import execute_batch
     from hw_build.load_policy import _work_dir
 
     refs = SoftwareReferences(notes=[])
@@ -88,14 +96,8 @@ def policy_references(package: Path, spec: Any, finn: bool = True) -> SoftwareRe
     if not finn:
         refs.independent_missing = "left out (make board-table judges against the Brevitas student, FINN's batch-1 execution is slow)"
     elif graph.exists():
-        refs.independent = (finn_reference_name(spec),
-                            lambda obs: spec.action_from_output(execute_batch(graph, spec.preprocess(obs))))
+        refs.independent = finn_graph_reference(graph, spec)
     else:
         refs.independent_missing = f"{graph} is not here (make load-policy compiles it)"
-    student, why = brevitas_student(package, spec)
-    if student is not None:
-        refs.extra[BREVITAS] = student
-        refs.verdict_reference = BREVITAS
-    else:
-        refs.notes.append(f"Brevitas student skipped: {why}")
+    add_brevitas_reference(refs, package, spec)
     return refs
