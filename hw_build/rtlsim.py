@@ -138,6 +138,18 @@ TIE_OFFS = {
     "ConvolutionInputGenerator_rtl": "",  # one stream in, one out, no AXI-lite (not dynamic mode)
 }
 
+def memstream_instance(name: str, instance: str, ready: str, valid: str, data: str) -> str:
+    """Verilog instance of FINN's generated weight memory ``<name>_memstream_wrapper`` streaming its
+    words out on ``ready``/``valid``/``data``, its AXI-lite write port and input stream tied off."""
+    return f"""  {name}_memstream_wrapper {instance} (
+    .ap_clk(ap_clk), .ap_clk2x(ap_clk), .ap_rst_n(ap_rst_n),
+    .s_axilite_AWVALID(1'b0), .s_axilite_AWPROT(3'b0), .s_axilite_AWADDR('0), .s_axilite_WVALID(1'b0),
+    .s_axilite_WDATA(32'b0), .s_axilite_WSTRB(4'b0), .s_axilite_BREADY(1'b0), .s_axilite_ARVALID(1'b0),
+    .s_axilite_ARPROT(3'b0), .s_axilite_ARADDR('0), .s_axilite_RREADY(1'b0),
+    .s_axis_0_tvalid(1'b0), .s_axis_0_tdata('0),
+    .m_axis_0_tready({ready}), .m_axis_0_tvalid({valid}), .m_axis_0_tdata({data}));"""
+
+
 #: FINN stitches an MVAU_rtl to its weight memory (memstream) in the IP integrator; here a glue
 #: top does it, and the harness sees one stream in, one stream out.
 MVU_GLUE = """
@@ -147,13 +159,7 @@ module {name}_sim_top (
     output [{ow}-1:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY);
   wire [{ww}-1:0] w_tdata;
   wire w_tvalid, w_tready;
-  {name}_memstream_wrapper weights (
-    .ap_clk(ap_clk), .ap_clk2x(ap_clk), .ap_rst_n(ap_rst_n),
-    .s_axilite_AWVALID(1'b0), .s_axilite_AWPROT(3'b0), .s_axilite_AWADDR('0), .s_axilite_WVALID(1'b0),
-    .s_axilite_WDATA(32'b0), .s_axilite_WSTRB(4'b0), .s_axilite_BREADY(1'b0), .s_axilite_ARVALID(1'b0),
-    .s_axilite_ARPROT(3'b0), .s_axilite_ARADDR('0), .s_axilite_RREADY(1'b0),
-    .s_axis_0_tvalid(1'b0), .s_axis_0_tdata('0),
-    .m_axis_0_tready(w_tready), .m_axis_0_tvalid(w_tvalid), .m_axis_0_tdata(w_tdata));
+{weights}
   {name} mvu (
     .ap_clk(ap_clk), .ap_clk2x(ap_clk), .ap_rst_n(ap_rst_n),
     .in1_V_TDATA(w_tdata), .in1_V_TVALID(w_tvalid), .in1_V_TREADY(w_tready),
@@ -343,10 +349,18 @@ def _verilate(name: str, top: str, sources: list[Path], params: list[str], tie_o
     return cached
 
 
+def mvu_glue_text(name: str, op, module: str | None = None) -> str:
+    """The glue top (:data:`MVU_GLUE`) of MVAU_rtl ``name`` with its weight memory, as module ``module``
+    (default ``<name>_sim_top``)."""
+    text = MVU_GLUE.format(name=name, iw=op.get_instream_width_padded(0), ww=op.get_instream_width_padded(1),
+                           ow=op.get_outstream_width_padded(),
+                           weights=memstream_instance(name, "weights", "w_tready", "w_tvalid", "w_tdata"))
+    return text if module is None else text.replace(f"module {name}_sim_top", f"module {module}")
+
+
 def _mvu_glue(name: str, op, work: Path) -> Path:
     glue = work / f"{name}_sim_top.sv"
-    glue.write_text(MVU_GLUE.format(name=name, iw=op.get_instream_width_padded(0), ww=op.get_instream_width_padded(1),
-                                    ow=op.get_outstream_width_padded()))
+    glue.write_text(mvu_glue_text(name, op))
     return glue
 
 

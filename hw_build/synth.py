@@ -186,13 +186,7 @@ endmodule
 _MEMORY_TOP = """module {top} (
     input ap_clk, input ap_rst_n,
     output [{ww}-1:0] m_axis_0_tdata, output m_axis_0_tvalid, input m_axis_0_tready);
-  {name}_memstream_wrapper u (
-    .ap_clk(ap_clk), .ap_clk2x(ap_clk), .ap_rst_n(ap_rst_n),
-    .s_axilite_AWVALID(1'b0), .s_axilite_AWPROT(3'b0), .s_axilite_AWADDR('0), .s_axilite_WVALID(1'b0),
-    .s_axilite_WDATA(32'b0), .s_axilite_WSTRB(4'b0), .s_axilite_BREADY(1'b0), .s_axilite_ARVALID(1'b0),
-    .s_axilite_ARPROT(3'b0), .s_axilite_ARADDR('0), .s_axilite_RREADY(1'b0),
-    .s_axis_0_tvalid(1'b0), .s_axis_0_tdata('0),
-    .m_axis_0_tready(m_axis_0_tready), .m_axis_0_tvalid(m_axis_0_tvalid), .m_axis_0_tdata(m_axis_0_tdata));
+{instance}
 endmodule
 """
 
@@ -211,7 +205,7 @@ def _memstream_wrapper(code_dir: Path, work: Path) -> Path:
 
 def layer_block(node, op, work: Path, estimate: dict[str, float]) -> Block | None:
     """The block of one node of the FIFO-inserted graph, or None where it has no RTL."""
-    from hw_build.rtlsim import MVU_GLUE, rtllib
+    from hw_build.rtlsim import memstream_instance, mvu_glue_text, rtllib
 
     name, op_type = node.name, node.op_type
     code_dir = Path(op.get_nodeattr("code_gen_dir_ipgen"))
@@ -236,8 +230,7 @@ def layer_block(node, op, work: Path, estimate: dict[str, float]) -> Block | Non
                    mvu / "mvu_vvu_8sx9_dsp58.sv", mvu / "mvu_vvu_axi.sv", rtllib() / "axi" / "hdl" / "axilite.sv",
                    mem / "memstream.sv", mem / "memstream_axi.sv", _memstream_wrapper(code_dir, work),
                    *[v for v in sorted(code_dir.glob("*.v")) if not v.name.endswith("_memstream_wrapper.v")]]
-        text = MVU_GLUE.format(name=name, iw=op.get_instream_width_padded(0), ww=op.get_instream_width_padded(1),
-                               ow=op.get_outstream_width_padded()).replace(f"module {name}_sim_top", f"module {top}")
+        text = mvu_glue_text(name, op, top)
         return Block(name, op_type, "layer", sources, top, text, code_dir, estimate, "with its weight memory")
     if op_type == "ConvolutionInputGenerator_rtl" and not op.get_nodeattr("dynamic_mode"):
         sources = [Path(p) for p in op.get_rtl_file_list(abspath=True)]  # FINN's own list: one stream in, one out
@@ -248,7 +241,8 @@ def layer_block(node, op, work: Path, estimate: dict[str, float]) -> Block | Non
         mem = rtllib() / "memstream" / "hdl"
         sources = [rtllib() / "axi" / "hdl" / "axilite.sv", mem / "memstream.sv", mem / "memstream_axi.sv",
                    _memstream_wrapper(code_dir, work)]
-        text = _MEMORY_TOP.format(top=top, name=name, ww=op.get_instream_width_padded(1))
+        text = _MEMORY_TOP.format(top=top, ww=op.get_instream_width_padded(1), instance=memstream_instance(
+            name, "u", "m_axis_0_tready", "m_axis_0_tvalid", "m_axis_0_tdata"))
         return Block(name, op_type, "weight memory", sources, top, text, code_dir, estimate,
                      "weight memory only: the layer's compute is HLS C++ (Vitis HLS makes it RTL)")
     return None
