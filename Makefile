@@ -39,7 +39,7 @@ distill_flags = $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,INP
   $(if $(filter 1 yes true,$(OUTPUT_AFFINE)),--output-affine,) $(if $(call given,EPISODES),--episodes $(EPISODES),)
 
 
-.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render summary export estimate codegen bitstream cost rtlsim synth verify compare load-policy board-table serve serve-keys designs deploy-folder deploy board-setup board-eval bench docs clean-venv
+.PHONY: help install host-env lock demo test test-slow teacher eval distill qpd-table ablation input-precision frontier render summary summary-fresh export estimate codegen bitstream cost rtlsim synth verify compare load-policy board-table serve serve-keys designs deploy-folder deploy board-setup board-eval bench docs clean-venv
 
 # Every variable a target reads, as `make help` names it beside the target (tests/test_make_cli.py
 # checks both ways, and that each one reaches its command-line flag); and the environment's own.
@@ -161,6 +161,9 @@ hw_flags = $(design_flag) $(call opt,TARGET_FPS,--target-fps) --clock-ns $(CLOCK
 
 summary: install ## results at a glance, docs/results/summary.{md,json}, from the committed tables (nothing is run)
 	$(PY) -m flow summary docs/results
+
+summary-fresh: install ## the summary's chosen students and teachers on 100 fresh episode seeds (2000-2099), then make summary: [ENV=<id>, default every table's] [EPISODES=100]
+	$(PY) -m flow summary-fresh docs/results $(env_check) $(if $(call given,EPISODES),--episodes $(EPISODES),)
 
 render: install ## re-render committed grids from their json, adding deployed bits and est. LUT/BRAM/DSP per architecture: DIR=<folder>
 	@test -n "$(DIR)" || { echo "make render needs DIR=<folder with qpd_table/frontier/ablation json>, e.g. DIR=docs/results/Acrobot-v1"; exit 2; }

@@ -126,6 +126,22 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     print(f"written: {folder / SUMMARY_MD}, {folder / SUMMARY_JSON} ({len(summary)} environments)")
 
 
+def _cmd_summary_fresh(args: argparse.Namespace) -> None:
+    from flow.experiments.summary import SUMMARY_MD, write_summary
+    from flow.experiments.summary_fresh import FRESH_FILE, reevaluate_summary
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise FlowError(f"{folder} is not a folder of results tables")
+    reevaluate_summary(folder, envs=[args.env] if args.env else None, seed_start=args.seed_start,
+                       episodes=args.episodes, recreate=not args.no_recreate)
+    summary = write_summary(folder)
+    print((folder / SUMMARY_MD).read_text())
+    claims = [e[c] for e in summary.values() for c in ("smallest_keeping", "best_within_half_percent") if e[c]]
+    fresh = sum(1 for c in claims if c.get("fresh_seeds"))
+    print(f"written: {folder / FRESH_FILE}; {fresh} of {len(claims)} chosen students are reported on fresh seeds")
+
+
 def _cmd_fresh_seeds(args: argparse.Namespace) -> None:
     from flow.experiments.fresh_seeds import reevaluate
 
@@ -273,6 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="results at a glance: summary.md/json from the committed tables (nothing is run)")
     p.add_argument("folder", nargs="?", default="docs/results", help="the results folder (default docs/results)")
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("summary-fresh", help="play the summary's chosen students and their teachers on fresh episode "
+                       "seeds (summary_fresh.json), then re-render the summary with those figures")
+    p.add_argument("folder", nargs="?", default="docs/results", help="the results folder (default docs/results)")
+    p.add_argument("--env", default=None, help="only this environment (default: every table's)")
+    p.add_argument("--seed-start", type=int, default=2000, help="first fresh seed (default 2000)")
+    p.add_argument("--episodes", type=int, default=100, help="fresh episodes (default 100)")
+    p.add_argument("--no-recreate", action="store_true", help="skip students whose run folder is gone instead of "
+                   "rerunning their trial from its record")
+    p.set_defaults(func=_cmd_summary_fresh)
 
     p = sub.add_parser("fresh-seeds", help="re-evaluate a grid's students and teacher on episode seeds no choice was "
                        "made on (fresh_seeds.md/json beside the grid); nothing is trained")

@@ -16,8 +16,11 @@ bound of ``make cost``, against the teacher's float actor bits):
   keeps the teacher on the most seeds, then with the highest mean return; None where none is
   that small.
 
-Every figure is from the table's evaluation episodes (seeds 1000–1099); ``fresh_seeds`` says
-whether the chosen student was re-evaluated on episode seeds never used for a choice.
+Both choices are made on the grids' evaluation episodes (seeds 1000–1099). Where ``make
+summary-fresh`` has filed the chosen student's returns on fresh episodes (``summary_fresh.json``,
+:mod:`flow.experiments.summary_fresh`), the entry reports those (``fresh_seeds`` true, the
+evaluation-seed figures under ``selected_on``); elsewhere it reports the evaluation-seed figures
+and says so.
 
 The committed frontiers of the same environment and teacher (``docs/results/<env>/*/frontier.json``)
 add their rows as candidates where they ran at least :data:`MIN_GRID_SEEDS` seeds (a one-seed
@@ -46,7 +49,14 @@ def seeds_kept(row: dict[str, Any]) -> tuple[int, str]:
     return int(row["seeds_keeping_teacher"]), "one-std"
 
 
-def table_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
+def _row_trials(data: dict[str, Any], row: dict[str, Any], source: str, **match: Any) -> list[str]:
+    """The ``<source>/<key>`` names of a grid row's trials, in seed order."""
+    recs = [t for t in data.get("trials", []) if t["method"] == row["method"] and t.get("bits") == row["bits"]
+            and all(t.get(k) == v for k, v in match.items())]
+    return [f"{source}/{t['key']}" for t in sorted(recs, key=lambda t: t["seed"])]
+
+
+def table_candidates(data: dict[str, Any], source: str = "qpd_table") -> list[dict[str, Any]]:
     """Every row of a ``qpd_table.json`` whose student has a hardware cost, as summary entries."""
     from flow.experiments.hardware import arch_key, layer_options, row_cost
     from training.students.student import student_act_bits
@@ -62,11 +72,12 @@ def table_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
         if cost is None:
             continue
         student = arch_key(hidden, row["bits"], student_act_bits(row["bits"]), input_bits, conv, **layers)
-        out.append(_candidate(row, student, cost, teacher))
+        out.append(_candidate(row, student, cost, teacher, source, _row_trials(data, row, source)))
     return out
 
 
-def _candidate(row: dict[str, Any], student: str, cost: dict[str, Any], teacher: dict[str, Any]) -> dict[str, Any]:
+def _candidate(row: dict[str, Any], student: str, cost: dict[str, Any], teacher: dict[str, Any], source: str,
+               trials: list[str]) -> dict[str, Any]:
     """A grid row as a summary entry: its student's name and cost, the seeds keeping the teacher."""
     kept, test = seeds_kept(row)
     return {"method": row["method"], "student": student,
@@ -74,10 +85,10 @@ def _candidate(row: dict[str, Any], student: str, cost: dict[str, Any], teacher:
             "seeds": len(row["seeds"]), "seeds_kept_paired": kept if test == "paired" else None,
             "seeds_kept": kept, "test": test,
             "mean_return": round(float(row["mean_return"]), 2), "teacher_return": round(float(teacher["mean_return"]), 2),
-            "est_lut": round(float(cost["LUT"])), "fresh_seeds": False}
+            "est_lut": round(float(cost["LUT"])), "fresh_seeds": False, "source": source, "trials": trials}
 
 
-def frontier_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
+def frontier_candidates(data: dict[str, Any], source: str = "frontier") -> list[dict[str, Any]]:
     """Every row of a ``frontier.json`` with :data:`MIN_GRID_SEEDS` seeds or more and a hardware cost,
     as summary entries (as :func:`table_candidates`)."""
     from flow.experiments.frontier import _row_cost
@@ -94,14 +105,15 @@ def frontier_candidates(data: dict[str, Any]) -> list[dict[str, Any]]:
         conv = (row["channels"],) if row.get("channels") else ()
         student = arch_key((row["width"],) * settings["depth"], row["bits"], student_act_bits(row["bits"]),
                            distill.get("input_bits", 8), conv, **layer_options(distill))
-        out.append(_candidate(row, student, cost, teacher))
+        trials = _row_trials(data, row, source, width=row["width"], channels=row.get("channels"))
+        out.append(_candidate(row, student, cost, teacher, source, trials))
     return out
 
 
 def summarise_table(data: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """One environment's summary entry from its ``qpd_table.json`` data (and ``extra`` candidates
     from other grids of the same teacher, see :func:`frontier_candidates`)."""
-    rows = [{**r, "source": "qpd_table"} for r in table_candidates(data)] + list(extra or [])
+    rows = table_candidates(data) + list(extra or [])
     keeping = [r for r in rows if r["seeds_kept"] == r["seeds"]]
     small = [r for r in rows if r["deployed_bits"] <= HALF_PERCENT * r["teacher_bits"]]
     smallest = min(keeping, key=lambda r: (r["deployed_bits"], -r["mean_return"])) if keeping else None
@@ -113,17 +125,26 @@ def summarise_table(data: dict[str, Any], extra: list[dict[str, Any]] | None = N
             "source": data.get("command", "")}
 
 
-def summarise(results_dir: Path) -> dict[str, Any]:
-    """The summary of every committed table under ``results_dir``, keyed by env id."""
+def summarise(results_dir: Path, fresh: bool = True) -> dict[str, Any]:
+    """The summary of every committed table under ``results_dir``, keyed by env id; with ``fresh``,
+    each choice reports its fresh-seed figures where ``summary_fresh.json`` has them."""
+    from flow.experiments.summary_fresh import CHOICES, load_fresh, report_fresh
+
+    filed = load_fresh(results_dir)["envs"] if fresh else {}
     out = {}
     for path in sorted(results_dir.glob("*/qpd_table.json")):
         data = json.loads(path.read_text())
+        means = {f"qpd_table/{t['key']}": t["mean_return"] for t in data.get("trials", [])}
         extra = []
         for grid in sorted(path.parent.glob("*/frontier.json")):
             frontier = json.loads(grid.read_text())
             if frontier["env_id"] == data["env_id"] and _same_teacher(frontier["teacher"], data["teacher"]):
-                extra += [{**c, "source": str(grid.parent.relative_to(path.parent))} for c in frontier_candidates(frontier)]
+                source = str(grid.parent.relative_to(path.parent))
+                extra += frontier_candidates(frontier, source)
+                means.update({f"{source}/{t['key']}": t["mean_return"] for t in frontier.get("trials", [])})
         entry = summarise_table(data, extra)
+        if fresh:
+            entry.update({c: report_fresh(entry[c], filed.get(data["env_id"]), means) for c in CHOICES})
         entry["table"] = str(path.relative_to(results_dir))
         out[data["env_id"]] = entry
     return out
@@ -139,9 +160,17 @@ def _cell(entry: dict[str, Any] | None) -> str:
     pct = 100 * entry["deployed_bits"] / entry["teacher_bits"]
     test = "paired" if entry["test"] == "paired" else "one-std rule"
     where = "" if entry.get("source", "qpd_table") == "qpd_table" else f" [{entry['source']}]"
-    return (f"{entry['method']} {entry['student']}: {entry['deployed_bits']:,} bits ({pct:.2f} %), "
-            f"{entry['mean_return']:,.2f}, {entry['seeds_kept']}/{entry['seeds']} ({test}), est. {entry['est_lut']:,} LUT"
-            f"{where}")
+    head = f"{entry['method']} {entry['student']}: {entry['deployed_bits']:,} bits ({pct:.2f} %), "
+    if entry.get("fresh_seeds"):
+        chosen = entry["selected_on"]
+        returns = (f"**fresh seeds: {entry['mean_return']:,.2f} (teacher {entry['teacher_return']:,.2f}), "
+                   f"{entry['seeds_kept']}/{entry['seeds']} (paired)**; chosen on evaluation seeds: "
+                   f"{chosen['mean_return']:,.2f}, {chosen['seeds_kept']}/{entry['seeds']}")
+    else:
+        why = f": {entry['fresh_note']}" if entry.get("fresh_note") else ""
+        returns = (f"{entry['mean_return']:,.2f}, {entry['seeds_kept']}/{entry['seeds']} ({test}; evaluation seeds, "
+                   f"not re-evaluated on fresh ones{why})")
+    return f"{head}{returns}, est. {entry['est_lut']:,} LUT{where}"
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -154,8 +183,10 @@ def markdown(summary: dict[str, Any]) -> str:
         "Sizes are deployed bits (every weight and threshold at the width the accelerator stores it, the host's "
         "input stage included) against the teacher's float actor bits; est. LUT are FINN estimates, not synthesised. "
         "A seed keeps the teacher by the paired test of its 100 episodes against the teacher's on the same seeds "
-        "(the one-std rule where the table predates it). All returns are on the tables' evaluation seeds "
-        "(1000–1099); none of these students has yet been re-evaluated on fresh seeds.",
+        "(the one-std rule where the table predates it). Each choice is made on the grids' evaluation seeds "
+        "(1000–1099); `make summary-fresh` then plays every seed's student and the teacher on 100 fresh episodes "
+        "(2000–2099), and where it has, the figures in bold are those fresh ones: the claim. A choice that keeps "
+        "the teacher on fewer seeds there is reported as it is, not replaced by another.",
         "",
         "| environment | teacher (return, bits) | smallest student keeping the teacher on every seed | "
         "best student within 0.5 % of the teacher's bits |",

@@ -65,7 +65,7 @@ def teacher_record(teacher_dir: Path, env_id: str) -> dict[str, Any]:
     policy = TeacherPolicy.load(teacher_dir, env_id)
     record = {"run": str(teacher_dir), "algo": policy.algo, "mean_return": results["mean_return"],
               "std_return": results["std_return"], "n_episodes": results["n_episodes"],
-              "size_bits": teacher_size(policy).total_bits}
+              "size_bits": teacher_size(policy).total_bits, "weights_sha256": policy.fingerprint()}
     if "returns" in results and "seeds" in results:  # for the paired test on the same seeds
         record.update(returns=results["returns"], seeds=results["seeds"])
     return record

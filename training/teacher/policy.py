@@ -250,6 +250,22 @@ class TeacherPolicy:
                                     f"the teacher takes {model.observation_space.shape}")
         return cls(model, normalizer, found.env_id)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the policy network's weights (every tensor of its state dict, in order, with its
+        name) and of the observation statistics: the same figure for the same teacher however its
+        file was zipped, a different one for a retrained teacher whose returns happen to match."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name, tensor in self.model.policy.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        if self.normalizer is not None:
+            for array in (self.normalizer.mean, self.normalizer.var):
+                digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+            digest.update(np.array([self.normalizer.clip, self.normalizer.epsilon], dtype=np.float64).tobytes())
+        return digest.hexdigest()
+
     def preprocess(self, obs: np.ndarray) -> torch.Tensor:
         """Raw observations (batch or single) to the tensor the network takes."""
         obs = np.asarray(obs, dtype=np.float32)
