@@ -64,3 +64,25 @@ def test_the_default_teacher_comes_from_the_committed_one(tmp_path, monkeypatch)
     assert not restore_committed_teacher(env_id, path)
     # Outside the runs root a teacher folder is the user's: never written.
     assert not restore_committed_teacher(env_id, tmp_path / "elsewhere" / folder.name)
+
+
+def test_the_fingerprint_names_the_weights_not_the_file():
+    """Two loads of one teacher share a fingerprint; one changed weight, or changed observation
+    statistics, give another (what tells a retrained teacher from its table's when both return 500)."""
+    import dataclasses
+
+    import torch
+
+    from training.teacher.policy import TeacherPolicy
+
+    folder = next(p for p in TEACHERS if (p / "obs_normalizer.npz").is_file())
+    env_id = json.loads((folder / "results.json").read_text())["env_id"]
+    teacher = TeacherPolicy.load(folder, env_id)
+    first = teacher.fingerprint()
+    assert TeacherPolicy.load(folder, env_id).fingerprint() == first and len(first) == 64
+    teacher.normalizer = dataclasses.replace(teacher.normalizer, clip=teacher.normalizer.clip + 1)
+    assert teacher.fingerprint() != first
+    other = TeacherPolicy.load(folder, env_id)
+    with torch.no_grad():
+        next(other.model.policy.parameters()).view(-1)[0] += 1e-6
+    assert other.fingerprint() != first

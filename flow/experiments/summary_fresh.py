@@ -82,10 +82,11 @@ def report_fresh(choice: dict[str, Any] | None, fresh_env: dict[str, Any] | None
             "selected_on": {"episode_seeds": [1000, 1099], **selected_on}}
 
 
-def _records(results_dir: Path, env_dir: str, choice: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The committed trial records of a chosen entry, with their ``<source>/<key>`` names."""
+def _records(table_dir: Path, choice: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The committed trial records of a chosen entry of the table in ``table_dir``, with their
+    ``<source>/<key>`` names (a frontier's source is its folder beside the table)."""
     source = choice.get("source", "qpd_table")
-    grid = results_dir / env_dir if source == "qpd_table" else results_dir / env_dir / source
+    grid = table_dir if source == "qpd_table" else table_dir / source
     for name in choice["trials"]:
         path = grid / "trials" / f"{name.split('/', 1)[1]}.json"
         if not path.is_file():
@@ -147,7 +148,8 @@ def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed
             env["students"] = {}  # another teacher's pairs are void
             filed["envs"][env_id] = env
             atomic.write_json(path, filed)
-        records = [item for choice in choices for item in _records(results_dir, env_id.replace("/", "-"), choice)]
+        table_dir = results_dir / Path(entry["table"]).parent
+        records = [item for choice in choices for item in _records(table_dir, choice)]
         for name, record in tqdm(records, desc=f"{env_id} students", unit="student", leave=False):
             done = env["students"].get(name)
             if done is not None and same_return(done["eval_mean_return"], record["mean_return"]):
