@@ -48,6 +48,13 @@ def test_choices_on_a_made_up_table():
     entry = summarise_table(data)
     assert entry["smallest_keeping"]["student"] == "2x32-w3a3" and entry["smallest_keeping"]["seeds_kept_paired"] == 3
     assert entry["best_within_half_percent"]["student"] == "2x32-w3a3"  # keeps 3/3 where w2 keeps 1/3
+    assert entry["smallest_keeping"]["tied_with"] == []
+    # Another method with the same student, seeds kept and return: the choice names it as tied.
+    data["rows"].append({**data["rows"][1], "method": "direct"})
+    entry = summarise_table(data)
+    assert entry["smallest_keeping"]["method"] == "qpd" and entry["smallest_keeping"]["tied_with"] == ["direct"]
+    assert "qpd (tied with direct) 2x32-w3a3" in markdown({"X-v0": {**entry, "teacher": {"mean_return": 10.0,
+                                                                                        "bits": 1_000_000}}})
 
 
 def test_frontiers_of_the_same_teacher_add_candidates_with_enough_seeds():

@@ -118,11 +118,22 @@ def summarise_table(data: dict[str, Any], extra: list[dict[str, Any]] | None = N
     small = [r for r in rows if r["deployed_bits"] <= HALF_PERCENT * r["teacher_bits"]]
     smallest = min(keeping, key=lambda r: (r["deployed_bits"], -r["mean_return"])) if keeping else None
     best = max(small, key=lambda r: (r["seeds_kept"], r["mean_return"])) if small else None
+    smallest, best = _with_ties(smallest, keeping), _with_ties(best, small)
     return {"env_id": data["env_id"], "teacher": {"run": data["teacher"]["run"], "algo": data["teacher"].get("algo"),
                                                    "mean_return": round(float(data["teacher"]["mean_return"]), 2),
                                                    "bits": int(data["teacher"]["size_bits"])},
             "smallest_keeping": smallest, "best_within_half_percent": best, "candidates": len(rows),
             "source": data.get("command", "")}
+
+
+def _with_ties(choice: dict[str, Any] | None, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``choice`` with ``tied_with``: the other methods whose rows match it in deployed bits, seeds
+    kept and mean return (the choice is then the first in table order, which says nothing)."""
+    if choice is None:
+        return None
+    same = ("deployed_bits", "seeds_kept", "mean_return")
+    ties = sorted({r["method"] for r in rows if r is not choice and all(r[k] == choice[k] for k in same)})
+    return {**choice, "tied_with": ties}
 
 
 def summarise(results_dir: Path, fresh: bool = True) -> dict[str, Any]:
@@ -160,7 +171,8 @@ def _cell(entry: dict[str, Any] | None) -> str:
     pct = 100 * entry["deployed_bits"] / entry["teacher_bits"]
     test = "paired" if entry["test"] == "paired" else "one-std rule"
     where = "" if entry.get("source", "qpd_table") == "qpd_table" else f" [{entry['source']}]"
-    head = f"{entry['method']} {entry['student']}: {entry['deployed_bits']:,} bits ({pct:.2f} %), "
+    also = f" (tied with {', '.join(entry['tied_with'])})" if entry.get("tied_with") else ""
+    head = f"{entry['method']}{also} {entry['student']}: {entry['deployed_bits']:,} bits ({pct:.2f} %), "
     if entry.get("fresh_seeds"):
         chosen = entry["selected_on"]
         returns = (f"**fresh seeds: {entry['mean_return']:,.2f} (teacher {entry['teacher_return']:,.2f}), "
