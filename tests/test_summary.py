@@ -99,6 +99,14 @@ def test_fresh_figures_replace_the_evaluation_ones_only_where_every_seed_has_the
                             means)["fresh_seeds"]
     skipped = {**fresh, "students": {**fresh["students"], "qpd_table/b": {"eval_mean_return": 8.5, "skipped": "gone"}}}
     assert report_fresh(_choice(), skipped, means)["fresh_note"] == "b: gone"
+    # A tied method's students, replayed too, are reported beside the choice.
+    tied = {**fresh, "students": {**fresh["students"], "qpd_table/c": {"eval_mean_return": 9.0, "mean_return": 9.5,
+                                                                        "keeps_teacher_paired": True}}}
+    out = report_fresh(_choice(tied_with=["direct"], tied_trials={"direct": ["qpd_table/c"]}), tied,
+                       {**means, "qpd_table/c": 9.0})
+    assert out["tied_fresh"] == {"direct": {"mean_return": 9.5, "seeds_kept": 1, "seeds_kept_paired": 1}}
+    assert "(tied with direct; on fresh seeds direct 9.50, 1/2)" in markdown({"X-v0": {
+        "teacher": {"mean_return": 10.0, "bits": 1_000_000}, "smallest_keeping": out, "best_within_half_percent": None}})
 
 
 def test_summary_fresh_plays_the_chosen_students_on_fresh_seeds_and_resumes(short_qpd_student, cartpole_teacher,

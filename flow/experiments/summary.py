@@ -128,12 +128,13 @@ def summarise_table(data: dict[str, Any], extra: list[dict[str, Any]] | None = N
 
 def _with_ties(choice: dict[str, Any] | None, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """``choice`` with ``tied_with``: the other methods whose rows match it in deployed bits, seeds
-    kept and mean return (the choice is then the first in table order, which says nothing)."""
+    kept and mean return (the choice is then the first in table order, which says nothing), and
+    ``tied_trials``, their trials by method (``make summary-fresh`` replays them too)."""
     if choice is None:
         return None
     same = ("deployed_bits", "seeds_kept", "mean_return")
-    ties = sorted({r["method"] for r in rows if r is not choice and all(r[k] == choice[k] for k in same)})
-    return {**choice, "tied_with": ties}
+    ties = {r["method"]: r["trials"] for r in rows if r is not choice and all(r[k] == choice[k] for k in same)}
+    return {**choice, "tied_with": sorted(ties), "tied_trials": {m: ties[m] for m in sorted(ties)}}
 
 
 def summarise(results_dir: Path, fresh: bool = True) -> dict[str, Any]:
@@ -171,7 +172,12 @@ def _cell(entry: dict[str, Any] | None) -> str:
     pct = 100 * entry["deployed_bits"] / entry["teacher_bits"]
     test = "paired" if entry["test"] == "paired" else "one-std rule"
     where = "" if entry.get("source", "qpd_table") == "qpd_table" else f" [{entry['source']}]"
-    also = f" (tied with {', '.join(entry['tied_with'])})" if entry.get("tied_with") else ""
+    also = ""
+    if entry.get("tied_with"):
+        fresh = entry.get("tied_fresh") or {}
+        also = f" (tied with {', '.join(entry['tied_with'])}" + (
+            "; on fresh seeds " + ", ".join(f"{m} {f['mean_return']:,.2f}, {f['seeds_kept_paired']}/{entry['seeds']}"
+                                           for m, f in fresh.items()) if fresh else "") + ")"
     head = f"{entry['method']}{also} {entry['student']}: {entry['deployed_bits']:,} bits ({pct:.2f} %), "
     if entry.get("fresh_seeds"):
         chosen = entry["selected_on"]

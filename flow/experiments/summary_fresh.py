@@ -65,29 +65,44 @@ def report_fresh(choice: dict[str, Any] | None, fresh_env: dict[str, Any] | None
     teacher = (fresh_env or {}).get("teacher")
     if not teacher or not same_return(teacher["eval_mean_return"], choice["teacher_return"]):
         return {**choice, "fresh_seeds": False}
-    found = []
-    for name in choice["trials"]:
-        rec = fresh_env.get("students", {}).get(name)
-        if rec is None or not same_return(rec["eval_mean_return"], trial_means[name]):
-            return {**choice, "fresh_seeds": False}
-        if rec.get("skipped"):
-            return {**choice, "fresh_seeds": False, "fresh_note": f"{name.split('/')[-1]}: {rec['skipped']}"}
-        found.append(rec)
-    kept = sum(1 for r in found if r["keeps_teacher_paired"])
+    found = _fresh_trials(choice["trials"], fresh_env, trial_means)
+    if not isinstance(found, list):
+        return {**choice, "fresh_seeds": False, **({"fresh_note": found} if found else {})}
     selected_on = {k: choice[k] for k in ("mean_return", "seeds_kept", "seeds_kept_paired", "test", "teacher_return")}
-    return {**choice, "mean_return": round(sum(r["mean_return"] for r in found) / len(found), 2),
-            "seeds_kept": kept, "seeds_kept_paired": kept, "test": "paired",
+    tied = {m: _fresh_trials(names, fresh_env, trial_means) for m, names in choice.get("tied_trials", {}).items()}
+    return {**choice, **_fresh_figures(found), "test": "paired",
             "teacher_return": round(float(teacher["mean_return"]), 2), "fresh_seeds": True,
             "fresh_episode_seeds": [fresh_env["seeds"][0], fresh_env["seeds"][1]],
-            "selected_on": {"episode_seeds": [1000, 1099], **selected_on}}
+            "selected_on": {"episode_seeds": [1000, 1099], **selected_on},
+            "tied_fresh": {m: _fresh_figures(f) for m, f in tied.items() if isinstance(f, list)}}
 
 
-def _records(table_dir: Path, choice: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The committed trial records of a chosen entry of the table in ``table_dir``, with their
-    ``<source>/<key>`` names (a frontier's source is its folder beside the table)."""
+def _fresh_trials(names: list[str], fresh_env: dict[str, Any], trial_means: dict[str, float]) -> list[dict] | str | None:
+    """The filed fresh results of these trials; else why not (a skip's reason, or None: not filed)."""
+    found = []
+    for name in names:
+        rec = fresh_env.get("students", {}).get(name)
+        if rec is None or not same_return(rec["eval_mean_return"], trial_means[name]):
+            return None
+        if rec.get("skipped"):
+            return f"{name.split('/')[-1]}: {rec['skipped']}"
+        found.append(rec)
+    return found
+
+
+def _fresh_figures(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean over seeds of the fresh mean returns, and the seeds keeping the teacher on them."""
+    kept = sum(1 for r in found if r["keeps_teacher_paired"])
+    return {"mean_return": round(sum(r["mean_return"] for r in found) / len(found), 2), "seeds_kept": kept,
+            "seeds_kept_paired": kept}
+
+
+def _records(table_dir: Path, choice: dict[str, Any], names: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The committed trial records ``names`` (``<source>/<key>``) of a chosen entry of the table in
+    ``table_dir`` (a frontier's source is its folder beside the table)."""
     source = choice.get("source", "qpd_table")
     grid = table_dir if source == "qpd_table" else table_dir / source
-    for name in choice["trials"]:
+    for name in names:
         path = grid / "trials" / f"{name.split('/', 1)[1]}.json"
         if not path.is_file():
             raise FlowError(f"the trial record {path} of the summary's choice is not here")
@@ -149,7 +164,9 @@ def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed
             filed["envs"][env_id] = env
             atomic.write_json(path, filed)
         table_dir = results_dir / Path(entry["table"]).parent
-        records = [item for choice in choices for item in _records(table_dir, choice)]
+        records = [item for choice in choices for item in _records(table_dir, choice, choice["trials"])]
+        records += [item for choice in choices for names in choice.get("tied_trials", {}).values()
+                    for item in _records(table_dir, choice, names)]
         for name, record in tqdm(records, desc=f"{env_id} students", unit="student", leave=False):
             done = env["students"].get(name)
             if done is not None and same_return(done["eval_mean_return"], record["mean_return"]):
