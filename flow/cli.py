@@ -133,7 +133,7 @@ def _cmd_summary_fresh(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise FlowError(f"{folder} is not a folder of results tables")
-    reevaluate_summary(folder, envs=[args.env] if args.env else None, seed_start=args.seed_start,
+    reevaluate_summary(folder, envs=args.env.split(",") if args.env else None, seed_start=args.seed_start,
                        episodes=args.episodes, recreate=not args.no_recreate)
     summary = write_summary(folder)
     print((folder / SUMMARY_MD).read_text())
@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary-fresh", help="play the summary's chosen students and their teachers on fresh episode "
                        "seeds (summary_fresh.json), then re-render the summary with those figures")
     p.add_argument("folder", nargs="?", default="docs/results", help="the results folder (default docs/results)")
-    p.add_argument("--env", default=None, help="only this environment (default: every table's)")
+    p.add_argument("--env", default=None, help="only these environments, comma-separated (default: every table's); "
+                   "runs for different environments may share the record at once")
     p.add_argument("--seed-start", type=int, default=2000, help="first fresh seed (default 2000)")
     p.add_argument("--episodes", type=int, default=100, help="fresh episodes (default 100)")
     p.add_argument("--no-recreate", action="store_true", help="skip students whose run folder is gone instead of "

@@ -109,6 +109,24 @@ def _records(table_dir: Path, choice: dict[str, Any], names: list[str]) -> Itera
         yield name, json.loads(path.read_text())
 
 
+def _file_env(results_dir: Path, env_id: str, env: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    """Write one environment's entry into the record, re-read under a lock: runs for different
+    environments (``--env``) may share the file at once; return the record as written."""
+    import fcntl
+    import os
+
+    fd = os.open(results_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        filed = load_fresh(results_dir)
+        filed.update(meta)
+        filed["envs"][env_id] = env
+        atomic.write_json(Path(results_dir) / FRESH_FILE, filed)
+        return filed
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed_start: int = FRESH_SEED_START,
                        episodes: int = 100, recreate: bool = True) -> dict[str, Any]:
     """Evaluate the summary's chosen students and their teachers on fresh seeds; file them in
@@ -133,8 +151,6 @@ def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed
         raise FlowError(f"no committed table of {', '.join(unknown)}; tables: {', '.join(summary)}")
     seeds = eval_seeds(episodes, seed_start)
     filed = load_fresh(results_dir)
-    filed.update(seed_start=seed_start, episodes=episodes)
-    path = results_dir / FRESH_FILE
     for env_id, entry in summary.items():
         if envs and env_id not in envs:
             continue
@@ -161,8 +177,7 @@ def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed
             env["teacher"] = {"run": str(teacher_run), "eval_mean_return": float(trained),
                               "mean_return": result.mean, "returns": result.returns}
             env["students"] = {}  # another teacher's pairs are void
-            filed["envs"][env_id] = env
-            atomic.write_json(path, filed)
+            filed = _file_env(results_dir, env_id, env, seed_start=seed_start, episodes=episodes)
         table_dir = results_dir / Path(entry["table"]).parent
         records = [item for choice in choices for item in _records(table_dir, choice, choice["trials"])]
         records += [item for choice in choices for names in choice.get("tied_trials", {}).values()
@@ -182,8 +197,7 @@ def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed
             except FlowError as exc:
                 row["skipped"] = str(exc)
             env["students"][name] = row
-            filed["envs"][env_id] = env
-            atomic.write_json(path, filed)
+            filed = _file_env(results_dir, env_id, env, seed_start=seed_start, episodes=episodes)
             print(f"{env_id} {name}: " + (f"skipped: {row['skipped']}" if "skipped" in row else
                                          f"{row['mean_return']:.2f} on fresh seeds (evaluation seeds "
                                          f"{row['eval_mean_return']:.2f}), keeps the teacher: {row['keeps_teacher_paired']}"))
