@@ -142,10 +142,19 @@ def test_summary_fresh_plays_the_chosen_students_on_fresh_seeds_and_resumes(shor
 
     monkeypatch.setattr(training.evaluation, "evaluate", no_evaluation)
     assert reevaluate_summary(tmp_path, episodes=3) == filed  # everything filed already: nothing runs
-    # Another teacher than the table's is not compared.
-    table["teacher"]["mean_return"] += 1
+    monkeypatch.undo()
+    # Another teacher than the table's is not compared: other weights, or another return.
+    (tmp_path / FRESH_FILE).unlink()
+    reevaluate_summary(tmp_path, episodes=3)  # the table records no fingerprint: the return decides
+    table["teacher"]["weights_sha256"] = "0" * 64
     (grid / "qpd_table.json").write_text(json.dumps(table))
     (tmp_path / FRESH_FILE).unlink()
+    reevaluate_summary(tmp_path, episodes=3)
+    assert "has other weights than the table records" in capsys.readouterr().out
+    assert not (tmp_path / FRESH_FILE).exists()
+    del table["teacher"]["weights_sha256"]
+    table["teacher"]["mean_return"] += 1
+    (grid / "qpd_table.json").write_text(json.dumps(table))
     reevaluate_summary(tmp_path, episodes=3)
     assert "it is not the table's teacher" in capsys.readouterr().out
     with pytest.raises(FlowError, match="overlap the evaluation seeds"):

@@ -119,9 +119,10 @@ def summarise_table(data: dict[str, Any], extra: list[dict[str, Any]] | None = N
     smallest = min(keeping, key=lambda r: (r["deployed_bits"], -r["mean_return"])) if keeping else None
     best = max(small, key=lambda r: (r["seeds_kept"], r["mean_return"])) if small else None
     smallest, best = _with_ties(smallest, keeping), _with_ties(best, small)
-    return {"env_id": data["env_id"], "teacher": {"run": data["teacher"]["run"], "algo": data["teacher"].get("algo"),
-                                                   "mean_return": round(float(data["teacher"]["mean_return"]), 2),
-                                                   "bits": int(data["teacher"]["size_bits"])},
+    teacher = {"run": data["teacher"]["run"], "algo": data["teacher"].get("algo"),
+               "mean_return": round(float(data["teacher"]["mean_return"]), 2), "bits": int(data["teacher"]["size_bits"]),
+               **({"weights_sha256": data["teacher"]["weights_sha256"]} if "weights_sha256" in data["teacher"] else {})}
+    return {"env_id": data["env_id"], "teacher": teacher,
             "smallest_keeping": smallest, "best_within_half_percent": best, "candidates": len(rows),
             "source": data.get("command", "")}
 

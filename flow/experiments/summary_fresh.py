@@ -12,8 +12,9 @@ the entry under ``selected_on``.
 Each student comes from its trial's run folder, or is recreated from the committed trial record
 (:func:`flow.board_students.student_run`, strict: a recreated student must reproduce the record's
 returns episode for episode, else it is not re-evaluated and the reason is filed). The teacher
-must be the table's (its evaluation mean return equal to the table's record), so a retrained
-teacher that differs is refused rather than compared. Every finished student is written at once,
+must be the table's (its evaluation mean return equal to the table's record, and its weight
+fingerprint equal to the one the table records, where it records one), so a retrained teacher
+that differs is refused rather than compared. Every finished student is written at once,
 so an interrupted run resumes where it stopped.
 """
 
@@ -140,6 +141,7 @@ def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed
     from training.policies import load_policy
     from training.runs import RESULTS_FILE
     from training.teacher.committed import restore_committed_teacher
+    from training.teacher.policy import TeacherPolicy
 
     if seed_start < EVAL_SEED_START + 100 and seed_start + episodes > EVAL_SEED_START:
         raise FlowError(f"seeds {seed_start}..{seed_start + episodes - 1} overlap the evaluation seeds "
@@ -170,6 +172,11 @@ def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed
         if not same_return(trained, entry["teacher"]["mean_return"]):
             print(f"{env_id}: skipped: the teacher in {teacher_run} returns {trained:.2f} on the evaluation seeds, "
                   f"the table's {entry['teacher']['mean_return']:.2f}: it is not the table's teacher")
+            continue
+        recorded = entry["teacher"].get("weights_sha256")
+        if recorded is not None and TeacherPolicy.load(teacher_run, env_id).fingerprint() != recorded:
+            print(f"{env_id}: skipped: the teacher in {teacher_run} has other weights than the table records "
+                  "(weights_sha256): it is not the table's teacher")
             continue
         if not env.get("teacher") or not same_return(env["teacher"]["eval_mean_return"], trained):
             result = evaluate(load_policy(teacher_run, env_id)[0], env_id, seeds, progress=True,
