@@ -128,7 +128,7 @@ def _cmd_summary(args: argparse.Namespace) -> None:
 
 def _cmd_summary_fresh(args: argparse.Namespace) -> None:
     from flow.experiments.summary import SUMMARY_MD, write_summary
-    from flow.experiments.summary_fresh import FRESH_FILE, reevaluate_summary
+    from flow.experiments.summary_fresh import CHOICES, FRESH_FILE, reevaluate_summary
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -137,7 +137,7 @@ def _cmd_summary_fresh(args: argparse.Namespace) -> None:
                        episodes=args.episodes, recreate=not args.no_recreate)
     summary = write_summary(folder)
     print((folder / SUMMARY_MD).read_text())
-    claims = [e[c] for e in summary.values() for c in ("smallest_keeping", "best_within_half_percent") if e[c]]
+    claims = [e[c] for e in summary.values() for c in CHOICES if e[c]]
     fresh = sum(1 for c in claims if c.get("fresh_seeds"))
     print(f"written: {folder / FRESH_FILE}; {fresh} of {len(claims)} chosen students are reported on fresh seeds")
 

@@ -31,19 +31,27 @@ def _grid(folder: Path) -> dict[str, Any]:
     raise FlowError(f"{folder} holds no grid ({', '.join(GRID_FILES)})")
 
 
+def fresh_episode_seeds(seed_start: int, episodes: int, used: int, chooser: str) -> list[int]:
+    """The seeds of ``episodes`` fresh episodes from ``seed_start``, refused where they overlap the
+    ``used`` evaluation episodes (from seed 1000) that ``chooser`` (the grid, the summary) chose on."""
+    from training.evaluation import EVAL_SEED_START, eval_seeds
+
+    if seed_start < EVAL_SEED_START + used and seed_start + episodes > EVAL_SEED_START:
+        raise FlowError(f"seeds {seed_start}..{seed_start + episodes - 1} overlap the evaluation seeds "
+                        f"{EVAL_SEED_START}..{EVAL_SEED_START + used - 1} {chooser} chose on")
+    return eval_seeds(episodes, seed_start)
+
+
 def reevaluate(folder: Path, *, seed_start: int = FRESH_SEED_START, episodes: int = 100) -> dict[str, Any]:
     """Evaluate the teacher and every trial's student of the grid in ``folder`` on fresh seeds."""
     from flow.experiments.table import keeps_teacher_paired
-    from training.evaluation import EVAL_SEED_START, eval_seeds, evaluate
+    from training.evaluation import evaluate
     from training.policies import load_policy
 
     grid = _grid(folder)
     env_id = grid["env_id"]
     used = int(grid.get("settings", {}).get("episodes", 100))  # the grid's own evaluation episodes
-    if seed_start < EVAL_SEED_START + used and seed_start + episodes > EVAL_SEED_START:
-        raise FlowError(f"seeds {seed_start}..{seed_start + episodes - 1} overlap the evaluation seeds "
-                        f"{EVAL_SEED_START}..{EVAL_SEED_START + used - 1} the grid chose on")
-    seeds = eval_seeds(episodes, seed_start)
+    seeds = fresh_episode_seeds(seed_start, episodes, used, "the grid")
     teacher_run = Path(grid["teacher"]["run"])
     if not (teacher_run / "results.json").exists():
         raise FlowError(f"the grid's teacher {teacher_run} is not here (make teacher, or the committed one)")

@@ -24,11 +24,11 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from flow.experiments.fresh_seeds import FRESH_SEED_START, fresh_episode_seeds
 from training import atomic
 from training.errors import FlowError
 
 FRESH_FILE = "summary_fresh.json"
-FRESH_SEED_START = 2000
 #: The summary's two choices per environment.
 CHOICES = ("smallest_keeping", "best_within_half_percent")
 
@@ -137,21 +137,18 @@ def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed
     from flow.board_students import student_run
     from flow.experiments.summary import summarise
     from flow.experiments.table import keeps_teacher_paired
-    from training.evaluation import EVAL_SEED_START, eval_seeds, evaluate
+    from training.evaluation import evaluate
     from training.policies import load_policy
     from training.runs import RESULTS_FILE
     from training.teacher.committed import restore_committed_teacher
     from training.teacher.policy import TeacherPolicy
 
-    if seed_start < EVAL_SEED_START + 100 and seed_start + episodes > EVAL_SEED_START:
-        raise FlowError(f"seeds {seed_start}..{seed_start + episodes - 1} overlap the evaluation seeds "
-                        f"{EVAL_SEED_START}..{EVAL_SEED_START + 99} the summary chose on")
+    seeds = fresh_episode_seeds(seed_start, episodes, 100, "the summary")  # the tables' 100 episodes
     results_dir = Path(results_dir)
     summary = summarise(results_dir, fresh=False)
     unknown = sorted(set(envs or ()) - set(summary))
     if unknown:
         raise FlowError(f"no committed table of {', '.join(unknown)}; tables: {', '.join(summary)}")
-    seeds = eval_seeds(episodes, seed_start)
     filed = load_fresh(results_dir)
     for env_id, entry in summary.items():
         if envs and env_id not in envs:
@@ -174,13 +171,14 @@ def reevaluate_summary(results_dir: Path, *, envs: list[str] | None = None, seed
                   f"the table's {entry['teacher']['mean_return']:.2f}: it is not the table's teacher")
             continue
         recorded = entry["teacher"].get("weights_sha256")
-        if recorded is not None and TeacherPolicy.load(teacher_run, env_id).fingerprint() != recorded:
+        stale = not env.get("teacher") or not same_return(env["teacher"]["eval_mean_return"], trained)
+        teacher = TeacherPolicy.load(teacher_run, env_id) if recorded is not None or stale else None
+        if recorded is not None and teacher.fingerprint() != recorded:
             print(f"{env_id}: skipped: the teacher in {teacher_run} has other weights than the table records "
                   "(weights_sha256): it is not the table's teacher")
             continue
-        if not env.get("teacher") or not same_return(env["teacher"]["eval_mean_return"], trained):
-            result = evaluate(load_policy(teacher_run, env_id)[0], env_id, seeds, progress=True,
-                              desc=f"{env_id} teacher")
+        if stale:
+            result = evaluate(teacher, env_id, seeds, progress=True, desc=f"{env_id} teacher")
             env["teacher"] = {"run": str(teacher_run), "eval_mean_return": float(trained),
                               "mean_return": result.mean, "returns": result.returns}
             env["students"] = {}  # another teacher's pairs are void
