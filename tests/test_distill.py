@@ -42,6 +42,20 @@ def test_short_distillation_improves_the_student(short_qpd_student, cartpole_tea
     assert results["mean_return"] > before_return + 100
 
 
+def test_a_run_folder_of_another_teacher_is_not_reused(short_qpd_student, cartpole_teacher, tiny_teacher, tmp_path):
+    """The run records its teacher's weight fingerprint: a retrained teacher in the same folder, whose
+    returns may well match, neither reuses nor resumes the old teacher's student."""
+    run_dir, results = short_qpd_student
+    fingerprint = TeacherPolicy.load(cartpole_teacher).fingerprint()
+    assert results["teacher"]["weights_sha256"] == fingerprint
+    assert __import__("yaml").safe_load((run_dir / "config.yaml").read_text())["teacher_sha256"] == fingerprint
+    copy = tmp_path / "other-teacher"
+    shutil.copytree(run_dir, copy)
+    config = __import__("yaml").safe_load((copy / "config.yaml").read_text())
+    with pytest.raises(FlowError, match="holds a student of another teacher"):
+        distill(load_qpd_config(**config["qpd"]), tiny_teacher, copy, quiet=True)
+
+
 def test_student_evaluates_the_same_twice(short_qpd_student):
     run_dir, results = short_qpd_student
     student, _ = load_student(run_dir / STUDENT_FILE)

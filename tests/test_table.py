@@ -80,6 +80,19 @@ def test_tiny_table_end_to_end_and_cached(cartpole_teacher, tmp_path):
     rerun = {p.name for p in (out / "trials").iterdir() if p.stat().st_mtime_ns != stamps[p.name]}
     assert rerun == {"qpd-2x8-w6-s0.json"}
     assert json.loads(record_path.read_text())["distill_config"]["final_stage_share"] == QPDConfig().final_stage_share
+    # Trials record their teacher's weight fingerprint; one made with another teacher (retrained in
+    # the same folder, its returns perhaps the same) runs again.
+    from training.teacher.policy import TeacherPolicy
+
+    assert {r["teacher_sha256"] for r in data["trials"]} == {TeacherPolicy.load(cartpole_teacher).fingerprint()}
+    ptq_path = next((out / "trials").glob("ptq-*.json"))
+    ptq_record = json.loads(ptq_path.read_text())
+    ptq_path.write_text(json.dumps({**ptq_record, "teacher_sha256": "0" * 64}))
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "trials").iterdir()}
+    qpd_table("CartPole-v1", cartpole_teacher, **kwargs)
+    assert {p.name for p in (out / "trials").iterdir() if p.stat().st_mtime_ns != stamps[p.name]} == {ptq_path.name}
+    again = json.loads(ptq_path.read_text())
+    assert (again["teacher_sha256"], again["returns"]) == (ptq_record["teacher_sha256"], ptq_record["returns"])
 
 
 def test_unknown_method_and_missing_teacher(tmp_path, cartpole_teacher):

@@ -8,6 +8,7 @@ or, beyond one machine, as Ray tasks (``executor="ray"``, :mod:`flow.executors`;
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -114,7 +115,7 @@ def _distill_trial(trial: Trial, force: bool = False) -> dict[str, Any]:
             "agreement": results["agreement_with_teacher"], "wall_s": results["distill_wall_s"],
             **({"agreement_student_states": results["agreement_on_student_states"]}
                if "agreement_on_student_states" in results else {}),
-            "distill_config": _plain(cfg.effective_dict()),
+            "distill_config": _plain(cfg.effective_dict()), "teacher_sha256": results["teacher"]["weights_sha256"],
             **{k: results[k] for k in ("mean_return", "std_return", "returns", "seeds")}}
 
 
@@ -140,12 +141,14 @@ def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
                              trial.bits, trial.seed, trial.episodes)
         out["float_run"] = float_run
         out["distill_config"] = float_trial["distill_config"]
+        out["teacher_sha256"] = float_trial["teacher_sha256"]
     elif trial.method == "ptq":
         from training.qpd.baselines import ptq_teacher
         from training.teacher.policy import TeacherPolicy
 
-        out = ptq_teacher(TeacherPolicy.load(trial.teacher_dir, trial.env_id), trial.env_id, trial.bits,
-                          trial.seed, trial.episodes)
+        teacher = TeacherPolicy.load(trial.teacher_dir, trial.env_id)
+        out = {**ptq_teacher(teacher, trial.env_id, trial.bits, trial.seed, trial.episodes),
+               "teacher_sha256": teacher.fingerprint()}
     elif trial.method == "qat-ppo":
         from training.qpd.baselines import qat_ppo
 
@@ -158,8 +161,19 @@ def run_trial(trial: Trial, rerun: bool = False) -> dict[str, Any]:
     else:
         raise FlowError(f"unknown method {trial.method!r}")
     keep = ("mean_return", "std_return", "returns", "seeds", "size_bits", "agreement", "wall_s", "run", "float_run",
-            "train_timesteps", "distill_config", "agreement_student_states")
+            "train_timesteps", "distill_config", "agreement_student_states", "teacher_sha256")
     return {**asdict(trial), "key": trial.key, **{k: out[k] for k in keep if k in out}}
+
+
+@functools.lru_cache(maxsize=None)
+def teacher_fingerprint(teacher_dir: str) -> str | None:
+    """The weight fingerprint of the teacher in ``teacher_dir`` (:meth:`TeacherPolicy.fingerprint`),
+    or None where there is no teacher to compare with (a grid that trains none, a folder not there)."""
+    from training.teacher.policy import TeacherPolicy
+
+    if not teacher_dir or not (Path(teacher_dir) / "results.json").is_file():
+        return None
+    return TeacherPolicy.load(teacher_dir, json.loads((Path(teacher_dir) / "results.json").read_text())["env_id"]).fingerprint()
 
 
 def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = "trials",
@@ -176,8 +190,10 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
     reported and the others go on, and then the grid stops with one sentence naming the failed
     trials (the finished ones stay cached, so running the same command again retries only those).
     A cached distilling trial whose stored config is not what the current defaults would run
-    (a default changed since) is run again, its run folder replaced. Records from before
-    configs were stored carry none and are taken as they are.
+    (a default changed since), or a cached trial of another teacher than its ``teacher_dir`` holds
+    now (a retrained teacher: its weight fingerprint differs), is run again, its run folder
+    replaced. Records from before configs (or fingerprints) were stored carry none and are taken
+    as they are.
     """
     from flow.executors import TaskRunner
     from training.qpd.config import same_computation
@@ -201,14 +217,16 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
             # Records store the full distillation config they ran with, so a changed default
             # (training/qpd/config.py) cannot pass a stale result off as current.
             if "distill_config" in record and not same_computation(record["distill_config"], trial_qpd_config(trial)):
-                tqdm.write(f"{name(trial)}: cached result was distilled with other settings (a default changed since); "
-                           "running it again")
-                stale.add(name(trial))
-                todo.append(trial)
+                why = "was distilled with other settings (a default changed since)"
+            elif "teacher_sha256" in record and record["teacher_sha256"] != (teacher_fingerprint(trial.teacher_dir)
+                                                                             or record["teacher_sha256"]):
+                why = f"was made with another teacher than the one now in {trial.teacher_dir}"
+            else:
+                records[name(trial)] = record
                 continue
-            records[name(trial)] = record
-        else:
-            todo.append(trial)
+            tqdm.write(f"{name(trial)}: cached result {why}; running it again")
+            stale.add(name(trial))
+        todo.append(trial)
     failed: dict[str, str] = {}
     left = len(todo)
     bar = tqdm(total=len(trials), initial=len(records), desc=desc, unit="trial", dynamic_ncols=True)

@@ -202,13 +202,18 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     teacher_dir = Path(teacher_dir)
     run_dir = Path(run_dir) if run_dir is not None else student_run_dir(cfg)
     teacher = TeacherPolicy.load(teacher_dir, cfg.env_id)
+    teacher_sha256 = teacher.fingerprint()
     config = {"format_version": RUN_FORMAT_VERSION, "kind": "student", "env_id": cfg.env_id,
-              "teacher": str(teacher_dir), "qpd": cfg.to_dict()}
+              "teacher": str(teacher_dir), "teacher_sha256": teacher_sha256, "qpd": cfg.to_dict()}
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     if (run_dir / CONFIG_FILE).exists():
         if holds_other_run(run_dir, cfg):
             raise FlowError(f"{run_dir} holds a run with another config; pass FORCE=1 (--force) to replace it")
+        # A retrained teacher in the same folder would otherwise resume or reuse a student of the old one.
+        if read_run_config(run_dir).get("teacher_sha256", teacher_sha256) != teacher_sha256:
+            raise FlowError(f"{run_dir} holds a student of another teacher than {teacher_dir} (its weights differ); "
+                            "pass FORCE=1 (--force) to replace it")
         if (run_dir / RESULTS_FILE).exists() and (run_dir / STUDENT_FILE).exists():
             results = json.loads((run_dir / RESULTS_FILE).read_text())
             if not quiet:
@@ -343,7 +348,7 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
         "agreement_with_teacher": agreement(student, teacher, agreement_states),
         "agreement_on_student_states": agreement(student, teacher, own_states),
         "teacher": {"run": str(teacher_dir), "mean_return": teacher_results.get("mean_return"),
-                    "std_return": teacher_results.get("std_return")},
+                    "std_return": teacher_results.get("std_return"), "weights_sha256": teacher_sha256},
         "stages": stage_log,
         "distill_wall_s": round(wall, 1), "updates": total,
         **result.to_dict(),
