@@ -437,7 +437,7 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
                     quiet: bool = False) -> Estimate:
     """``make estimate`` / ``make codegen``: build up to the estimates (and HLS/RTL sources) in the design folder."""
     from hw_build.accel_spec import write_accel_spec
-    from hw_build.design import ESTIMATE_FILE, QONNX_FILE, existing_design_dir
+    from hw_build.design import BUILD_CHECK_FILES, ESTIMATE_FILE, QONNX_FILE, existing_design_dir
     from hw_build.finn_env import prepare_finn
 
     choice = choice or BuildChoice()
@@ -447,7 +447,7 @@ def estimate_design(design: str, *, choice: BuildChoice | None = None, kind: str
     prepare_finn(Path("build") / "finn")
     t0 = time.perf_counter()
     est, rule, points, chosen = compile_estimate(out / QONNX_FILE, out, choice, kind=kind, progress=not quiet)
-    for name in FOLDING_FILES:
+    for name in FOLDING_FILES + BUILD_CHECK_FILES:
         (out / name).unlink(missing_ok=True)
     if chosen is not None:
         write_folding_report(out, points, chosen, choice.objective, choice.latency_us)

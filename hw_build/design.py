@@ -7,7 +7,7 @@ A design folder holds everything one accelerator is made of (docs/formats.md)::
     report/                FINN's estimate reports; intermediate_models/ FINN's graphs
     estimate.json          the summary (resources vs the xc7z020, throughput, latency, fit)
     accel.json, weights.npz  what the host needs to drive and to emulate the accelerator
-    verify.json            the verification ladder
+    verify.json            the verification ladder; rtlsim.json, synth.json: make rtlsim, make synth
     finn-accel.bit/.hwh    once synthesised with Vivado
 """
 
@@ -27,6 +27,11 @@ ESTIMATE_FILE = "estimate.json"
 ACCEL_FILE = "accel.json"
 WEIGHTS_FILE = "weights.npz"
 VERIFY_FILE = "verify.json"
+RTLSIM_FILE = "rtlsim.json"
+SYNTH_FILE = "synth.json"
+#: Records of checks made on one build of the design (its RTL, its folding): a new make estimate or
+#: make codegen replaces that build, so they go with it rather than vouch for the new one.
+BUILD_CHECK_FILES = (VERIFY_FILE, RTLSIM_FILE, SYNTH_FILE)
 BITFILE = "finn-accel.bit"
 HWHFILE = "finn-accel.hwh"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

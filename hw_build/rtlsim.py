@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from hw_build.design import RTLSIM_FILE
 from training.errors import FlowError
 
 #: Verilator warnings FINN's sources raise that are not errors (see docs/design-decisions.md).
@@ -613,8 +614,6 @@ def simulate_chain(run: list[tuple], n_states: int, work: Path, stall_percent: i
             "finn_estimated_cycles": [int(item[4].get_exp_cycles()) for item in run],
             "stall_percent": stall_percent, "basis": "RTL simulation (Verilator), layers connected without FIFOs"}
 
-
-RTLSIM_FILE = "rtlsim.json"
 
 
 def rtlsim_design(design: str, *, n_states: int = 10_000, stall_percent: int = 30) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from typing import Any
 from training import atomic
 from training.errors import FlowError
 
-SYNTH_FILE = "synth.json"
+from hw_build.design import SYNTH_FILE
 BASIS = "Yosys, before place and route"
 #: Per-block results by the hash of their inputs (see :func:`block_key`).
 CACHE = Path("build") / "synth" / "cache"

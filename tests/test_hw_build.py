@@ -91,7 +91,13 @@ def test_float_input_keeps_the_thresholding_layer_and_counts_its_float_bank(esti
     float_dir.mkdir(exist_ok=True)
     for name in ("policy.qonnx.onnx", "export.json"):
         sh.copy(folder / name, float_dir / name)
+    # What make verify, rtlsim and synth found on an earlier build of this design does not vouch for the new one.
+    from hw_build.design import BUILD_CHECK_FILES
+
+    for name in BUILD_CHECK_FILES:
+        (float_dir / name).write_text('{"passed": true}')
     estimate_design("tiny-float", choice=BuildChoice(input_mode="float", target_fps=1_000_000), quiet=True)
+    assert not any((float_dir / name).exists() for name in BUILD_CHECK_FILES)
     accel = json.loads((float_dir / "accel.json").read_text())
     assert accel["layers"][0]["op"] == "Thresholding" and accel["input"]["finn_datatype"] == "FLOAT32"
     assert accel["input"]["transform"]["kind"] == "none" and accel["deployed"]["host_bits"] == 0
