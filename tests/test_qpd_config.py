@@ -24,6 +24,12 @@ def test_activation_bits_never_go_below_their_target():
     assert load_qpd_config(weight_bits=2, act_bits=4).stages()[-2:] == [(3, 4), (2, 4)]
 
 
+def test_activation_bits_below_the_weights_are_the_last_stages():
+    """w8a4 trains 4-bit activations (it trained w8a8 under the w8a4 name before); w4a2 ends at a2."""
+    assert load_qpd_config(weight_bits=8, act_bits=4).stages() == [(8, 4)]
+    assert load_qpd_config(weight_bits=4, act_bits=2).stages() == [(8, 8), (6, 6), (4, 2)]
+
+
 def test_direct_is_one_stage_at_the_target_and_float_one_float_stage():
     assert load_qpd_config(method="direct", weight_bits=3).stages() == [(3, 3)]
     assert load_qpd_config(method="float").stages() == [(None, None)]

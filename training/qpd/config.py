@@ -193,7 +193,10 @@ class QPDConfig:
             if not isinstance(entry, int) or not MIN_WEIGHT_BITS <= entry <= MAX_BITS:
                 raise FlowError(f"schedule entries must be 'float' or integers from {MIN_WEIGHT_BITS} to {MAX_BITS}, "
                                 f"got {entry!r}")
-            out.append((max(entry, self.weight_bits), max(entry, self.act_bits)))
+            # Activations walk down with the weights but never below their target, and the last
+            # stage is the target itself (activations below the weights included: w8a4 ends at a4).
+            out.append((max(entry, self.weight_bits),
+                        self.act_bits if entry == self.weight_bits else max(entry, self.act_bits)))
         bits = [w for w, _ in out if w is not None]
         if any(a <= b for a, b in zip(bits, bits[1:])):
             raise FlowError(f"schedule must go strictly from high to low precision, got {schedule}")
