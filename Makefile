@@ -138,12 +138,12 @@ input-precision: install ## QPD with the input quantizer at several widths: [ENV
 	  $(call opt,SEEDS,--seeds) $(call opt,WIDTH,--width) $(call opt,DEPTH,--depth) $(call opt,UPDATES,--updates) \
 	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) $(call opt,CONFIG,--config)
 
-frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [CHANNELS=4,8,16 (frames)] [DEPTH=2] [BITS=1,...,8] [SEEDS=0] [METHODS=qpd,direct] [UPDATES=8000] [EPISODES=100] [JOBS=2] [EXECUTOR=process|ray] [TEACHER=<run>] [OUT=<dir>] [CONFIG=<yaml>]
+frontier: install ## size/return frontier: ENV=<id> [WIDTHS=8,16,32,64] [CHANNELS=4,8,16 (frames)] [DEPTH=2] [BITS=1,...,8] [ABITS=] [SEEDS=0] [METHODS=qpd,direct] [UPDATES=8000] [EPISODES=100] [JOBS=2] [EXECUTOR=process|ray] [TEACHER=<run>] [OUT=<dir>] [CONFIG=<yaml>]
 	$(PY) -m flow frontier --env $(ENV) --jobs $(JOBS) --executor $(EXECUTOR) --episodes $(EPISODES) $(call opt,WIDTHS,--widths) \
 	  $(call opt,METHODS,--methods) \
 	  $(call opt,CHANNELS,--channels) $(call opt,DEPTH,--depth) \
-	  $(call opt,BITS,--bits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) \
-	  $(call opt,CONFIG,--config)
+	  $(call opt,BITS,--bits) $(call opt,ABITS,--abits) $(call opt,SEEDS,--seeds) $(call opt,UPDATES,--updates) \
+	  $(call opt,TEACHER,--teacher) $(call opt,OUT,--out) $(call opt,CONFIG,--config)
 
 DESIGN    ?=
 TARGET_FPS ?=

@@ -82,6 +82,8 @@ def _cmd_frontier(args: argparse.Namespace) -> None:
     from flow.experiments.table import grid_settings
 
     settings = grid_settings(args.config)
+    if args.abits is not None:
+        settings["act_bits"] = args.abits
     teacher = ensure_teacher(args.env, args.teacher)
     out = _grid_out(args, "frontier")
     frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
@@ -247,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--widths", default="8,16,32,64", help="student hidden widths (default 8,16,32,64)")
     p.add_argument("--bits", default="1,2,3,4,5,6,7,8", help="weight bit widths (default 1..8; activations max(bits, 2))")
+    p.add_argument("--abits", type=int, default=None,
+                   help="activation bits of every student instead of max(bits, 2), e.g. 4 with --bits 8 for w8a4 "
+                        "(activations cost thresholds: 2^abits - 1 per channel)")
     p.add_argument("--seeds", default="0", help="student seeds (default 0)")
     p.add_argument("--methods", default="qpd,direct")
     p.add_argument("--channels", default=None, help="pixel students: convolution channel counts, e.g. 4,8,16 "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,6 +215,24 @@ def test_tiny_frontier_end_to_end_labels_one_bit_students(cartpole_teacher, tmp_
     cost = data["hardware"]["architectures"]["2x8-w1a2"]
     assert f"| {cost['deployed_bits']:,} |" in md and f"| {cost['LUT']:,.0f} |" in md
     assert (data["fewest_lut_keeping_teacher"]["direct"] is None) == (best is None)
+
+
+def test_a_frontier_with_activation_bits_set_trains_costs_and_names_them(cartpole_teacher, tmp_path):
+    """--abits 2 with 4-bit weights: the students have 2-bit activations, their trials, rows and
+    hardware are named w4a2, and the cost is the w4a2 architecture's."""
+    from flow.experiments.frontier import frontier
+    from training.qpd.distill import STUDENT_FILE, load_student
+
+    out = tmp_path / "frontier"
+    data = frontier("CartPole-v1", cartpole_teacher, widths=[8], bits=[4], seeds=[0], methods=["direct"], depth=2,
+                    updates=400, episodes=2, jobs=1, out_dir=out, runs_dir=tmp_path / "runs",
+                    settings={"act_bits": 2})
+    (trial,) = data["trials"]
+    assert trial["key"] == "direct-2x8-w4a2-s0" and (out / "trials" / "direct-2x8-w4a2-s0.json").exists()
+    student, _ = load_student(Path(trial["run"]) / STUDENT_FILE)
+    assert (student.spec.weight_bits, student.spec.act_bits) == (4, 2)
+    assert set(data["hardware"]["architectures"]) == {"2x8-w4a2"}
+    assert "| 8 | 4/2 | direct |" in (out / "frontier.md").read_text()
 
 
 def test_keeping_the_teacher_by_the_paired_test_on_the_same_seeds():

@@ -34,6 +34,12 @@ CACHE_VERSION = 3  # 2: pixel students take the frame as UINT2 (hw_build.export.
 LAYER_SETTINGS = ("first_bits", "last_bits", "output_affine")
 
 
+def grid_act_bits(weight_bits: int, settings: dict[str, Any] | None) -> int:
+    """A grid student's activation bits: the grid's ``act_bits`` setting, else the students' rule
+    (:func:`student_act_bits`: as many as the weights, at least 2)."""
+    return int((settings or {}).get("act_bits") or student_act_bits(weight_bits))
+
+
 def layer_options(settings: dict[str, Any] | None) -> dict[str, Any]:
     """The per-layer options of a grid's distillation settings (first/last-layer bits, output affine)."""
     return {k: settings[k] for k in LAYER_SETTINGS if (settings or {}).get(k) not in (None, False)}
@@ -59,18 +65,23 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int, tuple[int, ...]]], input_bits: int = 8,
-                       cache_dir: Path = Path("build") / "arch-cost", **layers: Any) -> dict[str, Any]:
+                       cache_dir: Path = Path("build") / "arch-cost", act_bits: int | None = None,
+                       **layers: Any) -> dict[str, Any]:
     """The ``hardware`` record of a grid: the basis and one summary per ``(hidden, weight_bits, conv)``.
 
-    Activation bits follow the students' rule (:func:`student_act_bits`); ``layers``: the grid's
-    per-layer options (:func:`layer_options`), the same for every architecture.
+    Activation bits: ``act_bits`` (the grid's setting) for every architecture, else the students'
+    rule (:func:`student_act_bits`); ``layers``: the grid's per-layer options (:func:`layer_options`),
+    the same for every architecture.
     """
     from tqdm.auto import tqdm
 
     from hw_build.arch_cost import architecture_cost
     from hw_build.folding import DEFAULT_LATENCY_US, PIXEL_LATENCY_US
 
-    wanted = {arch_key(h, b, student_act_bits(b), input_bits, c, **layers): (tuple(h), b, tuple(c)) for h, b, c in archs}
+    def act(bits: int) -> int:
+        return act_bits or student_act_bits(bits)
+
+    wanted = {arch_key(h, b, act(b), input_bits, c, **layers): (tuple(h), b, tuple(c)) for h, b, c in archs}
     out: dict[str, Any] = {}
     for key, (hidden, bits, conv) in tqdm(sorted(wanted.items()), desc=f"{env_id} hardware cost", unit="arch"):
         latency = PIXEL_LATENCY_US if conv else DEFAULT_LATENCY_US
@@ -78,7 +89,7 @@ def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int, tupl
         if path.exists():
             record = json.loads(path.read_text())
         else:
-            record = architecture_cost(env_id, list(hidden), bits, student_act_bits(bits), input_bits=input_bits,
+            record = architecture_cost(env_id, list(hidden), bits, act(bits), input_bits=input_bits,
                                        conv=list(conv), **layers)
             atomic.write_json(path, record)
         out[key] = _summary(record)
@@ -103,8 +114,10 @@ def grid_archs(trials: list[dict[str, Any]]) -> list[tuple[tuple[int, ...], int,
 
 
 def row_cost(hardware: dict[str, Any] | None, method: str, hidden: Iterable[int], bits: int,
-             input_bits: int = 8, conv: Iterable[int] = (), **layers: Any) -> dict[str, Any] | None:
+             input_bits: int = 8, conv: Iterable[int] = (), act_bits: int | None = None,
+             **layers: Any) -> dict[str, Any] | None:
     """A row's architecture summary, or None (PTQ of the teacher, or a grid without costs)."""
     if not hardware or method not in STUDENT_METHODS:
         return None
-    return hardware["architectures"].get(arch_key(hidden, bits, student_act_bits(bits), input_bits, conv, **layers))
+    return hardware["architectures"].get(arch_key(hidden, bits, act_bits or student_act_bits(bits), input_bits, conv,
+                                                  **layers))

@@ -268,13 +268,14 @@ def validate_trials(trials: list[Trial]) -> None:
             trial_qpd_config(t)
 
 
-def bits_label(weight_bits: int, method: str) -> str:
-    """``"4"`` where weights and activations share the width, ``"1/2"`` where activations are wider.
+def bits_label(weight_bits: int, method: str, act_bits: int | None = None) -> str:
+    """``"4"`` where weights and activations share the width, ``"1/2"`` where they differ.
 
     Students keep activations at 2 bits or more (a 1-bit QuantReLU exports as a bipolar
-    quantizer); PTQ of the teacher binarises its tanh activations at 1 bit.
+    quantizer) unless a grid sets them (``act_bits``, e.g. ``"8/4"``); PTQ of the teacher
+    binarises its tanh activations at 1 bit.
     """
-    act_bits = weight_bits if method == "ptq" else student_act_bits(weight_bits)
+    act_bits = weight_bits if method == "ptq" else act_bits or student_act_bits(weight_bits)
     return str(weight_bits) if act_bits == weight_bits else f"{weight_bits}/{act_bits}"
 
 

@@ -46,14 +46,16 @@ class Trial:
 
     @property
     def key(self) -> str:
-        """File-name key, e.g. ``qpd-2x32-w2-s0``."""
-        from training.students.student import arch_label
-
+        """File-name key, e.g. ``qpd-2x32-w2-s0`` (``qpd-2x64-w8a4-s0`` where the grid sets ``act_bits``)."""
         from training.qpd.config import layer_bits_suffix
+        from training.students.student import arch_label, student_act_bits
 
         arch = arch_label(self.hidden, self.conv)
         extra = dict(self.extra)
-        bits = "float" if self.bits is None else f"w{self.bits}" + layer_bits_suffix(
+        # Activations are named only where a grid setting moves them off the students' rule.
+        act = extra.get("act_bits")
+        acts = f"a{act}" if self.bits is not None and act and act != student_act_bits(self.bits) else ""
+        bits = "float" if self.bits is None else f"w{self.bits}{acts}" + layer_bits_suffix(
             self.bits, extra.get("first_bits"), extra.get("last_bits"), bool(extra.get("output_affine")))
         return f"{self.method}-{arch}-{bits}-s{self.seed}"
 
