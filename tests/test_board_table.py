@@ -24,6 +24,9 @@ def test_the_design_architecture_and_which_committed_trials_it_takes():
     assert reasons["qpd-2x32-w4-s1"] == "weights at 4 bits, the design's at 2"
     assert reasons["qpd-2x32-w1-s0"] == "weights at 1 bits, the design's at 2"
     assert reasons["float-2x32-float-s0"].startswith("a float student")
+    # A grid that sets activation bits (make frontier ABITS=) is judged by them, not by the default rule.
+    w2 = next(r for r in records if r["key"] == "qpd-2x32-w2-s0")
+    assert record_mismatch({**w2, "extra": [["act_bits", 4]]}, arch) == "activations at 4 bits, the design's at 2"
 
 
 def test_a_recreated_student_must_return_the_records_episodes():
