@@ -44,9 +44,11 @@ def fresh_episode_seeds(seed_start: int, episodes: int, used: int, chooser: str)
 
 def reevaluate(folder: Path, *, seed_start: int = FRESH_SEED_START, episodes: int = 100) -> dict[str, Any]:
     """Evaluate the teacher and every trial's student of the grid in ``folder`` on fresh seeds."""
+    from flow.experiments.hardware import trial_conv
     from flow.experiments.table import keeps_teacher_paired
     from training.evaluation import evaluate
     from training.policies import load_policy
+    from training.students.student import arch_label
 
     grid = _grid(folder)
     env_id = grid["env_id"]
@@ -59,7 +61,8 @@ def reevaluate(folder: Path, *, seed_start: int = FRESH_SEED_START, episodes: in
     teacher = evaluate(teacher_policy, env_id, seeds)
     trials = []
     for rec in grid["trials"]:
-        entry = {"key": rec["key"], "variant": rec.get("variant"), "method": rec["method"], "bits": rec["bits"],
+        entry = {"key": rec["key"], "variant": rec.get("variant"), "method": rec["method"],
+                 "student": arch_label(rec["hidden"], trial_conv(rec)), "bits": rec["bits"],
                  "seed": rec["seed"], "eval_mean_return": rec["mean_return"]}
         run = Path(rec.get("run", ""))
         if not (run / "student.pt").exists():
@@ -82,21 +85,26 @@ def reevaluate(folder: Path, *, seed_start: int = FRESH_SEED_START, episodes: in
 
 
 def markdown(data: dict[str, Any]) -> str:
-    """``fresh_seeds.md``: per group, the mean over seeds on the evaluation seeds and on the fresh ones."""
+    """``fresh_seeds.md``: per group (variant or method, student shape, bits), the mean over seeds on
+    the evaluation seeds and on the fresh ones. Records made before they named the student's shape
+    group without it."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for t in data["trials"]:
-        groups.setdefault((t["variant"] or t["method"], t["bits"]), []).append(t)
+        groups.setdefault((t["variant"] or t["method"], t.get("student"), t["bits"]), []).append(t)
+    shapes = any(t.get("student") for t in data["trials"])
     lines = [f"# {data['env_id']}: re-evaluated on fresh episode seeds {data['seeds'][0]}–{data['seeds'][1]}", "",
              f"Teacher on the fresh seeds: {data['teacher']['fresh_mean_return']:.2f} ± "
              f"{data['teacher']['fresh_std_return']:.2f}. Each student plays the same {data['episodes']} fresh "
              "episodes; *keeps (paired)*: seeds whose returns are not below the teacher's on those episodes "
              "(paired permutation test). Made by: `" + data["command"] + "`", "",
-             "| group | bits | evaluation seeds: mean | fresh seeds: mean | fresh seeds: keeps (paired) |",
-             "| --- | ---: | ---: | ---: | ---: |"]
-    for (group, bits), ts in groups.items():
+             "| group |" + (" student |" if shapes else "") + " bits | evaluation seeds: mean | fresh seeds: mean | "
+             "fresh seeds: keeps (paired) |",
+             "| --- |" + (" --- |" if shapes else "") + " ---: | ---: | ---: | ---: |"]
+    for (group, student, bits), ts in groups.items():
         fresh = [t["fresh_mean_return"] for t in ts if t["fresh_mean_return"] is not None]
         kept = sum(1 for t in ts if t.get("keeps_teacher_paired"))
         cell = f"{np.mean(fresh):.2f}" if fresh else "run folders not here"
-        lines.append(f"| {group} | {bits} | {np.mean([t['eval_mean_return'] for t in ts]):.2f} | {cell} | "
+        lines.append(f"| {group} |" + (f" {student} |" if shapes else "") +
+                     f" {bits} | {np.mean([t['eval_mean_return'] for t in ts]):.2f} | {cell} | "
                      f"{kept}/{len(ts)} |")
     return "\n".join(lines) + "\n"
