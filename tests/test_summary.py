@@ -31,7 +31,9 @@ def test_entries_carry_every_field_and_obey_their_rules():
         small = entry["best_within_half_percent"]
         assert small is None or small["deployed_bits"] <= HALF_PERCENT * small["teacher_bits"]
         keeping = entry["smallest_keeping"]
-        assert keeping is None or keeping["seeds_kept"] == keeping["seeds"]
+        # Chosen on the evaluation seeds, where it keeps the teacher on every seed; on fresh seeds it
+        # is reported as it does (HalfCheetah's 2x64 w8a5: 3/3 there, 1/3 on fresh seeds).
+        assert keeping is None or (keeping.get("selected_on") or keeping)["seeds_kept"] == keeping["seeds"]
 
 
 def test_choices_on_a_made_up_table():
