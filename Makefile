@@ -187,8 +187,9 @@ bitstream: install ## full Vivado build, checked in Vivado's simulator (exit 3 w
 	$(PY) -m hw_build bitstream $(hw_flags)
 
 HIDDEN ?=
-cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32 (16 for frames)] [CONV=8 (frames)] [BITS=2] [ABITS=] [FIRST_BITS=] [LAST_BITS=] [OUTPUT_AFFINE=1] [LATENCY_US=2] [IMPL=hls|rtl]
-	$(PY) -m hw_build cost --env $(ENV) $(call opt,HIDDEN,--hidden) $(call opt,CONV,--conv) --bits $(or $(BITS),2) $(call opt,ABITS,--abits) \
+cost: install ## deployed bits (bound) and est. resources of an untrained architecture: ENV=<id> [HIDDEN=32,32 (16 for frames)] [CONV=8 (frames)] [KERNEL=3] [STRIDE=1] [BITS=2] [ABITS=] [FIRST_BITS=] [LAST_BITS=] [OUTPUT_AFFINE=1] [LATENCY_US=2] [IMPL=hls|rtl]
+	$(PY) -m hw_build cost --env $(ENV) $(call opt,HIDDEN,--hidden) $(call opt,CONV,--conv) $(call opt,KERNEL,--kernel) \
+	  $(call opt,STRIDE,--stride) --bits $(or $(BITS),2) $(call opt,ABITS,--abits) \
 	  $(call opt,LATENCY_US,--latency-us) --impl $(IMPL) \
 	  $(call opt,FIRST_BITS,--first-bits) $(call opt,LAST_BITS,--last-bits) $(if $(filter 1 yes true,$(OUTPUT_AFFINE)),--output-affine,)
 

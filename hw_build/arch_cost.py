@@ -22,9 +22,10 @@ import torch
 def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits: int, *, input_bits: int = 8,
                       latency_us: float | None = None, impl: str = "hls", quiet: bool = True,
                       conv: list[int] | None = None, first_bits: int | None = None, last_bits: int | None = None,
-                      output_affine: bool = False) -> dict[str, Any]:
+                      output_affine: bool = False, kernel: int = 3, stride: int = 1) -> dict[str, Any]:
     """Deployed bits (bound) and FINN's estimates of the default design for a student architecture
     (``conv``: a pixel student's convolution channels; default: the environment's default student's;
+    ``kernel``/``stride``: of its convolutions;
     ``first_bits``/``last_bits``: the first and output layers' weight bits; ``output_affine``: a
     continuous student's per-action output scale and bias, on the host)."""
     from hw_build.accel_spec import FINAL_MODEL
@@ -43,7 +44,8 @@ def architecture_cost(env_id: str, hidden: list[int], weight_bits: int, act_bits
     cfg = QPDConfig(env_id=env_id, hidden=list(hidden), weight_bits=weight_bits, act_bits=act_bits, input_bits=input_bits,
                     narrow_weights=impl == "rtl",  # RTL MVUs need narrow weights
                     conv=list(conv) if conv is not None else default_architecture(env_id)[0],
-                    first_bits=first_bits, last_bits=last_bits, output_affine=output_affine)
+                    first_bits=first_bits, last_bits=last_bits, output_affine=output_affine, kernel=kernel,
+                    stride=stride)
     spec = student_spec_for(info, cfg, [], [])
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

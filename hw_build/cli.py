@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", required=True, help="environment id (sets the input and output sizes)")
     p.add_argument("--hidden", default=None, help="hidden widths, comma-separated (default 32,32; 16 for frames)")
     p.add_argument("--conv", default=None, help="convolution channels, comma-separated (frames only; default 8)")
+    p.add_argument("--kernel", type=int, default=3, help="convolution kernel size (frames only; default 3)")
+    p.add_argument("--stride", type=int, default=1, help="convolution stride (frames only; default 1)")
     p.add_argument("--bits", type=int, default=2, help="weight bits (default 2)")
     p.add_argument("--abits", type=int, default=None, help="activation bits (default: as the weights, at least 2)")
     p.add_argument("--latency-us", type=float, default=None,
@@ -166,7 +168,8 @@ def _run(args: argparse.Namespace) -> int | None:
             raise FlowError(f"--hidden and --conv take comma-separated widths, got {args.hidden!r}, {args.conv!r}") from None
         architecture_cost(args.env, hidden, args.bits, args.abits or student_act_bits(args.bits),
                           latency_us=args.latency_us, impl=args.impl, quiet=False, conv=conv,
-                          first_bits=args.first_bits, last_bits=args.last_bits, output_affine=args.output_affine)
+                          first_bits=args.first_bits, last_bits=args.last_bits, output_affine=args.output_affine,
+                          kernel=args.kernel, stride=args.stride)
     elif args.verb == "rtlsim":
         from hw_build.rtlsim import rtlsim_design
 

@@ -243,3 +243,26 @@ def test_a_pixel_designs_default_name_is_one_folder():
 
     assert default_design_name(ENV, Path("runs/MinAtar/Breakout-v1/qpd-c8-1x16-w2a2-s0")) == \
         "MinAtar-Breakout-v1-qpd-c8-1x16-w2a2-s0"
+
+
+def test_a_grids_kernel_and_stride_name_and_cost_its_students(monkeypatch, tmp_path):
+    """A grid that sets a stride (CONFIG= with ``stride: 2``) names its students by it and costs them
+    with it: the stride shrinks the dense layer after the convolution, most of a pixel student's bits."""
+    import hw_build.arch_cost
+    from flow.experiments.hardware import arch_key, architecture_costs, layer_options
+    from flow.experiments.trials import Trial
+
+    options = layer_options({"stride": 2, "kernel": 3, "final_stage_share": 0.7})
+    assert options == {"stride": 2, "kernel": 3} and arch_key([16], 2, 2, 8, [8], **options) == "c8s2-1x16-w2a2"
+    trial = Trial(env_id=ENV, method="qpd", bits=2, seed=0, hidden=(16,), extra=(("conv", (8,)), ("stride", 2)))
+    assert trial.key == "qpd-c8s2-1x16-w2-s0"
+    seen = {}
+
+    def cost(env_id, hidden, bits, act_bits, **kwargs):
+        seen.update(kwargs)
+        return {"deployed_bits": 1, "est_resources": {"LUT": 1.0, "BRAM_18K": 0.0, "DSP": 0.0}, "est_latency_us": 1.0,
+                "fits": True}
+
+    monkeypatch.setattr(hw_build.arch_cost, "architecture_cost", cost)
+    record = architecture_costs(ENV, [((16,), 2, (8,))], cache_dir=tmp_path, **options)
+    assert (seen["stride"], seen["kernel"]) == (2, 3) and set(record["architectures"]) == {"c8s2-1x16-w2a2"}

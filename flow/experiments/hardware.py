@@ -31,7 +31,7 @@ CACHE_VERSION = 3  # 2: pixel students take the frame as UINT2 (hw_build.export.
 
 
 #: The grid settings that change a student's layers (and so its hardware) beyond widths and bits.
-LAYER_SETTINGS = ("first_bits", "last_bits", "output_affine")
+LAYER_SETTINGS = ("first_bits", "last_bits", "output_affine", "kernel", "stride")
 
 
 def grid_act_bits(weight_bits: int, settings: dict[str, Any] | None) -> int:
@@ -41,19 +41,21 @@ def grid_act_bits(weight_bits: int, settings: dict[str, Any] | None) -> int:
 
 
 def layer_options(settings: dict[str, Any] | None) -> dict[str, Any]:
-    """The per-layer options of a grid's distillation settings (first/last-layer bits, output affine)."""
+    """The per-layer options of a grid's distillation settings (first/last-layer bits, output affine,
+    a pixel student's kernel and stride)."""
     return {k: settings[k] for k in LAYER_SETTINGS if (settings or {}).get(k) not in (None, False)}
 
 
 def arch_key(hidden: Iterable[int], weight_bits: int, act_bits: int, input_bits: int = 8,
              conv: Iterable[int] = (), first_bits: int | None = None, last_bits: int | None = None,
-             output_affine: bool = False) -> str:
+             output_affine: bool = False, kernel: int = 3, stride: int = 1) -> str:
     """``2x32-w2a2`` (``-i6`` appended for a non-default input width; ``c8-1x16-w2a2`` for a pixel
-    student; ``2x32-w3a3-f8l8-oa`` where the first/output layers differ, as the students are named)."""
+    student, ``c8s2-1x16-w2a2`` with stride 2; ``2x32-w3a3-f8l8-oa`` where the first/output layers
+    differ, as the students are named)."""
     from training.qpd.config import layer_bits_suffix
     from training.students.student import arch_label
 
-    arch = arch_label(hidden, conv)
+    arch = arch_label(hidden, conv, kernel, stride)
     return (f"{arch}-w{weight_bits}a{act_bits}" + layer_bits_suffix(weight_bits, first_bits, last_bits, output_affine)
             + ("" if input_bits == 8 else f"-i{input_bits}"))
 

@@ -50,8 +50,8 @@ class Trial:
         from training.qpd.config import layer_bits_suffix
         from training.students.student import arch_label, student_act_bits
 
-        arch = arch_label(self.hidden, self.conv)
         extra = dict(self.extra)
+        arch = arch_label(self.hidden, self.conv, extra.get("kernel", 3), extra.get("stride", 1))
         # Activations are named only where a grid setting moves them off the students' rule.
         act = extra.get("act_bits")
         acts = f"a{act}" if self.bits is not None and act and act != student_act_bits(self.bits) else ""
