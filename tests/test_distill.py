@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.qpd.distill import STUDENT_FILE, StudentPolicy, agreement, distill, load_student
+from training.qpd.distill import STUDENT_FILE, StudentPolicy, agreement, distill, load_student, other_run
 from training.errors import FlowError
 from training.evaluation import eval_seeds, evaluate
 from training.qpd.config import load_qpd_config
@@ -54,6 +54,10 @@ def test_a_run_folder_of_another_teacher_is_not_reused(short_qpd_student, cartpo
     config = __import__("yaml").safe_load((copy / "config.yaml").read_text())
     with pytest.raises(FlowError, match="holds a student of another teacher"):
         distill(load_qpd_config(**config["qpd"]), tiny_teacher, copy, quiet=True)
+    # What make demo asks before it distils again (with FORCE) rather than fail.
+    cfg = load_qpd_config(**config["qpd"])
+    assert other_run(copy, cfg, fingerprint) is None
+    assert other_run(copy, cfg, TeacherPolicy.load(tiny_teacher).fingerprint()).startswith("a student of another teacher")
 
 
 def test_student_evaluates_the_same_twice(short_qpd_student):

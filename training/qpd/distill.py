@@ -188,12 +188,19 @@ def student_run_dir(cfg: QPDConfig) -> Path:
     return runs_root() / cfg.env_id / cfg.run_name()
 
 
-def holds_other_run(run_dir: Path, cfg: QPDConfig) -> bool:
-    """Whether ``run_dir`` holds a run that is not the distillation ``cfg`` asks for."""
+def other_run(run_dir: Path, cfg: QPDConfig, teacher_sha256: str | None = None) -> str | None:
+    """What ``run_dir`` holds where it is not the distillation ``cfg`` asks for, of the teacher whose
+    weight fingerprint is ``teacher_sha256`` (where given: a retrained teacher in the same folder
+    must neither resume nor reuse the old one's student), in words; None where it holds nothing
+    or that run."""
     if not (run_dir / CONFIG_FILE).exists():
-        return False
+        return None
     old = read_run_config(run_dir)
-    return old.get("kind") != "student" or not same_computation(old.get("qpd"), cfg)
+    if old.get("kind") != "student" or not same_computation(old.get("qpd"), cfg):
+        return "a run with another config"
+    if teacher_sha256 is not None and old.get("teacher_sha256", teacher_sha256) != teacher_sha256:
+        return "a student of another teacher (its weights differ)"
+    return None
 
 
 def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None = None, *, force: bool = False,
@@ -208,12 +215,9 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     if (run_dir / CONFIG_FILE).exists():
-        if holds_other_run(run_dir, cfg):
-            raise FlowError(f"{run_dir} holds a run with another config; pass FORCE=1 (--force) to replace it")
-        # A retrained teacher in the same folder would otherwise resume or reuse a student of the old one.
-        if read_run_config(run_dir).get("teacher_sha256", teacher_sha256) != teacher_sha256:
-            raise FlowError(f"{run_dir} holds a student of another teacher than {teacher_dir} (its weights differ); "
-                            "pass FORCE=1 (--force) to replace it")
+        other = other_run(run_dir, cfg, teacher_sha256)
+        if other:
+            raise FlowError(f"{run_dir} holds {other}; pass FORCE=1 (--force) to replace it")
         if (run_dir / RESULTS_FILE).exists() and (run_dir / STUDENT_FILE).exists():
             results = json.loads((run_dir / RESULTS_FILE).read_text())
             if not quiet:
