@@ -53,7 +53,7 @@ def record_mismatch(record: dict[str, Any], arch: dict[str, Any]) -> str | None:
     bits = sorted({record["bits"], *(b for b in (extra.get("first_bits"), extra.get("last_bits")) if b)})
     if bits != arch["weight_bits"]:
         return f"weights at {'/'.join(map(str, bits))} bits, the design's at {'/'.join(map(str, arch['weight_bits']))}"
-    act_bits = extra.get("act_bits") or student_act_bits(record["bits"])  # a grid may set them (make frontier ABITS=)
+    act_bits = student_act_bits(record["bits"], extra.get("act_bits"))  # a grid may set them (make frontier ABITS=)
     if [act_bits] != arch["act_bits"]:
         return f"activations at {act_bits} bits, the design's at {'/'.join(map(str, arch['act_bits']))}"
     return None

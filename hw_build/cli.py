@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace) -> int | None:
             conv = [int(c) for c in args.conv.split(",")] if args.conv else conv
         except ValueError:
             raise FlowError(f"--hidden and --conv take comma-separated widths, got {args.hidden!r}, {args.conv!r}") from None
-        architecture_cost(args.env, hidden, args.bits, args.abits or student_act_bits(args.bits),
+        architecture_cost(args.env, hidden, args.bits, student_act_bits(args.bits, args.abits),
                           latency_us=args.latency_us, impl=args.impl, quiet=False, conv=conv,
                           first_bits=args.first_bits, last_bits=args.last_bits, output_affine=args.output_affine,
                           kernel=args.kernel, stride=args.stride)

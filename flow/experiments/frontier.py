@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from flow.experiments.hardware import grid_act_bits, layer_options, row_cost
+from flow.experiments.hardware import layer_options, row_cost
 from training import atomic
+from training.students.student import student_act_bits
 from flow.experiments.table import IQM_NOTE, PAIRED_NOTE, paired_cell, paired_cells, iqm_cell, iqm_cells, aggregate, bits_label, made_by, settings_note, teacher_record, validate_trials
 from flow.experiments.trials import Trial, grid_extra, run_trials
 
@@ -117,6 +118,11 @@ def _row_cost(data: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | Non
                     act_bits=settings["distill_settings"].get("act_bits"), **layer_options(settings["distill_settings"]))
 
 
+def _acts(bits: int, settings: dict[str, Any]) -> int:
+    """A grid row's activation bits (the grid's ``act_bits``, else the students' rule)."""
+    return student_act_bits(bits, settings["distill_settings"].get("act_bits"))
+
+
 def add_hardware(data: dict[str, Any]) -> None:
     """Add the frontier's ``hardware`` record (FINN once per architecture, cached) and the students
     with the fewest deployed bits and the fewest est. LUT that keep the teacher's return."""
@@ -127,7 +133,7 @@ def add_hardware(data: dict[str, Any]) -> None:
     layers = layer_options(distill)
     archs = grid_archs(data["trials"])
     known = (data.get("hardware") or {}).get("architectures", {})
-    if not all(arch_key(h, b, grid_act_bits(b, distill), input_bits, c, **layers) in known for h, b, c in archs):
+    if not all(arch_key(h, b, student_act_bits(b, distill.get("act_bits")), input_bits, c, **layers) in known for h, b, c in archs):
         data["hardware"] = architecture_costs(data["env_id"], archs, input_bits, act_bits=distill.get("act_bits"),
                                               **layers)
     methods = data["settings"]["methods"]
@@ -213,7 +219,7 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
     for method in methods:
         b = best[method]
         lines.append(f"- smallest {method} student keeping the teacher's return: " + (
-            f"{_arch(b, depth)} at w{b['bits']}a{grid_act_bits(b['bits'], settings['distill_settings'])}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
+            f"{_arch(b, depth)} at w{b['bits']}a{_acts(b['bits'], settings)}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
             f"return {b['mean_return']:.2f}" if b else "none in this grid"))
     iqm_head, iqm_align, iqm_on = iqm_cells(rows)
     p_head, p_align, p_on = paired_cells(rows)
@@ -221,7 +227,7 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
               "", "| width | bits (w/a) | method | size (bits) | % of teacher | return (mean ± std over seeds) |" + iqm_head
               + " keeps teacher |" + p_head, "| ---: | ---: | --- | ---: | ---: | --- |" + iqm_align + " ---: |" + p_align]
     for r in sorted(rows, key=_order):
-        lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'], grid_act_bits(r['bits'], settings['distill_settings']))} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
+        lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'], _acts(r['bits'], settings))} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
                      f"{r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} |{iqm_cell(r, iqm_on)} "
                      f"{r['seeds_keeping_teacher']}/{len(r['seeds'])} |{paired_cell(r, p_on)}")
     lines += ["", f"Made by: `{data['command']}`", ""]
@@ -270,15 +276,15 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
     for method in methods:
         b, d, f = data["smallest_keeping_teacher"][method], by_bits[method], by_lut[method]
         summary.append(f"- {method}, fewest deployed bits keeping the teacher's return: " + (
-            f"{_arch(d, depth)} at w{d['bits']}a{grid_act_bits(d['bits'], settings['distill_settings'])}, {deployed(d):,} deployed bits "
+            f"{_arch(d, depth)} at w{d['bits']}a{_acts(d['bits'], settings)}, {deployed(d):,} deployed bits "
             f"({100 * deployed(d) / teacher['size_bits']:.3f} % of the teacher; {d['size_bits']:,} parameter bits), "
             f"est. {lut(d):,.0f} LUT, return {d['mean_return']:.2f}" if d else "none in this grid"))
         summary.append(f"- {method}, fewest est. LUT keeping the teacher's return: " + (
-            f"{_arch(f, depth)} at w{f['bits']}a{grid_act_bits(f['bits'], settings['distill_settings'])}, est. {lut(f):,.0f} LUT, "
+            f"{_arch(f, depth)} at w{f['bits']}a{_acts(f['bits'], settings)}, est. {lut(f):,.0f} LUT, "
             f"{_row_cost(data, f)['BRAM_18K']:,.0f} BRAM_18K, {_row_cost(data, f)['DSP']:,.0f} DSP, "
             f"{deployed(f):,} deployed bits, return {f['mean_return']:.2f}" if f else "none in this grid"))
         summary.append(f"- {method}, fewest parameter bits keeping the teacher's return: " + (
-            f"{_arch(b, depth)} at w{b['bits']}a{grid_act_bits(b['bits'], settings['distill_settings'])}, {b['size_bits']:,} bits "
+            f"{_arch(b, depth)} at w{b['bits']}a{_acts(b['bits'], settings)}, {b['size_bits']:,} bits "
             f"({100 * b['ratio']:.3f} % of the teacher)" if b else "none in this grid"))
     lines += summary
     iqm_head, iqm_align, iqm_on = iqm_cells(rows)
@@ -292,7 +298,7 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
         c = _row_cost(data, r)
         hw_cells = (f"{c['deployed_bits']:,} | {100 * c['deployed_bits'] / teacher['size_bits']:.3f} | {c['LUT']:,.0f} | "
                     f"{c['BRAM_18K']:,.0f} | {c['DSP']:,.0f}" if c else "– | – | – | – | –")
-        lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'], grid_act_bits(r['bits'], settings['distill_settings']))} | {r['method']} | {r['size_bits']:,} | "
+        lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'], _acts(r['bits'], settings))} | {r['method']} | {r['size_bits']:,} | "
                      f"{100 * r['ratio']:.3f} | {hw_cells} | {r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} |"
                      f"{iqm_cell(r, iqm_on)} {r['seeds_keeping_teacher']}/{len(r['seeds'])} |{paired_cell(r, p_on)}")
     lines += ["", f"Made by: `{data['command']}`", ""]

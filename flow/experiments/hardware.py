@@ -34,12 +34,6 @@ CACHE_VERSION = 3  # 2: pixel students take the frame as UINT2 (hw_build.export.
 LAYER_SETTINGS = ("first_bits", "last_bits", "output_affine", "kernel", "stride")
 
 
-def grid_act_bits(weight_bits: int, settings: dict[str, Any] | None) -> int:
-    """A grid student's activation bits: the grid's ``act_bits`` setting, else the students' rule
-    (:func:`student_act_bits`: as many as the weights, at least 2)."""
-    return int((settings or {}).get("act_bits") or student_act_bits(weight_bits))
-
-
 def layer_options(settings: dict[str, Any] | None) -> dict[str, Any]:
     """The per-layer options of a grid's distillation settings (first/last-layer bits, output affine,
     a pixel student's kernel and stride)."""
@@ -80,10 +74,8 @@ def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int, tupl
     from hw_build.arch_cost import architecture_cost
     from hw_build.folding import DEFAULT_LATENCY_US, PIXEL_LATENCY_US
 
-    def act(bits: int) -> int:
-        return act_bits or student_act_bits(bits)
-
-    wanted = {arch_key(h, b, act(b), input_bits, c, **layers): (tuple(h), b, tuple(c)) for h, b, c in archs}
+    wanted = {arch_key(h, b, student_act_bits(b, act_bits), input_bits, c, **layers): (tuple(h), b, tuple(c))
+              for h, b, c in archs}
     out: dict[str, Any] = {}
     for key, (hidden, bits, conv) in tqdm(sorted(wanted.items()), desc=f"{env_id} hardware cost", unit="arch"):
         latency = PIXEL_LATENCY_US if conv else DEFAULT_LATENCY_US
@@ -91,7 +83,7 @@ def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int, tupl
         if path.exists():
             record = json.loads(path.read_text())
         else:
-            record = architecture_cost(env_id, list(hidden), bits, act(bits), input_bits=input_bits,
+            record = architecture_cost(env_id, list(hidden), bits, student_act_bits(bits, act_bits), input_bits=input_bits,
                                        conv=list(conv), **layers)
             atomic.write_json(path, record)
         out[key] = _summary(record)
@@ -121,5 +113,5 @@ def row_cost(hardware: dict[str, Any] | None, method: str, hidden: Iterable[int]
     """A row's architecture summary, or None (PTQ of the teacher, or a grid without costs)."""
     if not hardware or method not in STUDENT_METHODS:
         return None
-    return hardware["architectures"].get(arch_key(hidden, bits, act_bits or student_act_bits(bits), input_bits, conv,
+    return hardware["architectures"].get(arch_key(hidden, bits, student_act_bits(bits, act_bits), input_bits, conv,
                                                   **layers))

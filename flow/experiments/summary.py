@@ -58,7 +58,8 @@ def _row_trials(data: dict[str, Any], row: dict[str, Any], source: str, **match:
 
 def table_candidates(data: dict[str, Any], source: str = "qpd_table") -> list[dict[str, Any]]:
     """Every row of a ``qpd_table.json`` whose student has a hardware cost, as summary entries."""
-    from flow.experiments.hardware import arch_key, grid_act_bits, layer_options, row_cost
+    from flow.experiments.hardware import arch_key, layer_options, row_cost
+    from training.students.student import student_act_bits
 
     settings, teacher = data["settings"], data["teacher"]
     hidden, conv, input_bits = settings["hidden"], settings.get("conv") or (), settings.get("input_bits", 8)
@@ -68,7 +69,7 @@ def table_candidates(data: dict[str, Any], source: str = "qpd_table") -> list[di
     for row in data["rows"]:
         if row.get("bits") is None:
             continue
-        act_bits = grid_act_bits(row["bits"], distill)
+        act_bits = student_act_bits(row["bits"], (distill or {}).get("act_bits"))
         cost = row_cost(data.get("hardware"), row["method"], hidden, row["bits"], input_bits, conv, act_bits, **layers)
         if cost is None:
             continue
@@ -93,7 +94,8 @@ def frontier_candidates(data: dict[str, Any], source: str = "frontier") -> list[
     """Every row of a ``frontier.json`` with :data:`MIN_GRID_SEEDS` seeds or more and a hardware cost,
     as summary entries (as :func:`table_candidates`)."""
     from flow.experiments.frontier import _row_cost
-    from flow.experiments.hardware import arch_key, grid_act_bits, layer_options
+    from flow.experiments.hardware import arch_key, layer_options
+    from training.students.student import student_act_bits
 
     settings, teacher = data["settings"], data["teacher"]
     distill = settings.get("distill_settings") or {}
@@ -103,7 +105,7 @@ def frontier_candidates(data: dict[str, Any], source: str = "frontier") -> list[
         if cost is None or len(row["seeds"]) < MIN_GRID_SEEDS:
             continue
         conv = (row["channels"],) if row.get("channels") else ()
-        student = arch_key((row["width"],) * settings["depth"], row["bits"], grid_act_bits(row["bits"], distill),
+        student = arch_key((row["width"],) * settings["depth"], row["bits"], student_act_bits(row["bits"], distill.get("act_bits")),
                            distill.get("input_bits", 8), conv, **layer_options(distill))
         trials = _row_trials(data, row, source, width=row["width"], channels=row.get("channels"))
         out.append(_candidate(row, student, cost, teacher, source, trials))

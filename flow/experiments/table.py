@@ -275,7 +275,7 @@ def bits_label(weight_bits: int, method: str, act_bits: int | None = None) -> st
     quantizer) unless a grid sets them (``act_bits``, e.g. ``"8/4"``); PTQ of the teacher
     binarises its tanh activations at 1 bit.
     """
-    act_bits = weight_bits if method == "ptq" else act_bits or student_act_bits(weight_bits)
+    act_bits = weight_bits if method == "ptq" else student_act_bits(weight_bits, act_bits)
     return str(weight_bits) if act_bits == weight_bits else f"{weight_bits}/{act_bits}"
 
 

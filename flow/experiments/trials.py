@@ -175,7 +175,16 @@ def teacher_fingerprint(teacher_dir: str) -> str | None:
 
     if not teacher_dir or not (Path(teacher_dir) / "results.json").is_file():
         return None
-    return TeacherPolicy.load(teacher_dir, json.loads((Path(teacher_dir) / "results.json").read_text())["env_id"]).fingerprint()
+    return TeacherPolicy.load(teacher_dir).fingerprint()
+
+
+def made_with_another_teacher(record: dict[str, Any], teacher_dir: str) -> bool:
+    """Whether a cached trial record names a teacher (by weight fingerprint) other than the one now
+    in ``teacher_dir``; records from before fingerprints were kept, or with no teacher here, are not."""
+    if "teacher_sha256" not in record:
+        return False
+    now = teacher_fingerprint(teacher_dir)
+    return now is not None and record["teacher_sha256"] != now
 
 
 def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = "trials",
@@ -220,8 +229,7 @@ def run_trials(trials: list[Trial], cache_dir: Path, jobs: int = 1, desc: str = 
             # (training/qpd/config.py) cannot pass a stale result off as current.
             if "distill_config" in record and not same_computation(record["distill_config"], trial_qpd_config(trial)):
                 why = "was distilled with other settings (a default changed since)"
-            elif "teacher_sha256" in record and record["teacher_sha256"] != (teacher_fingerprint(trial.teacher_dir)
-                                                                             or record["teacher_sha256"]):
+            elif made_with_another_teacher(record, trial.teacher_dir):
                 why = f"was made with another teacher than the one now in {trial.teacher_dir}"
             else:
                 records[name(trial)] = record

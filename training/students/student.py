@@ -65,10 +65,10 @@ def arch_label(hidden, conv=(), kernel: int = 3, stride: int = 1) -> str:
     return arch
 
 
-def student_act_bits(weight_bits: int) -> int:
-    """A student's default activation width for ``weight_bits``: the same, but at least
-    :data:`MIN_ACT_BITS`."""
-    return max(weight_bits, MIN_ACT_BITS)
+def student_act_bits(weight_bits: int, act_bits: int | None = None) -> int:
+    """A student's activation width: ``act_bits`` where a setting gives one (``ABITS=``, a grid's
+    ``act_bits``), else the default for ``weight_bits``: the same, but at least :data:`MIN_ACT_BITS`."""
+    return int(act_bits) if act_bits else max(weight_bits, MIN_ACT_BITS)
 
 
 def check_bit_width(name: str, bits: object) -> None:
