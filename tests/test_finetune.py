@@ -41,7 +41,7 @@ def test_bad_finetune_settings_are_one_sentence(finetune, match):
 
 def _kl_to_teacher(student, teacher, states) -> float:
     with torch.no_grad():
-        return float(_teacher_kl(student, torch.as_tensor(states), teacher.targets(states)))
+        return float(_teacher_kl(student, student.actor(torch.as_tensor(states)), teacher.targets(states)))
 
 
 def test_finetuning_runs_resumes_and_its_kl_term_pulls_towards_the_teacher(tmp_path, cartpole_teacher):

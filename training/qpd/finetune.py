@@ -100,8 +100,8 @@ class Critic(nn.Module):
         return self.net((obs.reshape(len(obs), -1) - self.shift) * self.scale).squeeze(-1)
 
 
-def _distribution(student: QuantStudent, obs: torch.Tensor) -> torch.distributions.Distribution:
-    out = student.actor(obs)
+def _distribution(student: QuantStudent, out: torch.Tensor) -> torch.distributions.Distribution:
+    """The student's action distribution from its actor output ``out`` (logits or Gaussian means)."""
     if student.spec.discrete:
         return torch.distributions.Categorical(logits=out)
     return torch.distributions.Normal(out, student.log_std.exp().expand_as(out))
@@ -111,8 +111,7 @@ def _log_prob(dist: torch.distributions.Distribution, actions: torch.Tensor, dis
     return dist.log_prob(actions) if discrete else dist.log_prob(actions).sum(-1)
 
 
-def _teacher_kl(student: QuantStudent, obs: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-    out = student.actor(obs)
+def _teacher_kl(student: QuantStudent, out: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
     if student.spec.discrete:
         return discrete_policy_kl(out, targets["logits"], 1.0)
     return gaussian_kl(out, student.log_std, targets["mean"], targets["log_std"])
@@ -163,7 +162,7 @@ def finetune(student: QuantStudent, teacher: Any, env_id: str, cfg: FinetuneConf
             b_obs[t] = obs
             with torch.no_grad():
                 x = torch.as_tensor(obs)
-                dist = _distribution(student, x)
+                dist = _distribution(student, student.actor(x))
                 action = dist.sample()
                 b_logp[t] = _log_prob(dist, action, discrete).numpy()
                 b_val[t] = critic(x).numpy()
@@ -209,12 +208,15 @@ def finetune(student: QuantStudent, teacher: Any, env_id: str, cfg: FinetuneConf
                 v_loss = F.mse_loss(critic(x), flat_ret[idx])
                 loss = cfg.vf_coef * v_loss
                 if policy_on:
-                    dist = _distribution(student, x)
+                    # One actor pass feeds both the surrogate and the KL term (a second pass would
+                    # also step the activation quantizers' statistics twice per minibatch).
+                    out = student.actor(x)
+                    dist = _distribution(student, out)
                     ratio = (_log_prob(dist, flat_act[idx], discrete) - flat_logp[idx]).exp()
                     a = flat_adv[idx]
                     a = (a - a.mean()) / (a.std() + 1e-8)
                     pg = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
-                    kl = _teacher_kl(student, x, {k: v[idx] for k, v in targets.items()})
+                    kl = _teacher_kl(student, out, {k: v[idx] for k, v in targets.items()})
                     loss = loss + pg + cfg.kl_coef * kl
                     stats["pg"] += pg.item()
                     stats["kl_teacher"] += kl.item()
