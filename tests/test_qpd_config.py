@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tests.conftest import run_cli
 from training.errors import FlowError
@@ -102,3 +105,14 @@ def test_cli_refuses_a_bad_config_in_one_sentence():
     proc = run_cli("training", "distill", "--env", "CartPole-v1", "--bits", "2", "--schedule", "2,4", "--teacher", "/nonexistent")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: schedule must go strictly from high to low")
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "training/qpd/recipes").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_committed_recipe_is_a_valid_config(recipe):
+    """The recipes the docs and result pages name load as they are (pixel settings on a pixel env)."""
+    env = "MinAtar/SpaceInvaders-v1" if "stride" in recipe.stem else "HalfCheetah-v5"
+    cfg = load_qpd_config(recipe, env_id=env)
+    for key, value in yaml.safe_load(recipe.read_text()).items():
+        if not isinstance(value, dict):
+            assert getattr(cfg, key) == value, key
