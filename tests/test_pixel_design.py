@@ -266,3 +266,15 @@ def test_a_grids_kernel_and_stride_name_and_cost_its_students(monkeypatch, tmp_p
     monkeypatch.setattr(hw_build.arch_cost, "architecture_cost", cost)
     record = architecture_costs(ENV, [((16,), 2, (8,))], cache_dir=tmp_path, **options)
     assert (seen["stride"], seen["kernel"]) == (2, 3) and set(record["architectures"]) == {"c8s2-1x16-w2a2"}
+
+
+def test_a_frontier_page_names_the_students_window():
+    """The frontier's lines name a student by its kernel and stride (``c8k4s2-1×64``) where the grid
+    sets them, as its trial keys do, and keep ``c8-1×16`` for the default 3×3 stride-1 window."""
+    from flow.experiments.frontier import _arch
+
+    row = {"channels": 8, "width": 64}
+    assert _arch(row, 1, {"distill_settings": {"kernel": 4, "stride": 2}}) == "c8k4s2-1×64"
+    assert _arch(row, 1, {"distill_settings": {"stride": 2}}) == "c8s2-1×64"
+    assert _arch(row, 1, {"distill_settings": {}}) == "c8-1×64"
+    assert _arch({"width": 32}, 2, {"distill_settings": {"kernel": 4}}) == "2×32"

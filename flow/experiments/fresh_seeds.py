@@ -52,6 +52,9 @@ def reevaluate(folder: Path, *, seed_start: int = FRESH_SEED_START, episodes: in
 
     grid = _grid(folder)
     env_id = grid["env_id"]
+    settings = grid.get("settings", {})
+    layers = settings.get("distill_settings") or {}
+    window = {k: layers[k] for k in ("kernel", "stride") if k in layers}
     used = int(grid.get("settings", {}).get("episodes", 100))  # the grid's own evaluation episodes
     seeds = fresh_episode_seeds(seed_start, episodes, used, "the grid")
     teacher_run = Path(grid["teacher"]["run"])
@@ -62,7 +65,7 @@ def reevaluate(folder: Path, *, seed_start: int = FRESH_SEED_START, episodes: in
     trials = []
     for rec in grid["trials"]:
         entry = {"key": rec["key"], "variant": rec.get("variant"), "method": rec["method"],
-                 "student": arch_label(rec["hidden"], trial_conv(rec)), "bits": rec["bits"],
+                 "student": arch_label(rec["hidden"], trial_conv(rec), **window), "bits": rec["bits"],
                  "seed": rec["seed"], "eval_mean_return": rec["mean_return"]}
         run = Path(rec.get("run", ""))
         if not (run / "student.pt").exists():

@@ -35,9 +35,15 @@ def smallest_keeping_teacher(rows: list[dict[str, Any]], method: str) -> dict[st
     return min(keeping, key=lambda r: r["size_bits"]) if keeping else None
 
 
-def _arch(row: dict[str, Any], depth: int) -> str:
-    """``2×32``, or ``c8-1×16`` for a pixel student."""
-    return (f"c{row['channels']}-" if row.get("channels") else "") + f"{depth}×{row['width']}"
+def _arch(row: dict[str, Any], depth: int, settings: dict[str, Any]) -> str:
+    """``2×32``, or ``c8-1×16`` for a pixel student (``c8k4s2-1×32`` where the grid's kernel and
+    stride are not 3 and 1, as the students are named)."""
+    if not row.get("channels"):
+        return f"{depth}×{row['width']}"
+    layers = settings.get("distill_settings") or {}
+    kernel, stride = layers.get("kernel", 3), layers.get("stride", 1)
+    return (f"c{row['channels']}" + (f"k{kernel}" if kernel != 3 else "") + (f"s{stride}" if stride != 1 else "")
+            + f"-{depth}×{row['width']}")
 
 
 def _students(settings: dict[str, Any], depth: int) -> str:
@@ -199,7 +205,7 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
                         edgecolors="k" if method == "qpd" else "none", linewidths=0.5, label=method)
         b = best[method]
         if b is not None:
-            ax.annotate(f"smallest keeping teacher ({method}):\n{_arch(b, depth)} w{b['bits']}, "
+            ax.annotate(f"smallest keeping teacher ({method}):\n{_arch(b, depth, settings)} w{b['bits']}, "
                         f"{b['size_bits']:,} bits", (b["size_bits"], b["mean_return"]), xytext=(10, -40 if method == "qpd" else -70),
                         textcoords="offset points", fontsize=7, arrowprops={"arrowstyle": "->", "lw": 0.8})
     fig.colorbar(sc, ax=ax, label="bits")
@@ -219,7 +225,7 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
     for method in methods:
         b = best[method]
         lines.append(f"- smallest {method} student keeping the teacher's return: " + (
-            f"{_arch(b, depth)} at w{b['bits']}a{_acts(b['bits'], settings)}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
+            f"{_arch(b, depth, settings)} at w{b['bits']}a{_acts(b['bits'], settings)}, {b['size_bits']:,} bits ({100 * b['ratio']:.3f} % of the teacher), "
             f"return {b['mean_return']:.2f}" if b else "none in this grid"))
     iqm_head, iqm_align, iqm_on = iqm_cells(rows)
     p_head, p_align, p_on = paired_cells(rows)
@@ -254,12 +260,12 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
         return (_row_cost(data, r) or {}).get("LUT")
 
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12.8, 4.8), sharey=True)
-    _plot_panel(ax, data, deployed, by_bits, lambda b: f"fewest deployed bits keeping teacher:\n{_arch(b, depth)} "
+    _plot_panel(ax, data, deployed, by_bits, lambda b: f"fewest deployed bits keeping teacher:\n{_arch(b, depth, settings)} "
                 f"w{b['bits']}, {deployed(b):,} bits", "deployed bits (architecture bound, log scale)")
     ax.axvline(0.005 * teacher["size_bits"], color="tab:red", ls=":", lw=1, label="0.5 % of the teacher")
     ax.set_ylabel("mean return")
     ax.legend(fontsize=7, loc="lower right")
-    sc = _plot_panel(ax2, data, lut, by_lut, lambda b: f"fewest est. LUT keeping teacher:\n{_arch(b, depth)} "
+    sc = _plot_panel(ax2, data, lut, by_lut, lambda b: f"fewest est. LUT keeping teacher:\n{_arch(b, depth, settings)} "
                      f"w{b['bits']}, {lut(b):,.0f} LUT", "est. LUT (FINN estimate, dataflow partition; log scale)")
     fig.colorbar(sc, ax=[ax, ax2], label="weight bits")
     fig.suptitle(f"{env_id}: return against what the fabric stores and costs (widths {widths}, bits {bits})")
@@ -276,15 +282,15 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
     for method in methods:
         b, d, f = data["smallest_keeping_teacher"][method], by_bits[method], by_lut[method]
         summary.append(f"- {method}, fewest deployed bits keeping the teacher's return: " + (
-            f"{_arch(d, depth)} at w{d['bits']}a{_acts(d['bits'], settings)}, {deployed(d):,} deployed bits "
+            f"{_arch(d, depth, settings)} at w{d['bits']}a{_acts(d['bits'], settings)}, {deployed(d):,} deployed bits "
             f"({100 * deployed(d) / teacher['size_bits']:.3f} % of the teacher; {d['size_bits']:,} parameter bits), "
             f"est. {lut(d):,.0f} LUT, return {d['mean_return']:.2f}" if d else "none in this grid"))
         summary.append(f"- {method}, fewest est. LUT keeping the teacher's return: " + (
-            f"{_arch(f, depth)} at w{f['bits']}a{_acts(f['bits'], settings)}, est. {lut(f):,.0f} LUT, "
+            f"{_arch(f, depth, settings)} at w{f['bits']}a{_acts(f['bits'], settings)}, est. {lut(f):,.0f} LUT, "
             f"{_row_cost(data, f)['BRAM_18K']:,.0f} BRAM_18K, {_row_cost(data, f)['DSP']:,.0f} DSP, "
             f"{deployed(f):,} deployed bits, return {f['mean_return']:.2f}" if f else "none in this grid"))
         summary.append(f"- {method}, fewest parameter bits keeping the teacher's return: " + (
-            f"{_arch(b, depth)} at w{b['bits']}a{_acts(b['bits'], settings)}, {b['size_bits']:,} bits "
+            f"{_arch(b, depth, settings)} at w{b['bits']}a{_acts(b['bits'], settings)}, {b['size_bits']:,} bits "
             f"({100 * b['ratio']:.3f} % of the teacher)" if b else "none in this grid"))
     lines += summary
     iqm_head, iqm_align, iqm_on = iqm_cells(rows)
