@@ -55,7 +55,7 @@ def reevaluate(folder: Path, *, seed_start: int = FRESH_SEED_START, episodes: in
     settings = grid.get("settings", {})
     layers = settings.get("distill_settings") or {}
     window = {k: layers[k] for k in ("kernel", "stride") if k in layers}
-    used = int(grid.get("settings", {}).get("episodes", 100))  # the grid's own evaluation episodes
+    used = int(settings.get("episodes", 100))  # the grid's own evaluation episodes
     seeds = fresh_episode_seeds(seed_start, episodes, used, "the grid")
     teacher_run = Path(grid["teacher"]["run"])
     if not (teacher_run / "results.json").exists():

@@ -38,12 +38,11 @@ def smallest_keeping_teacher(rows: list[dict[str, Any]], method: str) -> dict[st
 def _arch(row: dict[str, Any], depth: int, settings: dict[str, Any]) -> str:
     """``2×32``, or ``c8-1×16`` for a pixel student (``c8k4s2-1×32`` where the grid's kernel and
     stride are not 3 and 1, as the students are named)."""
-    if not row.get("channels"):
-        return f"{depth}×{row['width']}"
+    from training.students.student import arch_label
+
     layers = settings.get("distill_settings") or {}
-    kernel, stride = layers.get("kernel", 3), layers.get("stride", 1)
-    return (f"c{row['channels']}" + (f"k{kernel}" if kernel != 3 else "") + (f"s{stride}" if stride != 1 else "")
-            + f"-{depth}×{row['width']}")
+    conv = [row["channels"]] if row.get("channels") else []
+    return arch_label([row["width"]] * depth, conv, layers.get("kernel", 3), layers.get("stride", 1)).replace("x", "×")
 
 
 def _students(settings: dict[str, Any], depth: int) -> str:
