@@ -45,11 +45,11 @@ def run_demo(env: str, seed: int = 0, weights: str = "fixed", impl: str = "hls")
     cfg = load_qpd_config(env_id=env, seed=seed, narrow_weights=True if impl == "rtl" else None)
     ladder = " -> ".join(str(w) for w, _ in cfg.stages())
     stage(f"2/6 QPD: {cfg.arch_label()} student, {ladder} bits")
+    from flow.experiments.trials import teacher_fingerprint
     from training.qpd.distill import other_run, student_run_dir
-    from training.teacher.policy import TeacherPolicy
 
     run_dir = student_run_dir(cfg)
-    stale = other_run(run_dir, cfg, TeacherPolicy.load(teacher_run_dir(env, 0), env).fingerprint())
+    stale = other_run(run_dir, cfg, teacher_fingerprint(str(teacher_run_dir(env, 0))))
     if stale:
         print(f"{run_dir} holds {stale} (an older default, or a retrained teacher?): distilling it again")
     student = distill(cfg, teacher_run_dir(env, 0), force=bool(stale))

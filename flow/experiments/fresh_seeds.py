@@ -44,18 +44,14 @@ def fresh_episode_seeds(seed_start: int, episodes: int, used: int, chooser: str)
 
 def reevaluate(folder: Path, *, seed_start: int = FRESH_SEED_START, episodes: int = 100) -> dict[str, Any]:
     """Evaluate the teacher and every trial's student of the grid in ``folder`` on fresh seeds."""
-    from flow.experiments.hardware import trial_conv
+    from flow.experiments.hardware import trial_student
     from flow.experiments.table import keeps_teacher_paired
     from training.evaluation import evaluate
     from training.policies import load_policy
-    from training.students.student import arch_label
 
     grid = _grid(folder)
     env_id = grid["env_id"]
-    settings = grid.get("settings", {})
-    layers = settings.get("distill_settings") or {}
-    window = {k: layers[k] for k in ("kernel", "stride") if k in layers}
-    used = int(settings.get("episodes", 100))  # the grid's own evaluation episodes
+    used = int(grid.get("settings", {}).get("episodes", 100))  # the grid's own evaluation episodes
     seeds = fresh_episode_seeds(seed_start, episodes, used, "the grid")
     teacher_run = Path(grid["teacher"]["run"])
     if not (teacher_run / "results.json").exists():
@@ -65,7 +61,7 @@ def reevaluate(folder: Path, *, seed_start: int = FRESH_SEED_START, episodes: in
     trials = []
     for rec in grid["trials"]:
         entry = {"key": rec["key"], "variant": rec.get("variant"), "method": rec["method"],
-                 "student": arch_label(rec["hidden"], trial_conv(rec), **window), "bits": rec["bits"],
+                 "student": trial_student(rec), "bits": rec["bits"],
                  "seed": rec["seed"], "eval_mean_return": rec["mean_return"]}
         run = Path(rec.get("run", ""))
         if not (run / "student.pt").exists():

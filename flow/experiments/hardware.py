@@ -98,6 +98,14 @@ def trial_conv(trial: dict[str, Any]) -> tuple[int, ...]:
     return tuple(dict((k, v) for k, v in trial.get("extra") or []).get("conv") or ())
 
 
+def trial_student(trial: dict[str, Any]) -> str:
+    """A trial record's student name (``2x32``, ``c8k4s2-1x64``), from its shape and grid settings."""
+    from training.students.student import arch_label
+
+    extra = dict((k, v) for k, v in trial.get("extra") or [])
+    return arch_label(trial["hidden"], trial_conv(trial), extra.get("kernel", 3), extra.get("stride", 1))
+
+
 def grid_archs(trials: list[dict[str, Any]]) -> list[tuple[tuple[int, ...], int, tuple[int, ...]]]:
     """The student architectures ``(hidden, weight_bits, conv)`` of a grid's trials, in first-seen order."""
     seen: dict[tuple[tuple[int, ...], int, tuple[int, ...]], None] = {}
