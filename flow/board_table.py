@@ -38,6 +38,7 @@ def design_architecture(signature: dict[str, Any]) -> dict[str, Any]:
 def record_mismatch(record: dict[str, Any], arch: dict[str, Any]) -> str | None:
     """Why a trial's record alone shows its student is not of the design's architecture (None: compile and see)."""
     from flow.board_students import STUDENT_METHODS
+    from flow.experiments.hardware import trial_settings
     from training.students.student import student_act_bits
 
     method = record["method"]
@@ -49,7 +50,7 @@ def record_mismatch(record: dict[str, Any], arch: dict[str, Any]) -> str | None:
     hidden = list(record.get("hidden") or [])
     if hidden != arch["hidden"]:
         return f"hidden widths {hidden}, the design's are {arch['hidden']}"
-    extra = dict(tuple(x) for x in record.get("extra") or [])
+    extra = trial_settings(record)
     bits = sorted({record["bits"], *(b for b in (extra.get("first_bits"), extra.get("last_bits")) if b)})
     if bits != arch["weight_bits"]:
         return f"weights at {'/'.join(map(str, bits))} bits, the design's at {'/'.join(map(str, arch['weight_bits']))}"

@@ -93,17 +93,23 @@ def architecture_costs(env_id: str, archs: list[tuple[tuple[int, ...], int, tupl
             "latency_budget_us": budget, "architectures": out}
 
 
+def trial_settings(trial: dict[str, Any]) -> dict[str, Any]:
+    """A trial record's grid settings beyond its key (``extra``: ``conv``, ``kernel``, ``act_bits``, ...)."""
+    return {k: v for k, v in trial.get("extra") or []}
+
+
 def trial_conv(trial: dict[str, Any]) -> tuple[int, ...]:
     """A trial record's convolution channels (pixel students), from its grid settings."""
-    return tuple(dict((k, v) for k, v in trial.get("extra") or []).get("conv") or ())
+    return tuple(trial_settings(trial).get("conv") or ())
 
 
 def trial_student(trial: dict[str, Any]) -> str:
     """A trial record's student name (``2x32``, ``c8k4s2-1x64``), from its shape and grid settings."""
     from training.students.student import arch_label
 
-    extra = dict((k, v) for k, v in trial.get("extra") or [])
-    return arch_label(trial["hidden"], trial_conv(trial), extra.get("kernel", 3), extra.get("stride", 1))
+    settings = trial_settings(trial)
+    return arch_label(trial["hidden"], tuple(settings.get("conv") or ()), settings.get("kernel", 3),
+                      settings.get("stride", 1))
 
 
 def grid_archs(trials: list[dict[str, Any]]) -> list[tuple[tuple[int, ...], int, tuple[int, ...]]]:
