@@ -35,8 +35,10 @@ def _grid_hidden(args: argparse.Namespace) -> list[int]:
     from training.qpd.config import default_architecture
 
     hidden = default_architecture(args.env)[1]
+    if args.depth is not None and args.depth < 0:
+        raise FlowError(f"--depth must be 0 or more, got {args.depth}")
     width = getattr(args, "width", None) or hidden[0]
-    return [width] * (args.depth or len(hidden))
+    return [width] * (len(hidden) if args.depth is None else args.depth)
 
 
 def _cmd_table(args: argparse.Namespace) -> None:
@@ -84,10 +86,14 @@ def _cmd_frontier(args: argparse.Namespace) -> None:
     settings = grid_settings(args.config)
     if args.abits is not None:
         settings["act_bits"] = args.abits
+    depth = len(_grid_hidden(args))
+    if depth == 0 and args.widths:
+        raise FlowError("--widths has no meaning with --depth 0: the output layer reads the convolutions")
+    widths = [0] if depth == 0 else _int_list(args.widths or "8,16,32,64", "widths")
     teacher = ensure_teacher(args.env, args.teacher)
     out = _grid_out(args, "frontier")
-    frontier(args.env, teacher, widths=_int_list(args.widths, "widths"), bits=_int_list(args.bits, "bits"),
-             seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=len(_grid_hidden(args)),
+    frontier(args.env, teacher, widths=widths, bits=_int_list(args.bits, "bits"),
+             seeds=_int_list(args.seeds, "seeds"), methods=[m for m in args.methods.split(",") if m], depth=depth,
              updates=args.updates, episodes=args.episodes, jobs=args.jobs, out_dir=out, runs_dir=out / "runs",
              settings=settings, hardware=not args.no_hardware, executor=args.executor,
              channels=_int_list(args.channels, "channels") if args.channels else None)
@@ -182,7 +188,7 @@ def _add_grid_options(p: argparse.ArgumentParser, out_name: str) -> None:
     from flow.executors import EXECUTORS
     from flow.experiments.trials import default_jobs
 
-    p.add_argument("--depth", type=int, default=None, help="student hidden layers (default 2; 1 for frames)")
+    p.add_argument("--depth", type=int, default=None, help="student hidden layers (default 2; 1 for frames; 0 for frames: the output layer reads the convolutions)")
     p.add_argument("--updates", type=int, default=8000, help="distillation updates per trial (default 8000)")
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes per trial (default 100)")
     p.add_argument("--jobs", type=int, default=default_jobs(), help="trials in parallel (default: one per core)")
@@ -247,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("frontier", help="size/return frontier of QPD and direct distillation over widths x bits")
     p.add_argument("--env", default="CartPole-v1")
-    p.add_argument("--widths", default="8,16,32,64", help="student hidden widths (default 8,16,32,64)")
+    p.add_argument("--widths", default=None, help="student hidden widths (default 8,16,32,64; none with --depth 0)")
     p.add_argument("--bits", default="1,2,3,4,5,6,7,8", help="weight bit widths (default 1..8; activations max(bits, 2))")
     p.add_argument("--abits", type=int, default=None,
                    help="activation bits of every student instead of max(bits, 2), e.g. 4 with --bits 8 for w8a4 "

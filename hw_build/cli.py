@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only say what is missing (no network); exit code 3 if anything is")
     p = sub.add_parser("cost", help="deployed bits (bound) and est. resources of a student architecture, untrained")
     p.add_argument("--env", required=True, help="environment id (sets the input and output sizes)")
-    p.add_argument("--hidden", default=None, help="hidden widths, comma-separated (default 32,32; 16 for frames)")
+    p.add_argument("--hidden", default=None, help="hidden widths, comma-separated (default 32,32; 16 for frames; none: convolutions straight into the output layer)")
     p.add_argument("--conv", default=None, help="convolution channels, comma-separated (frames only; default 8)")
     p.add_argument("--kernel", type=int, default=3, help="convolution kernel size (frames only; default 3)")
     p.add_argument("--stride", type=int, default=1, help="convolution stride (frames only; default 1)")
@@ -162,7 +162,10 @@ def _run(args: argparse.Namespace) -> int | None:
 
         conv, hidden = default_architecture(args.env)
         try:
-            hidden = [int(h) for h in args.hidden.split(",")] if args.hidden else hidden
+            if args.hidden == "none":  # a convolutional student whose output layer reads the feature map
+                hidden = []
+            elif args.hidden:
+                hidden = [int(h) for h in args.hidden.split(",")]
             conv = [int(c) for c in args.conv.split(",")] if args.conv else conv
         except ValueError:
             raise FlowError(f"--hidden and --conv take comma-separated widths, got {args.hidden!r}, {args.conv!r}") from None

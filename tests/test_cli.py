@@ -91,3 +91,16 @@ def test_grid_config_missing_or_owning_grid_settings(tmp_path: Path, verb: str):
     owning = tmp_path / "owning.yaml"
     owning.write_text("seed: 3\n")
     _assert_user_error(run_cli("flow", verb, "--config", str(owning)), "grid sets per trial")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--env", "MinAtar/SpaceInvaders-v1", "--depth", "0", "--widths", "8"), "--widths has no meaning with --depth 0"),
+    (("--env", "MinAtar/SpaceInvaders-v1", "--depth", "-1"), "--depth must be 0 or more"),
+])
+def test_a_frontier_without_dense_layers_takes_no_widths(args, fragment):
+    _assert_user_error(run_cli("flow", "frontier", *args), fragment)
+
+
+def test_no_dense_layer_needs_a_convolution(tmp_path: Path):
+    proc = run_cli("training", "distill", "--env", "CartPole-v1", "--depth", "0", "--run-dir", str(tmp_path / "r"))
+    _assert_user_error(proc, "none only after convolutions")

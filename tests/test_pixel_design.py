@@ -278,3 +278,61 @@ def test_a_frontier_page_names_the_students_window():
     assert _arch(row, 1, {"distill_settings": {"stride": 2}}) == "c8s2-1×64"
     assert _arch(row, 1, {"distill_settings": {}}) == "c8-1×64"
     assert _arch({"width": 32}, 2, {"distill_settings": {"kernel": 4}}) == "2×32"
+
+
+@pytest.fixture(scope="module")
+def readout_design(minatar_teacher, tmp_path_factory):
+    """A convolutional student with no dense layer: its output layer reads the flattened feature map."""
+    from training.qpd.config import load_qpd_config
+    from training.qpd.distill import distill
+
+    cfg = load_qpd_config(env_id=ENV, schedule=[4, 2], updates=500, final_stage_share=0.6, teacher_states=3000,
+                          dagger_interval=250, dagger_steps=500, student_memory=3000, eval_episodes=3,
+                          stage_eval_episodes=1, agreement_states=500, hidden=[], conv=[8], kernel=4, stride=2)
+    run_dir = tmp_path_factory.mktemp("runs") / "MinAtar" / "Breakout-v1" / "qpd-readout"
+    results = distill(cfg, minatar_teacher, run_dir, quiet=True)
+    with exported_design(run_dir, "readout-breakout", tmp_path_factory.mktemp("bitstreams")) as design:
+        yield results, design
+
+
+def test_a_convolution_read_out_by_the_output_layer_runs_the_whole_ladder(readout_design):
+    """No dense layer between the convolution and the output: named ``c8k4s2``, two MVAUs on the
+    fabric, exact at every level, and the emulator plays it as FINN executes it."""
+    from hw_build.arch_cost import architecture_cost
+    from hw_build.execution import execute_batch
+    from hw_build.export import episode_states
+    from hw_build.verify import verify_design
+    from training.qpd.distill import StudentPolicy, load_student
+
+    from host.backends.emulator import EmulatedAccelerator
+    from host.design.spec import load_spec
+
+    results, (folder, export, _) = readout_design
+    assert results["student"] == "c8k4s2-w2a2"
+    # 4x4x4x8 conv (10x10 -> 4x4) + 4*4*8 -> 3, weights at 2 bits; the conv's 8 biases at 32
+    assert results["size"]["student"]["n_weights"] == 512 + 128 * 3 and results["size"]["student"]["n_biases"] == 8
+    accel = json.loads((folder / "accel.json").read_text())
+    assert [layer["op"] for layer in accel["layers"]] == ["ConvolutionInputGenerator", "MVAU", "MVAU", "LabelSelect"]
+    assert accel["layers"][0]["ofm_dim"] == [4, 4] and accel["layers"][0]["kernel"] == [4, 4]
+    record = verify_design("readout-breakout", n_states=300)
+    assert record["passed"] and all(lv["agreement"] == 1.0 for lv in record["levels"])
+    student, _ = load_student(__import__("pathlib").Path(export["run"]) / "student.pt")
+    frames = episode_states(ENV, StudentPolicy(student), 200)
+    spec = load_spec(folder)
+    emulated = EmulatedAccelerator(spec)(spec.preprocess(frames))
+    assert np.array_equal(emulated, execute_batch(folder / "intermediate_models" / "step_convert_to_hw.onnx",
+                                                  frames).astype(np.int64))
+    assert np.array_equal(emulated[:, 0], student.act(frames))
+    cost = architecture_cost(ENV, [], 2, 2, conv=[8], kernel=4, stride=2)
+    assert cost["student"] == "c8k4s2-w2a2" and cost["deployed_bits"] >= accel["deployed"]["total_bits"]
+
+
+def test_no_dense_layer_is_for_convolutional_students_only(tmp_path):
+    from training.qpd.config import load_qpd_config
+
+    with pytest.raises(FlowError, match="none only after convolutions"):
+        load_qpd_config(env_id="CartPole-v1", hidden=[])
+    from flow.experiments.frontier import _arch, _width_cell
+
+    assert _arch({"channels": 32, "width": 0}, 0, {"distill_settings": {"kernel": 4, "stride": 2}}) == "c32k4s2"
+    assert _width_cell({"channels": 32, "width": 0}) == "conv 32"

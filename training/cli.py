@@ -95,10 +95,11 @@ def _cmd_distill(args: argparse.Namespace) -> None:
         if args.env is None:
             raise FlowError(f"the environment of teacher {args.teacher} is not in its name: give it with ENV=<id>")
     hidden = None
-    if args.width is not None:  # --width alone: the environment's default number of layers
-        depth = args.depth if args.depth is not None else \
-            len(default_architecture(args.env or load_qpd_config(args.config).env_id)[1])
-        hidden = [args.width] * depth
+    if args.width is not None or args.depth is not None:  # either alone: the other from the environment's default
+        if args.depth is not None and args.depth < 0:
+            raise FlowError(f"--depth must be 0 or more, got {args.depth}")
+        default = default_architecture(args.env or load_qpd_config(args.config).env_id)[1]
+        hidden = [args.width or default[0]] * (len(default) if args.depth is None else args.depth)
     distill(args.env, args.teacher, config=args.config, run_dir=args.run_dir, force=args.force, seed=args.seed,
             method=args.method, weight_bits=args.bits, act_bits=args.abits, input_bits=args.input_bits,
             narrow_weights=args.narrow, hidden=hidden, conv=_parse_conv(args.conv), kernel=args.kernel,
@@ -165,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--narrow", action="store_true", default=None,
                    help="narrow-range weights (2 bits: -1, 0, 1), for FINN's RTL MVU (make codegen IMPL=rtl)")
     p.add_argument("--width", type=int, default=None, help="hidden width (default 32; 16 for frames)")
-    p.add_argument("--depth", type=int, default=None, help="hidden layers when --width is given (default 2; 1 for frames)")
+    p.add_argument("--depth", type=int, default=None, help="hidden layers (default 2; 1 for frames; 0 for frames: the output layer reads the convolutions)")
     p.add_argument("--conv", default=None, help="output channels of each convolution, e.g. 8 or 8,8 (pixel students; "
                                                 "default 8 for frames, none for flat observations)")
     p.add_argument("--kernel", type=int, default=None, help="convolution kernel size (default 3)")

@@ -37,6 +37,7 @@ from typing import Any
 
 from training import atomic
 from training.errors import FlowError
+from training.students.student import dense_label
 from flow.experiments.table import (IQM_NOTE, iqm_cell, iqm_cells, aggregate, bits_label, made_by, plot_return_against_bits, settings_note, teacher_record,
                                     validate_trials)
 from flow.experiments.trials import Trial, grid_extra, run_trials
@@ -137,7 +138,7 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
         f"# QPD ablation: {env_id}",
         "",
         f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} episodes. "
-        f"Students {len(hidden)}×{hidden[0]} (8-bit input), same updates and seeds for every variant; each variant "
+        f"Students {dense_label(hidden)} (8-bit input), same updates and seeds for every variant; each variant "
         f"switches one idea of QPD off (no-…) or one part of the recipe on (+ …). A seed keeps the teacher's return "
         f"when its mean is ≥ {floor:.2f}. *vs QPD*: the variant's mean return minus QPD's at the same bits.",
         "",

@@ -47,12 +47,15 @@ def _arch(row: dict[str, Any], depth: int, settings: dict[str, Any]) -> str:
 
 def _students(settings: dict[str, Any], depth: int) -> str:
     if settings.get("channels"):
-        return f"one convolution (its channels in the width column) on the binary frame, then {depth} hidden layer(s)"
+        then = f"then {depth} hidden layer(s)" if depth else "read out by the output layer (no dense layer)"
+        return f"one convolution (its channels in the width column) on the binary frame, {then}"
     return f"{depth} hidden layers"
 
 
 def _width_cell(row: dict[str, Any]) -> str:
-    return f"{row['width']} (conv {row['channels']})" if row.get("channels") else str(row["width"])
+    if row.get("channels"):
+        return f"{row['width']} (conv {row['channels']})" if row["width"] else f"conv {row['channels']}"
+    return str(row["width"])
 
 
 def _order(row: dict[str, Any]) -> tuple:
@@ -64,7 +67,7 @@ def _keys(trials: list[dict[str, Any]]) -> tuple[str, ...]:
     from flow.experiments.hardware import trial_conv
 
     for rec in trials:
-        rec["width"] = rec["hidden"][0]
+        rec["width"] = rec["hidden"][0] if rec["hidden"] else 0  # 0: no dense layer
         if trial_conv(rec):
             rec["channels"] = trial_conv(rec)[0]
     return ("method", "channels", "width", "bits") if any("channels" in r for r in trials) else ("method", "width", "bits")

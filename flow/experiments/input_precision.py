@@ -17,7 +17,7 @@ from typing import Any
 
 from training import atomic
 from training.errors import FlowError
-from training.students.student import MIN_ACT_BITS, MAX_BITS, student_act_bits
+from training.students.student import MIN_ACT_BITS, MAX_BITS, dense_label, student_act_bits
 from flow.experiments.table import (IQM_NOTE, iqm_cell, iqm_cells, PAIRED_NOTE, paired_cell, aggregate, bits_label, made_by, paired_cells,
                                     settings_note, teacher_record, validate_trials)
 from flow.experiments.trials import Trial, grid_extra, run_trials
@@ -101,7 +101,7 @@ def markdown(data: dict[str, Any]) -> str:
         f"# Input precision: {data['env_id']}",
         "",
         f"Teacher {teacher['mean_return']:.2f} ± {teacher['std_return']:.2f} over {teacher['n_episodes']} seeded "
-        f"episodes. Every row: QPD, {len(hidden)}×{hidden[0]} student at w{bits}a{student_act_bits(bits)} "
+        f"episodes. Every row: QPD, {dense_label(hidden)} student at w{bits}a{student_act_bits(bits)} "
         f"({bits_label(bits, 'qpd')} bits), {st['updates']} updates, seeds {', '.join(map(str, st['seeds']))}, "
         f"{st['episodes']} evaluation episodes each; only the input quantizer's width changes. A seed keeps the "
         f"teacher's return when its mean is ≥ {floor:.2f} (teacher mean − std).",

@@ -20,7 +20,7 @@ from training import atomic
 from training.errors import FlowError
 from training.runs import RESULTS_FILE
 from training.students.size import teacher_size
-from training.students.student import student_act_bits
+from training.students.student import dense_label, student_act_bits
 from training.teacher.policy import TeacherPolicy
 from flow.experiments.trials import (DISTILLED_AS, TABLE_METHODS, Trial, distill_method, grid_extra, run_trials,
                                     trial_qpd_config)
@@ -317,8 +317,8 @@ def architecture_words(env_id: str, hidden: list[int], conv: list[int], input_bi
     """How the table names the teacher's and the students' architectures."""
     if conv:
         return ("MinAtar CNN actor (3×3 conv of 16, 128 units)",
-                f"{'-'.join(map(str, conv))}-channel 3×3 convolution then {len(hidden)}×{hidden[0]} (binary frames as input)")
-    return "2×256 actor", f"{len(hidden)}×{hidden[0]} MLP ({input_bits}-bit input)"
+                f"{'-'.join(map(str, conv))}-channel 3×3 convolution then {dense_label(hidden)} (binary frames as input)")
+    return "2×256 actor", f"{dense_label(hidden)} MLP ({input_bits}-bit input)"
 
 
 def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], command: str, hidden: list[int],

@@ -20,7 +20,7 @@ from training.qpd.finetune import FinetuneConfig
 from training.qpd.loss import LossConfig
 from training.errors import FlowError
 from training.students.student import (COLLECT_STATS_STEPS, MAX_BITS, MIN_WEIGHT_BITS, arch_label, check_bit_width,
-                                       student_act_bits)
+                                       check_hidden, student_act_bits)
 
 METHODS = ("qpd", "direct", "float")
 #: The precision ladder QPD walks down by default, truncated at the target.
@@ -139,8 +139,7 @@ class QPDConfig:
             raise FlowError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         for name in ("weight_bits", "act_bits", "input_bits"):
             check_bit_width(name, getattr(self, name))
-        if not self.hidden or min(self.hidden) <= 0:
-            raise FlowError(f"hidden widths must be positive, got {self.hidden}")
+        check_hidden(self.hidden, self.conv)
         if self.conv and (min(self.conv) <= 0 or self.kernel <= 0 or self.stride <= 0):
             raise FlowError(f"conv channels, kernel and stride must be positive, got {self.conv}, {self.kernel}, {self.stride}")
         for name in ("updates", "batch_size", "teacher_states", "dagger_interval", "dagger_steps",

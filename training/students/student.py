@@ -56,19 +56,33 @@ MIN_WEIGHT_BITS, MIN_ACT_BITS = 1, 2
 
 def arch_label(hidden, conv=(), kernel: int = 3, stride: int = 1) -> str:
     """A student architecture's name in labels, run folders and keys: ``2x32``, ``32-16``, or
-    ``c8-1x16`` / ``c16s2-1x32`` for convolutions (kernel and stride named where not 3 and 1)."""
+    ``c8-1x16`` / ``c16s2-1x32`` for convolutions (kernel and stride named where not 3 and 1);
+    ``c32k4s2`` alone for convolutions read out by the output layer with no dense layer between."""
     hidden, conv = list(hidden), list(conv)
-    arch = f"{len(hidden)}x{hidden[0]}" if len(set(hidden)) == 1 else "-".join(map(str, hidden))
+    arch = "" if not hidden else f"{len(hidden)}x{hidden[0]}" if len(set(hidden)) == 1 else "-".join(map(str, hidden))
     if conv:
         arch = "c" + "-".join(map(str, conv)) + (f"k{kernel}" if kernel != 3 else "") + \
-               (f"s{stride}" if stride != 1 else "") + "-" + arch
+               (f"s{stride}" if stride != 1 else "") + ("-" + arch if arch else "")
     return arch
+
+
+def dense_label(hidden) -> str:
+    """A student's dense layers as pages name them: ``2×32``, ``32-16``, or ``no dense layer``
+    (a convolutional student read out by its output layer)."""
+    return arch_label(hidden).replace("x", "×") if hidden else "no dense layer"
 
 
 def student_act_bits(weight_bits: int, act_bits: int | None = None) -> int:
     """A student's activation width: ``act_bits`` where a setting gives one (``ABITS=``, a grid's
     ``act_bits``), else the default for ``weight_bits``: the same, but at least :data:`MIN_ACT_BITS`."""
     return int(act_bits) if act_bits else max(weight_bits, MIN_ACT_BITS)
+
+
+def check_hidden(hidden, conv) -> None:
+    """Raise :class:`FlowError` unless ``hidden`` are positive dense widths; a convolutional student
+    may have none (its output layer reads the last feature map, flattened)."""
+    if (not hidden and not conv) or (hidden and min(hidden) <= 0):
+        raise FlowError(f"hidden widths must be positive (none only after convolutions), got {list(hidden)}")
 
 
 def check_bit_width(name: str, bits: object) -> None:
@@ -208,8 +222,7 @@ class StudentSpec:
                                 f"a {self.obs_shape[0]}×{self.obs_shape[1]} frame")
         if (self.weight_bits is None) != (self.act_bits is None):
             raise FlowError("weight_bits and act_bits must both be set or both be float (None)")
-        if not self.hidden or min(self.hidden) <= 0:
-            raise FlowError(f"hidden widths must be positive, got {self.hidden}")
+        check_hidden(self.hidden, self.conv)
         if not self.obs_shift:
             self.obs_shift = [0.0] * self.obs_dim
         if not self.obs_scale:
