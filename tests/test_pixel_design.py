@@ -335,4 +335,7 @@ def test_no_dense_layer_is_for_convolutional_students_only(tmp_path):
     from flow.experiments.frontier import _arch, _width_cell
 
     assert _arch({"channels": 32, "width": 0}, 0, {"distill_settings": {"kernel": 4, "stride": 2}}) == "c32k4s2"
-    assert _width_cell({"channels": 32, "width": 0}) == "conv 32"
+    assert _width_cell({"channels": 32, "width": 0}, {"distill_settings": {}}) == "conv 32"
+    two = {"distill_settings": {"conv": [16, 16]}}  # a recipe's two convolutions: a row keeps the first count
+    assert _arch({"channels": 16, "width": 0}, 0, two) == "c16-16" and _width_cell({"channels": 16, "width": 0}, two) == "conv 16-16"
+    assert _width_cell({"channels": 8, "width": 32}, {"channels": [8, 16], "distill_settings": {"conv": [4]}}) == "32 (conv 8)"

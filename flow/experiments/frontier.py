@@ -35,26 +35,38 @@ def smallest_keeping_teacher(rows: list[dict[str, Any]], method: str) -> dict[st
     return min(keeping, key=lambda r: r["size_bits"]) if keeping else None
 
 
+def row_conv(row: dict[str, Any], settings: dict[str, Any]) -> tuple[int, ...]:
+    """A frontier row's convolution channels: the grid's (``CHANNELS=``, one convolution each) or
+    its recipe's (``conv: [16, 16]``: a row keeps only the first channel count)."""
+    if not row.get("channels"):
+        return ()
+    conv = (settings.get("distill_settings") or {}).get("conv")
+    return tuple(conv) if conv and not settings.get("channels") else (row["channels"],)
+
+
 def _arch(row: dict[str, Any], depth: int, settings: dict[str, Any]) -> str:
     """``2×32``, or ``c8-1×16`` for a pixel student (``c8k4s2-1×32`` where the grid's kernel and
     stride are not 3 and 1, as the students are named)."""
     from training.students.student import arch_label
 
     layers = settings.get("distill_settings") or {}
-    conv = [row["channels"]] if row.get("channels") else []
-    return arch_label([row["width"]] * depth, conv, layers.get("kernel", 3), layers.get("stride", 1)).replace("x", "×")
+    return arch_label([row["width"]] * depth, row_conv(row, settings), layers.get("kernel", 3),
+                      layers.get("stride", 1)).replace("x", "×")
 
 
 def _students(settings: dict[str, Any], depth: int) -> str:
     if settings.get("channels"):
         then = f"then {depth} hidden layer(s)" if depth else "read out by the output layer (no dense layer)"
         return f"one convolution (its channels in the width column) on the binary frame, {then}"
+    if depth == 0:
+        return "convolutions (their channels in the width column) on the binary frame, read out by the output layer (no dense layer)"
     return f"{depth} hidden layers"
 
 
-def _width_cell(row: dict[str, Any]) -> str:
+def _width_cell(row: dict[str, Any], settings: dict[str, Any]) -> str:
     if row.get("channels"):
-        return f"{row['width']} (conv {row['channels']})" if row["width"] else f"conv {row['channels']}"
+        conv = "-".join(map(str, row_conv(row, settings)))
+        return f"{row['width']} (conv {conv})" if row["width"] else f"conv {conv}"
     return str(row["width"])
 
 
@@ -122,7 +134,7 @@ def fewest_keeping_teacher(rows: list[dict[str, Any]], method: str, cost: Callab
 def _row_cost(data: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
     settings = data["settings"]
     return row_cost(data.get("hardware"), row["method"], (row["width"],) * settings["depth"], row["bits"],
-                    settings["distill_settings"].get("input_bits", 8), (row["channels"],) if row.get("channels") else (),
+                    settings["distill_settings"].get("input_bits", 8), row_conv(row, settings),
                     act_bits=settings["distill_settings"].get("act_bits"), **layer_options(settings["distill_settings"]))
 
 
@@ -235,7 +247,7 @@ def write_frontier(data: dict[str, Any], out_dir: Path) -> list[str]:
               "", "| width | bits (w/a) | method | size (bits) | % of teacher | return (mean ± std over seeds) |" + iqm_head
               + " keeps teacher |" + p_head, "| ---: | ---: | --- | ---: | ---: | --- |" + iqm_align + " ---: |" + p_align]
     for r in sorted(rows, key=_order):
-        lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'], _acts(r['bits'], settings))} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
+        lines.append(f"| {_width_cell(r, settings)} | {bits_label(r['bits'], r['method'], _acts(r['bits'], settings))} | {r['method']} | {r['size_bits']:,} | {100 * r['ratio']:.3f} | "
                      f"{r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} |{iqm_cell(r, iqm_on)} "
                      f"{r['seeds_keeping_teacher']}/{len(r['seeds'])} |{paired_cell(r, p_on)}")
     lines += ["", f"Made by: `{data['command']}`", ""]
@@ -306,7 +318,7 @@ def write_frontier_with_hardware(data: dict[str, Any], out_dir: Path) -> list[st
         c = _row_cost(data, r)
         hw_cells = (f"{c['deployed_bits']:,} | {100 * c['deployed_bits'] / teacher['size_bits']:.3f} | {c['LUT']:,.0f} | "
                     f"{c['BRAM_18K']:,.0f} | {c['DSP']:,.0f}" if c else "– | – | – | – | –")
-        lines.append(f"| {_width_cell(r)} | {bits_label(r['bits'], r['method'], _acts(r['bits'], settings))} | {r['method']} | {r['size_bits']:,} | "
+        lines.append(f"| {_width_cell(r, settings)} | {bits_label(r['bits'], r['method'], _acts(r['bits'], settings))} | {r['method']} | {r['size_bits']:,} | "
                      f"{100 * r['ratio']:.3f} | {hw_cells} | {r['mean_return']:.2f} ± {r['std_over_seeds']:.2f} |"
                      f"{iqm_cell(r, iqm_on)} {r['seeds_keeping_teacher']}/{len(r['seeds'])} |{paired_cell(r, p_on)}")
     lines += ["", f"Made by: `{data['command']}`", ""]

@@ -93,7 +93,7 @@ def _candidate(row: dict[str, Any], student: str, cost: dict[str, Any], teacher:
 def frontier_candidates(data: dict[str, Any], source: str = "frontier") -> list[dict[str, Any]]:
     """Every row of a ``frontier.json`` with :data:`MIN_GRID_SEEDS` seeds or more and a hardware cost,
     as summary entries (as :func:`table_candidates`)."""
-    from flow.experiments.frontier import _row_cost
+    from flow.experiments.frontier import _row_cost, row_conv
     from flow.experiments.hardware import arch_key, layer_options
     from training.students.student import student_act_bits
 
@@ -104,7 +104,7 @@ def frontier_candidates(data: dict[str, Any], source: str = "frontier") -> list[
         cost = _row_cost(data, row)
         if cost is None or len(row["seeds"]) < MIN_GRID_SEEDS:
             continue
-        conv = (row["channels"],) if row.get("channels") else ()
+        conv = row_conv(row, settings)
         student = arch_key((row["width"],) * settings["depth"], row["bits"], student_act_bits(row["bits"], distill.get("act_bits")),
                            distill.get("input_bits", 8), conv, **layer_options(distill))
         trials = _row_trials(data, row, source, width=row["width"], channels=row.get("channels"))
