@@ -339,3 +339,13 @@ def test_no_dense_layer_is_for_convolutional_students_only(tmp_path):
     two = {"distill_settings": {"conv": [16, 16]}}  # a recipe's two convolutions: a row keeps the first count
     assert _arch({"channels": 16, "width": 0}, 0, two) == "c16-16" and _width_cell({"channels": 16, "width": 0}, two) == "conv 16-16"
     assert _width_cell({"channels": 8, "width": 32}, {"channels": [8, 16], "distill_settings": {"conv": [4]}}) == "32 (conv 8)"
+
+
+def test_a_tables_sentence_names_the_students_window_and_layers():
+    from flow.experiments.table import architecture_words
+
+    assert architecture_words(ENV, [16], [8], 8)[1] == "8-channel 3×3 convolution then 1×16 (binary frames as input)"
+    assert architecture_words(ENV, [32], [16], 8, {"kernel": 4, "stride": 2})[1] == \
+        "16-channel 4×4 stride-2 convolution then 1×32 (binary frames as input)"
+    assert architecture_words(ENV, [], [16, 16], 8, {"kernel": 3})[1] == \
+        "3×3 convolutions of 16, 16 channels then no dense layer (binary frames as input)"

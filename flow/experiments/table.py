@@ -313,11 +313,17 @@ def teacher_sentence(teacher: dict[str, Any], teacher_words: str, student_words:
             f"over the evaluation episodes is ≥ teacher mean − teacher std = {floor:.2f}.")
 
 
-def architecture_words(env_id: str, hidden: list[int], conv: list[int], input_bits: int) -> tuple[str, str]:
-    """How the table names the teacher's and the students' architectures."""
+def architecture_words(env_id: str, hidden: list[int], conv: list[int], input_bits: int,
+                       settings: dict[str, Any] | None = None) -> tuple[str, str]:
+    """How the table names the teacher's and the students' architectures (``settings``: the grid's,
+    for a convolution's kernel and stride)."""
     if conv:
+        k, stride = (settings or {}).get("kernel", 3), (settings or {}).get("stride", 1)
+        window = f"{k}×{k}" + (f" stride-{stride}" if stride != 1 else "")
         return ("MinAtar CNN actor (3×3 conv of 16, 128 units)",
-                f"{'-'.join(map(str, conv))}-channel 3×3 convolution then {dense_label(hidden)} (binary frames as input)")
+                (f"{conv[0]}-channel {window} convolution" if len(conv) == 1 else
+                 f"{window} convolutions of {', '.join(map(str, conv))} channels")
+                + f" then {dense_label(hidden)} (binary frames as input)")
     return "2×256 actor", f"{dense_label(hidden)} MLP ({input_bits}-bit input)"
 
 
@@ -329,7 +335,7 @@ def markdown(env_id: str, teacher: dict[str, Any], rows: list[dict[str, Any]], c
     conv = list(conv or [])
     if hardware:
         return markdown_with_hardware(env_id, teacher, rows, command, hidden, settings, hardware, conv)
-    teacher_words, student_words = architecture_words(env_id, hidden, conv, 8)
+    teacher_words, student_words = architecture_words(env_id, hidden, conv, 8, settings)
     lines = [
         f"# QPD table: {env_id}",
         "",
@@ -380,7 +386,7 @@ def markdown_with_hardware(env_id: str, teacher: dict[str, Any], rows: list[dict
     input_bits = (settings or {}).get("input_bits", 8)
     layers = layer_options(settings)
     conv = list(conv or [])
-    teacher_words, student_words = architecture_words(env_id, hidden, conv, input_bits)
+    teacher_words, student_words = architecture_words(env_id, hidden, conv, input_bits, settings)
     lines = [
         f"# QPD table: {env_id}",
         "",
