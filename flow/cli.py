@@ -32,13 +32,9 @@ def _int_list(text: str, name: str) -> list[int]:
 def _grid_hidden(args: argparse.Namespace) -> list[int]:
     """The grid's dense layers: ``--width`` × ``--depth``, each defaulting to the environment's
     default student (2 × 32; 1 × 16 for frames)."""
-    from training.qpd.config import default_architecture
+    from training.qpd.config import dense_layers
 
-    hidden = default_architecture(args.env)[1]
-    if args.depth is not None and args.depth < 0:
-        raise FlowError(f"--depth must be 0 or more, got {args.depth}")
-    width = getattr(args, "width", None) or hidden[0]
-    return [width] * (len(hidden) if args.depth is None else args.depth)
+    return dense_layers(args.env, getattr(args, "width", None), args.depth)
 
 
 def _cmd_table(args: argparse.Namespace) -> None:

@@ -86,7 +86,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 def _cmd_distill(args: argparse.Namespace) -> None:
     from training.api import distill
-    from training.qpd.config import default_architecture, load_qpd_config
+    from training.qpd.config import dense_layers, load_qpd_config
 
     if args.env is None and args.teacher is not None:  # the teacher says its environment
         from training.teacher.policy import teacher_env_id
@@ -96,10 +96,7 @@ def _cmd_distill(args: argparse.Namespace) -> None:
             raise FlowError(f"the environment of teacher {args.teacher} is not in its name: give it with ENV=<id>")
     hidden = None
     if args.width is not None or args.depth is not None:  # either alone: the other from the environment's default
-        if args.depth is not None and args.depth < 0:
-            raise FlowError(f"--depth must be 0 or more, got {args.depth}")
-        default = default_architecture(args.env or load_qpd_config(args.config).env_id)[1]
-        hidden = [args.width or default[0]] * (len(default) if args.depth is None else args.depth)
+        hidden = dense_layers(args.env or load_qpd_config(args.config).env_id, args.width, args.depth)
     distill(args.env, args.teacher, config=args.config, run_dir=args.run_dir, force=args.force, seed=args.seed,
             method=args.method, weight_bits=args.bits, act_bits=args.abits, input_bits=args.input_bits,
             narrow_weights=args.narrow, hidden=hidden, conv=_parse_conv(args.conv), kernel=args.kernel,

@@ -108,8 +108,7 @@ def trial_student(trial: dict[str, Any]) -> str:
     from training.students.student import arch_label
 
     settings = trial_settings(trial)
-    return arch_label(trial["hidden"], tuple(settings.get("conv") or ()), settings.get("kernel", 3),
-                      settings.get("stride", 1))
+    return arch_label(trial["hidden"], trial_conv(trial), settings.get("kernel", 3), settings.get("stride", 1))
 
 
 def grid_archs(trials: list[dict[str, Any]]) -> list[tuple[tuple[int, ...], int, tuple[int, ...]]]:

@@ -270,6 +270,16 @@ def layer_bits_suffix(weight_bits: int | None, first_bits: int | None, last_bits
     return (f"-{parts}" if parts else "") + ("-oa" if output_affine else "")
 
 
+def dense_layers(env_id: str, width: int | None = None, depth: int | None = None) -> list[int]:
+    """A student's dense widths from a width and a depth (``--width``/``--depth``, ``WIDTH=``/``DEPTH=``),
+    each defaulting to ``env_id``'s default student; depth 0: none (the output layer reads the
+    convolutions)."""
+    if depth is not None and depth < 0:
+        raise FlowError(f"--depth must be 0 or more, got {depth}")
+    default = default_architecture(env_id)[1]
+    return [width or default[0]] * (len(default) if depth is None else depth)
+
+
 def default_architecture(env_id: str) -> tuple[list[int], list[int]]:
     """The default student of ``env_id``: ``(conv channels, hidden widths)`` (no convolution for flat observations)."""
     from training.envs import env_info
