@@ -47,7 +47,7 @@ USER_VARIABLES := ENV SEED EPISODES RUN STEPS FORCE ALGO BITS ABITS INPUT_BITS W
   NARROW METHOD SCHEDULE UPDATES TEACHER CONFIG JOBS EXECUTOR SEEDS METHODS OUT QAT_PPO_BITS VARIANTS WIDTHS \
   CHANNELS DIR DESIGN TARGET_FPS CLOCK_NS INPUT OBJECTIVE LATENCY_US IMPL STATES HIDDEN BACKEND NUM_ENVS BOARD \
   BOARD_DIR PORT RUNS BITSTREAM DEPLOY_DIR BENCH_DESIGN FIRST_BITS LAST_BITS OUTPUT_AFFINE ALLOW_DISAGREEMENT KEYS \
-  HOST ALL WEIGHTS POLICY
+  HOST ALL WEIGHTS POLICY ALLOW_LOAD
 TOOL_VARIABLES := PYTHON_BASE PYTHON_HOST HOST_VENV VENV BOARD_PYTHON SERVE_PYTHON
 # A typo (make distill BIT=3) would otherwise be ignored without a word.
 unknown_variables := $(filter-out $(USER_VARIABLES) $(TOOL_VARIABLES),\
@@ -221,9 +221,9 @@ load-policy: install ## prepare a student for a writable design (signature check
 	@test -n "$(DESIGN)" || { echo "make load-policy needs DESIGN=<writable design> and RUN=<run> or POLICY=<design folder>"; exit 2; }
 	$(PY) -m flow load-policy --design $(DESIGN) $(call opt,RUN,--run) $(call opt,POLICY,--policy) $(force_flag)
 
-board-table: install ## every student of a grid on one writable design: hardware return and agreement columns, board_table.md/json beside the grid: DESIGN=<writable design> DIR=<grid folder> [BACKEND=emulated|pynq] [EPISODES=<the grid's>] [OUT=<stem>]
+board-table: install ## every student of a grid on one writable design: hardware return and agreement columns, board_table.md/json beside the grid: DESIGN=<writable design> DIR=<grid folder> [BACKEND=emulated|pynq|remote BOARD=<host>:<port> KEYS=<folder> (a make serve that allows loads)] [EPISODES=<the grid's>] [OUT=<stem>]
 	@test -n "$(DESIGN)" -a -n "$(DIR)" || { echo "make board-table needs DESIGN=<writable design> and DIR=<grid folder>, e.g. DIR=docs/results/CartPole-v1"; exit 2; }
-	$(PY) -m flow board-table --design $(DESIGN) --dir $(DIR) --backend $(BACKEND) $(if $(call given,EPISODES),--episodes $(EPISODES),) $(call opt,OUT,--out)
+	$(PY) -m flow board-table --design $(DESIGN) --dir $(DIR) --backend $(BACKEND) $(if $(filter remote,$(BACKEND)),--board $(BOARD) $(call opt,KEYS,--keys),) $(if $(call given,EPISODES),--episodes $(EPISODES),) $(call opt,OUT,--out)
 
 PORT ?= 5555
 KEYS ?=
@@ -231,10 +231,10 @@ KEYS ?=
 # Off the board, the project's environment; on the board (no venv in the deploy folder), BOARD_PYTHON.
 SERVE_PYTHON ?= $(if $(filter command line environment,$(origin BOARD_PYTHON)),$(BOARD_PYTHON),$(firstword \
   $(wildcard $(HOST_VENV)/bin/python $(VENV)/bin/python) $(BOARD_PYTHON)))
-serve: ## serve a design's policy for compare BACKEND=remote: DESIGN=<name> [POLICY=<policy of a writable design>] [PORT=5555] [HOST=127.0.0.1] [KEYS=<folder>] [BACKEND=pynq|emulated]
+serve: ## serve a design's policy for compare BACKEND=remote: DESIGN=<name> [POLICY=<policy of a writable design>] [ALLOW_LOAD=1 (clients send their policies: board-table BACKEND=remote)] [PORT=5555] [HOST=127.0.0.1] [KEYS=<folder>] [BACKEND=pynq|emulated]
 	@test -n "$(DESIGN)" || { echo "make serve needs DESIGN=<name>"; exit 2; }
 	$(SERVE_PYTHON) -m host serve --design $(DESIGN) $(call opt,POLICY,--policy) --port $(PORT) --host $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1) $(call opt,KEYS,--keys) \
-	  --backend $(if $(filter command line environment,$(origin BACKEND)),$(BACKEND),pynq)
+	  $(if $(filter 1 yes true,$(ALLOW_LOAD)),--allow-load,) --backend $(if $(filter command line environment,$(origin BACKEND)),$(BACKEND),pynq)
 
 serve-keys: ## CurveZMQ keys for make serve and a remote compare: [KEYS=keys] (see docs/security.md)
 	$(firstword $(wildcard $(HOST_VENV)/bin/python $(VENV)/bin/python) $(BOARD_PYTHON)) -m host serve-keys --keys $(or $(KEYS),keys)

@@ -60,37 +60,49 @@ def record_mismatch(record: dict[str, Any], arch: dict[str, Any]) -> str | None:
     return None
 
 
-def _compare(design: str, package: Path, backend: str, episodes: int, out: Path) -> dict[str, Any]:
+def _compare(design: str, package: Path, backend: str, episodes: int, out: Path,
+             remote: list[str]) -> dict[str, Any]:
     from flow.api import compare_args
     from flow.cli import build_parser
 
     args = build_parser().parse_args(["compare", "--design", design, "--backend", backend, "--episodes", str(episodes),
-                                      "--policy", str(package), "--out", str(out)])
+                                      "--policy", str(package), "--out", str(out), *remote])
     args.no_finn_reference = True  # the verdict is the Brevitas student's; FINN's batch-1 execution would dominate
     return compare_args(args).report
 
 
-def _compare_once(design: str, package: Path, backend: str, episodes: int, out: Path) -> dict[str, Any]:
+def _compare_once(design: str, package: Path, backend: str, episodes: int, out: Path,
+                  remote: list[str]) -> dict[str, Any]:
     """:func:`_compare`, or its report where this policy already ran these episodes on this design (a rerun resumes)."""
     previous = out / "compare.json"
     if previous.is_file():
         report = json.loads(previous.read_text())
         policy = json.loads((package / "policy.json").read_text())["policy_sha256"]
+        board = remote[1] if remote else None
         if (report.get("design") == design and report.get("episodes") == episodes and report.get("backend") == backend
+                and report.get("board") == board
                 and (report.get("policy") or {}).get("policy_sha256") == policy):
             print(f"{package.name}: its comparison on {design} is done already ({previous})")
             return report
-    return _compare(design, package, backend, episodes, out)
+    return _compare(design, package, backend, episodes, out, remote)
 
 
 def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes: int | None = None,
-                runs: Path | None = None, out: str | None = None) -> int:
-    """Run every matching student of ``grid`` on ``design``; write the table; return the exit code."""
+                runs: Path | None = None, out: str | None = None, board: str | None = None,
+                keys: str | None = None) -> int:
+    """Run every matching student of ``grid`` on ``design``; write the table; return the exit code.
+
+    ``backend="remote"``: the accelerator of a policy server (``make serve ALLOW_LOAD=1``) at
+    ``board`` (``<host>:<port>``, with the CurveZMQ ``keys`` folder where it has them): each student's
+    package is sent to it and written there before its episodes."""
     from flow.board_students import grid_records, rerun_difference, student_run
     from host.cli import resolve_design
     from host.design.spec import load_spec
     from hw_build.load_policy import prepare_policy
 
+    if backend == "remote" and not board:
+        raise FlowError("board-table BACKEND=remote needs BOARD=<host>:<port>, a server started with make serve ALLOW_LOAD=1")
+    remote = ["--board", board, *(["--keys", keys] if keys else [])] if backend == "remote" else []
     folder = resolve_design(design)
     spec = load_spec(folder)
     runtime = spec.data.get("runtime_weights")
@@ -105,6 +117,7 @@ def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes:
         raise FlowError(f"grid {grid} is of {', '.join(sorted(env_ids))}, design {design} of {spec.env_id}")
     runs = runs or grid / "runs"
     rows: list[dict[str, Any]] = []
+    fabrics: set[str | None] = set()
     for record in records:
         row = {"key": record["key"], "method": record["method"], "bits": record.get("bits"), "seed": record["seed"],
                "software_return": record.get("mean_return"), "software_std": record.get("std_return")}
@@ -125,7 +138,8 @@ def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes:
             row.update(software_return=rerun["mean_return"], software_std=rerun["std_return"],
                        record_return=record.get("mean_return"), rerun=f"rerun, not the committed student: {rerun['differs']}")
         n = episodes or int(record.get("episodes") or 100)
-        report = _compare_once(folder.name, package, backend, n, folder / f"board-table-{backend}" / record["key"])
+        report = _compare_once(folder.name, package, backend, n, folder / f"board-table-{backend}" / record["key"], remote)
+        fabrics.add(report.get("fabric"))
         brevitas = report["software"].get("Brevitas student", {})
         hw = report["hardware"]
         rows.append({**row, "status": "compared", "policy": record["key"],
@@ -138,7 +152,9 @@ def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes:
     record = {"format_version": 1, "design": folder.name, "env_id": spec.env_id, "backend": backend, "grid": str(grid),
               "architecture": arch, "signature_sha256": runtime["signature_sha256"],
               "estimate": _estimate_summary(folder), "rows": rows,
-              "command": f"make board-table DESIGN={folder.name} DIR={grid}" + (f" BACKEND={backend}" if backend != "emulated" else "")}
+              "board": board if backend == "remote" else None, "fabric": ", ".join(sorted(str(f) for f in fabrics)) or None,
+              "command": f"make board-table DESIGN={folder.name} DIR={grid}" + (f" BACKEND={backend}" if backend != "emulated" else "")
+              + (f" BOARD={board}" if backend == "remote" else "")}
     stem = Path(out) if out else grid / "board_table"
     atomic.write_json(stem.with_suffix(".json"), record)
     atomic.write_text(stem.with_suffix(".md"), render(record))
@@ -164,6 +180,17 @@ def _estimate_summary(folder: Path) -> dict[str, Any] | None:
             "figures": "FINN estimates (est.)"}
 
 
+def _backend_words(record: dict[str, Any]) -> str:
+    """What the backend was: the emulated fabric, the board's, or a policy server's (and which fabric it said it ran)."""
+    if record["backend"] == "emulated":
+        return " (the bit-exact emulated fabric, not silicon)."
+    if record["backend"] == "remote":
+        fabric = record.get("fabric") or "unknown"
+        return (f" (a policy server at {record.get('board')}, whose fabric is **{fabric}**"
+                + (": silicon)." if fabric == "pynq" else ", not silicon)." if fabric == "emulated" else ")."))
+    return "."
+
+
 def render(record: dict[str, Any]) -> str:
     """The board table as markdown."""
     arch = record["architecture"]
@@ -173,7 +200,7 @@ def render(record: dict[str, Any]) -> str:
              f"{'/'.join(map(str, arch['weight_bits']))} bits, activations {'/'.join(map(str, arch['act_bits']))} bits; "
              f"signature {record['signature_sha256'][:12]}), every weight and threshold memory written over AXI-lite "
              f"before each student's episodes, read back and flushed. Backend: **{record['backend']}**"
-             + (" (the bit-exact emulated fabric, not silicon)." if record["backend"] == "emulated" else "."),
+             + _backend_words(record),
              "",
              "*Software return*: the grid's own record (mean over its evaluation episodes). *Hardware return*: the same "
              "episode seeds with the student loaded into the accelerator. *Agreement*: the accelerator's action against "

@@ -170,7 +170,7 @@ def _cmd_board_table(args: argparse.Namespace) -> int:
     from flow.board_table import board_table
 
     return board_table(args.design, Path(args.dir), backend=args.backend, episodes=args.episodes,
-                       runs=Path(args.runs) if args.runs else None, out=args.out)
+                       runs=Path(args.runs) if args.runs else None, out=args.out, board=args.board, keys=args.keys)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -338,8 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "comparison episodes of each, hardware return and agreement beside the grid's own columns")
     add_design_argument(p)
     p.add_argument("--dir", required=True, help="the grid folder (with trials/), e.g. docs/results/CartPole-v1")
-    p.add_argument("--backend", choices=["emulated", "pynq"], default="emulated",
-                   help="emulated (default) or pynq (on the board)")
+    p.add_argument("--backend", choices=["emulated", "pynq", "remote"], default="emulated",
+                   help="emulated (default), pynq (on the board), or remote: a policy server started with "
+                        "make serve ALLOW_LOAD=1 at --board, which each student is sent to")
+    p.add_argument("--board", default=None, help="with --backend remote: <host>:<port> of the policy server")
+    p.add_argument("--keys", default=None, help="with --backend remote: the CurveZMQ keys folder (make serve-keys)")
     p.add_argument("--episodes", type=int, default=None, help="episodes per student (default: the grid's own)")
     p.add_argument("--runs", default=None, help="where the students' run folders are (default <dir>/runs); missing "
                    "ones are recreated from their trial records")

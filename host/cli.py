@@ -85,12 +85,11 @@ def local_accelerator(spec, backend: str, max_batch: int, timeout_s: float, pack
     from host.backends.emulated_board import EmulatedBackend
 
     board = PynqBackend(str(spec.bitfile)) if backend == "pynq" else EmulatedBackend(spec)
-    driver = FinnZynqDriver(package.spec if package is not None else spec, board, max_batch=max_batch, timeout_s=timeout_s)
+    driver = FinnZynqDriver(spec, board, max_batch=max_batch, timeout_s=timeout_s)
     if package is not None:
-        from host.design.policy_package import write_policy
+        from host.design.policy_package import switch_policy
 
-        driver.loaded_policy = write_policy(board, driver, package)
-        driver.on_recover.append(lambda: write_policy(board, driver, package))
+        switch_policy(board, driver, package)
     return board, driver
 
 
@@ -153,11 +152,8 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
 
         if not args.board:
             raise HostError("--backend remote needs --board <host>:<port> (the machine running make serve)")
-        if package is not None:
-            raise HostError("--policy with --backend remote: load the policy on the board's server (make serve DESIGN=... "
-                            "POLICY=...), then compare without POLICY")
         backend, driver = None, RemotePolicy(spec, board_address(args.board), timeout_s=args.timeout,
-                                             keys=getattr(args, "keys", None))
+                                             keys=getattr(args, "keys", None), package=package)
     else:
         backend, driver = local_accelerator(design_spec, args.backend, args.num_envs, args.timeout,
                                             **({"package": package} if package is not None else {}))
@@ -198,6 +194,7 @@ def compare(args: argparse.Namespace, references: ReferenceProvider | None = Non
             "num_envs": args.num_envs, "notes": notes, "deployed": spec.data.get("deployed"),
             "accelerator_resets": getattr(driver, "resets", None),
             "board": args.board if args.backend == "remote" else None,
+            "fabric": getattr(driver, "fabric", None) if args.backend == "remote" else args.backend,
             "command": f"{prog} " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"]
             else f"make compare DESIGN={design.name} BACKEND={args.backend}",
             "frames_through_emulated_fabric": getattr(backend, "frames_run", None),
@@ -269,17 +266,28 @@ def serve(args: argparse.Namespace) -> None:
         raise HostError(f"--max-batch must be from 1 to {MAX_BATCH}, got {args.max_batch}")
     _raise_descriptor_limit()
     spec = load_design(args.design, args.backend)
+    if args.allow_load:
+        if spec.data.get("runtime_weights") is None:
+            raise HostError(f"--allow-load needs a writable design (make estimate WEIGHTS=runtime); {spec.folder.name}'s "
+                            "weights are fixed in the fabric")
+        if not args.keys and not _loopback(args.host):
+            raise HostError(f"--allow-load on {args.host} without --keys would let anyone who reaches the port write "
+                            "a policy into the fabric: give --keys (make serve-keys) or serve on 127.0.0.1")
     package = load_policy_package(spec, getattr(args, "policy", None))
-    _, driver = local_accelerator(spec, args.backend, args.max_batch, args.timeout, package)
-    spec = package.spec if package is not None else spec
+    board, driver = local_accelerator(spec, args.backend, args.max_batch, args.timeout, package)
     host = f"[{args.host}]" if ":" in args.host else args.host
     if args.peer_idle <= 0:
         raise HostError(f"--peer-idle must be positive, got {args.peer_idle:g}")
-    server = PolicyServer(spec, driver, f"tcp://{host}:{port}", keys=Path(args.keys) if args.keys else None,
-                          max_batch=args.max_batch, idle_peer_s=args.peer_idle)
+    from host.design.policy_package import switch_policy
+
+    server = PolicyServer(package.spec if package is not None else spec, driver, f"tcp://{host}:{port}",
+                          keys=Path(args.keys) if args.keys else None, max_batch=args.max_batch,
+                          idle_peer_s=args.peer_idle, loaded=getattr(driver, "loaded_policy", None),
+                          loader=(lambda pkg: switch_policy(board, driver, pkg)) if args.allow_load else None,
+                          fabric=args.backend)
     print(f"serving {spec.folder.name} ({args.backend} backend) at {server.address}"
-          f"{' with CurveZMQ keys from ' + args.keys if args.keys else ', without authentication'}; Ctrl-C stops",
-          flush=True)
+          f"{' with CurveZMQ keys from ' + args.keys if args.keys else ', without authentication'}"
+          f"{'; clients may load their policies' if args.allow_load else ''}; Ctrl-C stops", flush=True)
     def terminated(*_: object) -> None:
         raise KeyboardInterrupt("terminated")
 
@@ -292,8 +300,20 @@ def serve(args: argparse.Namespace) -> None:
         raise HostError(zmq_sentence(exc, f"serving at {server.address}")) from None
     finally:
         server.close()
-        print(f"served {server.served} calls, refused {server.refused} requests, disconnected "
-              f"{server.dropped_idle} idle connections")
+        print(f"served {server.served} calls, loaded {server.loads} policies, refused {server.refused} requests, "
+              f"disconnected {server.dropped_idle} idle connections")
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (an interface to listen on) is this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _raise_descriptor_limit() -> None:
@@ -358,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", default="5555", help="TCP port, 1 to 65535 (default 5555)")
     p.add_argument("--policy", default=None, help="a writable design: the policy package (make load-policy) to write "
                    "into it before serving")
+    p.add_argument("--allow-load", action="store_true", help="a writable design: let clients send the policy package "
+                   "they compare (compare --policy, board-table --backend remote) and write it in; on a non-loopback "
+                   "--host only with --keys")
     p.add_argument("--keys", default=None, help="a folder from make serve-keys holding server.key_secret and "
                    "authorized_clients/: only those clients connect, encrypted (CurveZMQ)")
     p.add_argument("--max-batch", type=int, default=64, help="most observations in one request (default 64)")

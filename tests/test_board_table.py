@@ -53,3 +53,37 @@ def test_the_table_renders_compared_and_skipped_students():
     assert "- weights at 4 bits, the design's at 2: qpd-2x32-w4-s0" in text and "emulated fabric, not silicon" in text
     assert "| float-ptq-2x32-w2-s0 (rerun) | float distillation, then PTQ |" in text
     assert "float-ptq-2x32-w2-s0: its returns differ from the record's on 79 of 100 episodes (record 500.00)" in text
+
+
+def test_a_remote_board_table_needs_a_board_and_passes_it_to_every_comparison(tmp_path, monkeypatch):
+    import json
+    from types import SimpleNamespace
+
+    import pytest
+
+    import flow.api
+    from flow.board_table import _compare_once, board_table
+    from training.errors import FlowError
+
+    with pytest.raises(FlowError, match="BACKEND=remote needs BOARD=<host>:<port>, a server started with make serve ALLOW_LOAD=1"):
+        board_table("any-design", GRID, backend="remote")
+    package = tmp_path / "policy"
+    package.mkdir()
+    (package / "policy.json").write_text(json.dumps({"policy_sha256": "ab" * 32}))
+    seen = []
+
+    def fake_compare(args):
+        seen.append(args)
+        return SimpleNamespace(report={"design": "d", "episodes": 5, "backend": args.backend, "board": args.board,
+                                       "policy": {"policy_sha256": "ab" * 32}})
+
+    monkeypatch.setattr(flow.api, "compare_args", fake_compare)
+    out = tmp_path / "out"
+    report = _compare_once("d", package, "remote", 5, out, ["--board", "h:1", "--keys", "k"])
+    assert (seen[-1].backend, seen[-1].board, seen[-1].keys, seen[-1].policy) == ("remote", "h:1", "k", str(package))
+    out.mkdir()
+    (out / "compare.json").write_text(json.dumps(report))
+    _compare_once("d", package, "remote", 5, out, ["--board", "h:1"])  # the same server: resumed, not run again
+    assert len(seen) == 1
+    _compare_once("d", package, "remote", 5, out, ["--board", "h:2"])  # another server may be another fabric: run
+    assert len(seen) == 2 and seen[-1].board == "h:2"

@@ -34,7 +34,7 @@ PROBE = {"ENV": "Acrobot-v1", "SEED": "5", "EPISODES": "7", "RUN": "runs/x", "ST
          "NUM_ENVS": "2", "BOARD": "h:1", "BOARD_DIR": "y", "PORT": "6000", "RUNS": "a,b", "BITSTREAM": "1",
          "DEPLOY_DIR": "x", "BENCH_DESIGN": "bd", "FIRST_BITS": "8", "LAST_BITS": "6", "OUTPUT_AFFINE": "1",
          "ALLOW_DISAGREEMENT": "1", "KEYS": "k", "HOST": "0.0.0.0", "ALL": "1",
-         "WEIGHTS": "runtime", "POLICY": "pol"}
+         "WEIGHTS": "runtime", "POLICY": "pol", "ALLOW_LOAD": "1"}
 #: What a target needs to print its command at all (its required variables).
 BASE = {"eval": {"RUN": "runs/r"}, "render": {"DIR": "d"}, "export": {"RUN": "runs/r"},
         "estimate": {"DESIGN": "d"}, "codegen": {"DESIGN": "d"}, "bitstream": {"DESIGN": "d"},
@@ -44,7 +44,9 @@ BASE = {"eval": {"RUN": "runs/r"}, "render": {"DIR": "d"}, "export": {"RUN": "ru
 #: Variables that only mean something together with another one.
 #: (The variable itself in there: its value in the command compared against.)
 TOGETHER = {("compare", "BACKEND"): {"BOARD": "h:1"}, ("compare", "BOARD"): {"BACKEND": "remote", "BOARD": "h:2"},
-            ("rtlsim", "IMPL"): {"IMPL": "hls"}, ("compare", "KEYS"): {"BACKEND": "remote", "BOARD": "h:1"}}
+            ("rtlsim", "IMPL"): {"IMPL": "hls"}, ("compare", "KEYS"): {"BACKEND": "remote", "BOARD": "h:1"},
+            ("board-table", "BOARD"): {"BACKEND": "remote", "BOARD": "h:2"},
+            ("board-table", "KEYS"): {"BACKEND": "remote", "BOARD": "h:1"}}
 #: Where a target's default or choices differ from the probe above.
 PROBE_FOR = {("input-precision", "BITS"): "4", ("serve", "BACKEND"): "emulated", ("board-table", "BACKEND"): "pynq"}
 #: Our command lines, by ``python -m`` module.

@@ -159,8 +159,14 @@ class FinnZynqDriver:
         self.calls = 0
         #: Called after a recovery (reprogramming resets a writable design's memories: the policy is written again).
         self.on_recover: list = []
-        # What does not change between calls is computed once (host/datapath/fast_path.py); designs
-        # outside its cases use the general packing.
+        self._plan()
+        # pynq buffers need their cache flushed / invalidated around a DMA; bound once.
+        self._flush, self._invalidate = getattr(self.ibuf, "flush", None), getattr(self.obuf, "invalidate", None)
+        self._connect()
+
+    def _plan(self) -> None:
+        """What does not change between calls, computed once (host/datapath/fast_path.py); designs
+        outside its cases use the general packing."""
         self.input_plan = (InputPlan.for_spec(self.spec, self.max_batch)
                            or BinaryFramePlan.for_spec(self.spec, self.max_batch)) if self.fast else None
         self.output_plan = OutputPlan.for_spec(self.spec) if self.fast else None
@@ -170,9 +176,16 @@ class FinnZynqDriver:
         self._write_one = self.input_plan.write_one if self.input_plan is not None else None
         self._single_outputs = self.output_plan.single if self.output_plan is not None else None
         self._output_byte = memoryview(self.obuf).cast("B")
-        # pynq buffers need their cache flushed / invalidated around a DMA; bound once.
-        self._flush, self._invalidate = getattr(self.ibuf, "flush", None), getattr(self.obuf, "invalidate", None)
-        self._connect()
+
+    def use_spec(self, spec: AccelSpec) -> None:
+        """Compute with ``spec`` from now on: the same design with another student's policy package
+        loaded (its input quantizer and arrays); the buffers and the DMAs stay as they are."""
+        for key in ("input", "output"):
+            for shape in ("folded_shape", "packed_shape"):
+                if spec.data[key][shape] != self.spec.data[key][shape]:
+                    raise HostError(f"the new spec's {key} {shape} differs from the design's: not the same design")
+        self.spec = spec
+        self._plan()
 
     def _connect(self) -> None:
         """Reach the DMAs and write what stays the same between calls: the buffers' addresses.

@@ -18,11 +18,23 @@ Messages are two frames, a JSON header and a binary body:
   accelerator, unpack), so the client can tell the network's round trip from the fabric's work.
   An accelerator timeout on the server is answered ``{"ok": false, "timeout": true}``; the client
   raises :class:`~host.errors.AcceleratorTimeout`, which stops that episode as the local path does.
+  The header also names the policy the client expects (``policy``: its hash, for a writable
+  design): a server now serving another one refuses, so no episode mixes two policies.
+- ``load`` — a writable design only, and only where the server was started with ``--allow-load``
+  (``make serve ALLOW_LOAD=1``): a policy package (``make load-policy``) as its files' bytes,
+  ``policy.json`` then each memory's ``.dat`` file, their sizes in the header. The server checks it
+  against its design exactly as a package on disk is checked (signature, every file's hash, the
+  policy hash), writes it over AXI-lite, reads it back and flushes, and answers the record a
+  report carries. ``make compare BACKEND=remote POLICY=`` and ``make board-table BACKEND=remote``
+  send the student they compare; the hello's answer names the policy the server holds, so one
+  already there is not sent again.
 
-Hardening: the server binds 127.0.0.1 unless told otherwise; with keys (``make serve-keys``,
+Hardening: the server binds 127.0.0.1 unless told otherwise, and takes policies from clients
+only where it binds a loopback address or has keys; with keys (``make serve-keys``,
 :func:`make_keys`) every connection is authenticated and encrypted by CurveZMQ and only the
 authorised clients' keys get through. ``ZMQ_MAXMSGSIZE`` is the design's largest valid request,
-so a peer declaring a larger frame is disconnected before anything is allocated; a peer that
+(or its largest policy package, where it takes them), so a peer declaring a larger frame is
+disconnected before anything is allocated; a peer that
 connects and never completes the ZMTP handshake is dropped after :data:`HANDSHAKE_S`, one that
 stops answering heartbeats after :data:`HEARTBEAT_TIMEOUT_S`, and one that answers heartbeats but
 sends no request for ``idle_peer_s`` (default :data:`IDLE_PEER_S`) is disconnected by the server
@@ -54,7 +66,7 @@ from host.backends.driver import CallTimes
 from host.errors import AcceleratorTimeout, HostError
 from host.datapath.quantizer import NONFINITE
 
-PROTOCOL = 2
+PROTOCOL = 3
 MAX_BATCH = 4096  # observations in one message: anything larger is refused unread
 REQUEST_DTYPE = "float32"
 MAX_HEADER_BYTES = 4096
@@ -64,6 +76,10 @@ HANDSHAKE_S = 2.0
 HEARTBEAT_IVL_S, HEARTBEAT_TIMEOUT_S = 1.0, 5.0
 #: A connection that sends no request for this long is disconnected by the server.
 IDLE_PEER_S = 60.0
+#: How long a client waits for a ``load`` to be answered (written, read back and flushed on the board).
+LOAD_TIMEOUT_S = 60.0
+#: A policy's name, as it travels in a ``load`` header.
+POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 #: Connections (by ZeroMQ routing id) remembered as having said hello; the oldest is forgotten beyond.
 MAX_GREETED = 1024
 TIMES_KEYS = ("check", "pack", "accel", "unpack")
@@ -184,18 +200,34 @@ class PolicyServer:
             ``authorized_clients/`` connect (CurveZMQ); None serves without authentication.
         max_batch: most observations in one request (sets ``ZMQ_MAXMSGSIZE``).
         idle_peer_s: a connection silent for this long is disconnected.
+        loaded: a writable design: the record of the policy package written into it (None: its own student).
+        loader: a writable design that takes policies from clients: writes a checked
+            :class:`~host.design.policy_package.PolicyPackage` into the accelerator and returns its
+            record (raises :class:`HostError` where it reads back wrong); None refuses every ``load``.
+        fabric: what computes the actions, told to clients for their reports: ``pynq`` (silicon) or ``emulated``.
     """
 
     def __init__(self, spec, policy: Callable[[np.ndarray], np.ndarray], address: str, *,
-                 keys: Path | None = None, max_batch: int = MAX_BATCH, idle_peer_s: float = IDLE_PEER_S) -> None:
+                 keys: Path | None = None, max_batch: int = MAX_BATCH, idle_peer_s: float = IDLE_PEER_S,
+                 loaded: dict[str, Any] | None = None, loader: Callable[[Any], dict[str, Any]] | None = None,
+                 fabric: str = "pynq") -> None:
         zmq = _zmq()
+        from host.design.policy_package import design_policy, largest_package
+
         self.spec, self.policy, self.identity = spec, policy, design_identity(spec)
+        self.design = spec
+        #: The policy the accelerator holds (a writable design): ``make load-policy``'s record, or its own student's.
+        self.current: dict[str, Any] | None = loaded or design_policy(spec)
+        self.loader, self.fabric = loader, fabric
+        self.loads = 0
         self.idle_peer_s = idle_peer_s
         self.peers: dict[int, float] = {}  # a connection's descriptor -> when it last sent something
         self.dropped_idle = 0
         self._monitor = None
         self.max_batch = min(max_batch, MAX_BATCH)
         self.max_message = largest_request(spec, self.max_batch)
+        if loader is not None:
+            self.max_message = max(self.max_message, sum(largest_package(spec)))
         self.context = zmq.Context.instance()
         self.authenticator = None
         self.greeted: OrderedDict[bytes, None] = OrderedDict()
@@ -331,14 +363,17 @@ class PolicyServer:
                     raise HostError(f"this server serves design {self.identity['design']}, whose "
                                     f"{', '.join(different)} differ from the client's: copy the same design folder to both")
                 self._greet(peer)
-                return {"ok": True, "identity": self.identity}, b""
-            if kind == "act":
-                if peer not in self.greeted:
-                    raise HostError("say hello first: this connection has not checked the design it talks to")
-                actions, times = self._act(header, body[1])
-                self.served += 1
-                return {"ok": True, "n": len(actions), "dtype": str(actions.dtype), "times": times}, actions.tobytes()
-            raise HostError(f"unknown request kind {str(kind)[:40]!r} (hello or act)")
+                return {"ok": True, "identity": self.identity, "policy": self.current, "fabric": self.fabric}, b""
+            if kind not in ("act", "load"):
+                raise HostError(f"unknown request kind {str(kind)[:40]!r} (hello, act or load)")
+            if peer not in self.greeted:
+                raise HostError("say hello first: this connection has not checked the design it talks to")
+            if kind == "load":
+                return {"ok": True, "loaded": self._load(header, body[1])}, b""
+            self._check_policy(header)
+            actions, times = self._act(header, body[1])
+            self.served += 1
+            return {"ok": True, "n": len(actions), "dtype": str(actions.dtype), "times": times}, actions.tobytes()
         except AcceleratorTimeout as exc:
             self.refused += 1
             return {"ok": False, "timeout": True, "error": str(exc)}, b""
@@ -354,6 +389,48 @@ class PolicyServer:
         self.greeted.move_to_end(peer)
         while len(self.greeted) > MAX_GREETED:
             self.greeted.popitem(last=False)
+
+    def _check_policy(self, header: dict[str, Any]) -> None:
+        """Refuse an ``act`` that expects another policy than the accelerator holds (another client loaded one)."""
+        held = self.current["policy_sha256"] if self.current is not None else None
+        expected = header.get("policy")
+        if expected != held:
+            name = self.current.get("name") if self.current is not None else None
+            raise HostError(f"the accelerator holds policy {name} ({str(held)[:12]}), not the one this client "
+                            f"expects ({str(expected)[:12]}): another client loaded it; say hello and load yours again")
+
+    def _load(self, header: dict[str, Any], payload: bytes) -> dict[str, Any]:
+        """Check a policy package sent as its files' bytes and write it into the accelerator (``load``)."""
+        from host.design.policy_package import POLICIES_DIR, check_package, largest_package
+
+        if self.loader is None:
+            raise HostError("this server does not take policies from its clients: start it with make serve "
+                            "ALLOW_LOAD=1 (a writable design), or with POLICY=<name> to serve that one")
+        name, sizes, limits = header.get("name"), header.get("sizes"), largest_package(self.design)
+        if not isinstance(name, str) or not POLICY_NAME.fullmatch(name):
+            raise HostError("'name' must be 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        if not isinstance(sizes, list) or len(sizes) != len(limits) or not all(
+                type(n) is int and 0 <= n <= most for n, most in zip(sizes, limits)):
+            raise HostError(f"'sizes' must be {len(limits)} byte counts (policy.json, then each memory's .dat file) "
+                            f"within the design's sizes {limits}")
+        if sum(sizes) != len(payload):
+            raise HostError(f"the sizes add up to {sum(sizes)} bytes, the body has {len(payload)}")
+        chunks, start = [], 0
+        for n in sizes:
+            chunks.append(payload[start:start + n])
+            start += n
+        memories = self.design.data["runtime_weights"]["memories"]
+        package = check_package(self.design.folder / POLICIES_DIR / name, chunks[0],
+                                {m["dat_file"]: chunk for m, chunk in zip(memories, chunks[1:])}, self.design)
+        try:
+            record = self.loader(package)
+        except Exception:
+            # Part of it may be written: no client may act on the accelerator until a load succeeds.
+            self.current = {"name": "unknown: a load failed", "policy_sha256": "unknown"}
+            raise
+        self.spec, self.current = package.spec, record
+        self.loads += 1
+        return record
 
     def _act(self, header: dict[str, Any], payload: bytes) -> tuple[np.ndarray, dict[str, float]]:
         n = header.get("n")
@@ -394,12 +471,25 @@ class RemotePolicy:
     most ``timeout_s`` for its answer (then :class:`AcceleratorTimeout`, which stops the episode,
     and the socket is made anew). ``keys``: a folder holding ``client.key_secret`` and the server's
     ``server.key`` (CurveZMQ); every reply is checked before it is used.
+
+    ``package``: a writable design's policy package (``make load-policy``; ``spec`` is then its
+    ``package.spec``): the accelerator must hold it, and where the server holds another one the
+    package is sent (a ``load``, which the server must allow). Without one, the accelerator must
+    hold the design's own student. ``loaded_policy`` is then the server's record of what it holds.
     """
 
-    def __init__(self, spec, address: str, timeout_s: float = 2.0, keys: Path | None = None) -> None:
+    def __init__(self, spec, address: str, timeout_s: float = 2.0, keys: Path | None = None,
+                 package: Any = None) -> None:
+        from host.design.policy_package import design_policy
+
         self.spec, self.address, self.timeout_s = spec, address, timeout_s
         self.keys = Path(keys) if keys is not None else None
         self.identity = design_identity(spec)
+        self.package = package
+        own = design_policy(spec)
+        #: The hash of the policy the accelerator must hold (None: a design with fixed weights).
+        self.expected = package.sha256 if package is not None else (own["policy_sha256"] if own else None)
+        self.loaded_policy: dict[str, Any] | None = None
         self.last_times = RemoteTimes()
         #: Seconds the server spent on the last request (parse, checks, the call, the reply), where it said.
         self.last_server_s: float | None = None
@@ -410,10 +500,41 @@ class RemotePolicy:
         self._bounds = (0, int(action["n"]) - 1) if spec.discrete else \
             (np.asarray(action["low"], dtype=np.float32), np.asarray(action["high"], dtype=np.float32))
         self._connect()
+        self._hello()
+
+    def _hello(self) -> None:
+        """Check the design the server serves, and that its accelerator holds the expected policy (or load it)."""
         reply, _ = self._request({"kind": "hello", "identity": self.identity}, b"")
         if reply.get("identity") != self.identity:
             raise HostError(f"the policy server at {self.address} sent a malformed reply (its hello names another design)")
         self.server_identity = reply["identity"]
+        #: What computes the actions there, as the server says: "pynq" (silicon) or "emulated".
+        self.fabric = reply["fabric"] if reply.get("fabric") in ("pynq", "emulated") else "unknown"
+        held = reply.get("policy")
+        if held is not None and not (isinstance(held, dict) and isinstance(held.get("policy_sha256"), str)):
+            raise self._malformed("its hello's 'policy' is not a policy record")
+        held_sha = held["policy_sha256"] if held is not None else None
+        if held_sha != self.expected:
+            if self.package is None:
+                raise HostError(f"the policy server at {self.address} holds policy {str(held.get('name'))[:100]} "
+                                f"({held_sha[:12]}), not design {self.identity['design']}'s own student: compare "
+                                "with POLICY= set to that package (make load-policy), which also checks it")
+            held = self._load()
+        if self.package is not None:
+            self.loaded_policy = held
+        self._greeted = True
+
+    def _load(self) -> dict[str, Any]:
+        """Send the package (``load``); the server's record of what it wrote and read back."""
+        from host.design.policy_package import package_files
+
+        files = package_files(self.package)
+        reply, _ = self._request({"kind": "load", "name": self.package.name, "sizes": [len(f) for f in files]},
+                                 b"".join(files), timeout_s=max(self.timeout_s, LOAD_TIMEOUT_S))
+        loaded = reply.get("loaded")
+        if not isinstance(loaded, dict) or loaded.get("policy_sha256") != self.package.sha256:
+            raise self._malformed(f"its record of the load is not policy {self.package.name}'s")
+        return loaded
 
     def _connect(self) -> None:
         zmq = _zmq()
@@ -431,18 +552,20 @@ class RemotePolicy:
             self.socket.close(0)
             raise HostError(zmq_sentence(exc, f"connecting to the policy server at {self.address}")) from None
 
-    def _request(self, header: dict[str, Any], payload: bytes) -> tuple[dict[str, Any], bytes]:
+    def _request(self, header: dict[str, Any], payload: bytes,
+                 timeout_s: float | None = None) -> tuple[dict[str, Any], bytes]:
         zmq = _zmq()
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
         try:
             self.socket.send_multipart([json.dumps(header).encode(), payload])
-            answered = self.socket.poll(int(self.timeout_s * 1000))
+            answered = self.socket.poll(int(timeout_s * 1000))
             frames = self.socket.recv_multipart() if answered else None
         except zmq.ZMQError as exc:
             self._reconnect()
             raise HostError(zmq_sentence(exc, f"talking to the policy server at {self.address}")) from None
         if frames is None:
             self._reconnect()  # a REQ socket that got no answer cannot send again: start over
-            raise AcceleratorTimeout(f"the policy server at {self.address} did not answer within {self.timeout_s:g} s"
+            raise AcceleratorTimeout(f"the policy server at {self.address} did not answer within {timeout_s:g} s"
                                      + (" (are the CurveZMQ keys the server's?)" if self.keys else ""))
         try:
             reply = json.loads(frames[0])
@@ -461,6 +584,7 @@ class RemotePolicy:
     def _reconnect(self) -> None:
         self.socket.close(0)
         self._connect()
+        self._greeted = False  # a new connection: the server knows it only after its hello
 
     def _malformed(self, why: str) -> HostError:
         return HostError(f"the policy server at {self.address} sent a malformed reply ({why})")
@@ -473,8 +597,11 @@ class RemotePolicy:
         n = len(x)
         if not 0 < n <= MAX_BATCH:
             raise HostError(f"{n} observations in one call: the remote mode sends 1 to {MAX_BATCH}")
+        if not self._greeted:
+            self._hello()
         t0 = time.perf_counter()
-        reply, payload = self._request({"kind": "act", "n": n, "dtype": REQUEST_DTYPE}, x.tobytes())
+        reply, payload = self._request({"kind": "act", "n": n, "dtype": REQUEST_DTYPE, "policy": self.expected},
+                                       x.tobytes())
         round_trip = time.perf_counter() - t0
         actions = self._check_reply(reply, payload, n)
         times = {k: float(reply["times"][k]) for k in TIMES_KEYS}

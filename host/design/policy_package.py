@@ -18,6 +18,7 @@ standard library only: this runs on the board.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,13 +27,15 @@ from typing import Any
 import numpy as np
 
 from host.design.policy_memory import layer_array, memory_words, parse_dat, words_sha256
-from host.design.spec import AccelSpec, sha256_file
+from host.design.spec import AccelSpec
 from host.errors import HostError
 
 POLICY_FILE = "policy.json"
 POLICY_FORMAT_VERSION = 1
 POLICIES_DIR = "policies"
 DAT_DIR = "runtime_weights"
+#: The most bytes a policy.json may have (a prepared one is about 3 kB).
+MAX_POLICY_JSON = 64 << 10
 
 
 @dataclass
@@ -69,14 +72,71 @@ def resolve_policy(design: Path, policy: str) -> Path:
 
 def load_package(folder: Path, design: AccelSpec) -> PolicyPackage:
     """Read and check a policy package against a writable design (one sentence on the first problem)."""
+    _runtime(design)
+    folder = Path(folder)
+    path = folder / POLICY_FILE
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise HostError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    files = {}
+    for memory in design.data["runtime_weights"]["memories"]:
+        dat = folder / DAT_DIR / memory["dat_file"]
+        if dat.is_file():
+            files[memory["dat_file"]] = dat.read_bytes()
+    return check_package(folder, text, files, design)
+
+
+def package_files(package: PolicyPackage) -> list[bytes]:
+    """The package as it travels (``make serve ALLOW_LOAD=1``): ``policy.json``, then each memory's
+    ``.dat`` file in the design's order, byte for byte as on disk, so that every hash still holds."""
+    files = [(package.folder / POLICY_FILE).read_bytes()]
+    return files + [(package.folder / DAT_DIR / m["dat_file"]).read_bytes() for m in package.data["memories"]]
+
+
+def largest_package(design: AccelSpec) -> list[int]:
+    """The most bytes each of :func:`package_files` may have for ``design``: ``policy.json``, then each
+    memory's ``.dat`` file (one 8-hex-digit word and a newline per word)."""
+    return [MAX_POLICY_JSON] + [9 * int(m["words"]) for m in _runtime(design)["memories"]]
+
+
+def design_policy(design: AccelSpec) -> dict[str, Any] | None:
+    """The policy a writable design holds as built (its own student's words), as a record names it;
+    None for a design whose weights are fixed in the fabric."""
+    runtime = design.data.get("runtime_weights")
+    if runtime is None:
+        return None
+    return {"name": f"{design.data.get('design') or design.folder.name} (its own student)",
+            "policy_sha256": runtime["policy_sha256"]}
+
+
+def switch_policy(backend, driver, package: PolicyPackage) -> dict[str, Any]:
+    """Write ``package`` into the accelerator ``driver`` runs and compute with its spec from now on (a
+    recovery writes it again); the record :func:`write_policy` returns, also kept as ``driver.loaded_policy``."""
+    driver.use_spec(package.spec)
+    record = write_policy(backend, driver, package)
+    driver.loaded_policy = record
+    driver.on_recover[:] = [lambda: write_policy(backend, driver, package)]
+    return record
+
+
+def _runtime(design: AccelSpec) -> dict[str, Any]:
     runtime = design.data.get("runtime_weights")
     if runtime is None:
         raise HostError(f"design {design.folder.name} is not writable (its accel.json has no runtime_weights): build "
                         "it with make estimate WEIGHTS=runtime")
+    return runtime
+
+
+def check_package(folder: Path, policy_json: bytes, dat_files: dict[str, bytes], design: AccelSpec) -> PolicyPackage:
+    """A package from its files' bytes (``dat_files``: by ``.dat`` file name), checked against a writable
+    design: format, signature hash, each file's hash and size, the policy hash. ``folder`` names it
+    (it need not exist: a package received over the network is checked in memory)."""
+    runtime = _runtime(design)
     path = Path(folder) / POLICY_FILE
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        data = json.loads(policy_json)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise HostError(f"{path} cannot be read as JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format_version") != POLICY_FORMAT_VERSION:
         raise HostError(f"{path} is not a policy package of format version {POLICY_FORMAT_VERSION}")
@@ -85,18 +145,24 @@ def load_package(folder: Path, design: AccelSpec) -> PolicyPackage:
                         f"{design.folder.name}'s (signature hash differs): prepare it again with make load-policy")
     layers = {layer["name"]: layer for layer in design.data["layers"]}
     expected = [(m["layer"], m["dat_file"], m["words"]) for m in runtime["memories"]]
-    found = [(m.get("layer"), m.get("dat_file"), m.get("words")) for m in data.get("memories", [])]
+    memories = data.get("memories")
+    found = [(m.get("layer"), m.get("dat_file"), m.get("words")) for m in memories if isinstance(m, dict)] \
+        if isinstance(memories, list) else None
     if found != expected:
         raise HostError(f"{path} lists other memories than design {design.folder.name} has")
     words: dict[str, np.ndarray] = {}
     arrays = dict(design.arrays)
     for memory in data["memories"]:
         dat = Path(folder) / DAT_DIR / memory["dat_file"]
-        if not dat.is_file():
+        text = dat_files.get(memory["dat_file"])
+        if text is None:
             raise HostError(f"policy {Path(folder).name} has no {DAT_DIR}/{memory['dat_file']}")
-        if sha256_file(dat) != memory.get("sha256"):
+        if hashlib.sha256(text).hexdigest() != memory.get("sha256"):
             raise HostError(f"{dat} does not match {path} (its hash differs)")
-        w = parse_dat(dat.read_text())
+        try:
+            w = parse_dat(text.decode("ascii"))
+        except UnicodeDecodeError:
+            raise HostError(f"{dat} is not a .dat text of hex words") from None
         layer = layers[memory["layer"]]
         if len(w) != memory_words(layer):
             raise HostError(f"{dat} holds {len(w)} words, layer {layer['name']}'s memory {memory_words(layer)}")
@@ -104,7 +170,7 @@ def load_package(folder: Path, design: AccelSpec) -> PolicyPackage:
         arrays[layer.get("weights") or layer["thresholds"]] = layer_array(layer, w)
     if words_sha256([(name, w) for name, w in words.items()]) != data.get("policy_sha256"):
         raise HostError(f"{path}'s policy hash is not that of its .dat files")
-    transform = data.get("input", {}).get("transform")
+    transform = data.get("input", {}).get("transform") if isinstance(data.get("input"), dict) else None
     if not isinstance(transform, dict) or transform.get("kind") != design.input_transform.get("kind"):
         raise HostError(f"{path} has no input transform of the design's kind ({design.input_transform.get('kind')})")
     spec_data = json.loads(json.dumps(design.data))

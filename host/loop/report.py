@@ -138,7 +138,8 @@ def verdict(rep: dict[str, Any], reference: str, allow_disagreement: bool = Fals
 def headline(rep: dict[str, Any]) -> str:
     """The one paragraph a person reads first."""
     hw = rep["hardware"]
-    lines = [f"{rep['env_id']}, design {rep['design']}, backend {rep['backend']}, {rep['episodes']} seeded episodes: "
+    served = f" ({rep['fabric']} fabric at {rep['board']})" if rep["backend"] == "remote" and rep.get("fabric") else ""
+    lines = [f"{rep['env_id']}, design {rep['design']}, backend {rep['backend']}{served}, {rep['episodes']} seeded episodes: "
              f"hardware {hw['mean_return']:.2f} ± {hw['std_return']:.2f}"]
     policy = rep.get("policy")
     if policy:  # a writable design: the student that ran, by the hash of the words read back from the accelerator

@@ -29,15 +29,20 @@ def pixel_design() -> Path:
 
 
 @contextmanager
-def policy_server(spec, max_batch: int = 64):
-    """A policy server for ``spec`` (emulated backend) on a free loopback port, serving in a thread."""
+def policy_server(spec, max_batch: int = 64, allow_load: bool = False):
+    """A policy server for ``spec`` (emulated backend) on a free loopback port, serving in a thread;
+    ``allow_load``: it takes policy packages from clients (``make serve ALLOW_LOAD=1``)."""
     import threading
 
     from host.backends.driver import FinnZynqDriver
     from host.backends.emulated_board import EmulatedBackend
     from host.backends.remote import PolicyServer
+    from host.design.policy_package import switch_policy
 
-    server = PolicyServer(spec, FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=max_batch), "tcp://127.0.0.1:0")
+    board = EmulatedBackend(spec)
+    driver = FinnZynqDriver(spec, board, max_batch=max_batch)
+    server = PolicyServer(spec, driver, "tcp://127.0.0.1:0", fabric="emulated",
+                          loader=(lambda package: switch_policy(board, driver, package)) if allow_load else None)
     done = threading.Event()
     thread = threading.Thread(target=server.serve, kwargs={"stop": done.is_set}, daemon=True)
     thread.start()

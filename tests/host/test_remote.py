@@ -106,6 +106,18 @@ def test_a_vanished_client_leaves_the_server_serving(served):
     client.close()
 
 
+def test_after_a_timeout_the_client_greets_the_server_again_on_its_new_connection(served):
+    spec, server = served
+    client = RemotePolicy(spec, server.address)
+    obs = np.zeros((1, spec.obs_dim), dtype=np.float32)
+    client.timeout_s = 0.0  # no answer can come this fast: the call times out and the socket is made anew
+    with pytest.raises(HostError, match="did not answer within 0 s"):
+        client(obs)
+    client.timeout_s = 2.0
+    assert client(obs).shape == (1,)  # a new connection says hello before it acts
+    client.close()
+
+
 def test_a_silent_server_times_out_cleanly(discrete_design):
     spec = load_spec(discrete_design)
     silent = zmq.Context.instance().socket(zmq.ROUTER)
