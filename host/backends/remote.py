@@ -516,9 +516,10 @@ class RemotePolicy:
         held_sha = held["policy_sha256"] if held is not None else None
         if held_sha != self.expected:
             if self.package is None:
-                raise HostError(f"the policy server at {self.address} holds policy {str(held.get('name'))[:100]} "
-                                f"({held_sha[:12]}), not design {self.identity['design']}'s own student: compare "
-                                "with POLICY= set to that package (make load-policy), which also checks it")
+                name = str(held.get("name"))[:100] if held is not None else "none"
+                raise HostError(f"the policy server at {self.address} holds policy {name} ({str(held_sha)[:12]}), "
+                                f"not design {self.identity['design']}'s own student: compare with POLICY= set to "
+                                "that package (make load-policy), which also checks it")
             held = self._load()
         if self.package is not None:
             self.loaded_policy = held

@@ -135,9 +135,10 @@ def test_curve_keys_let_the_authorised_client_in_and_no_other(tmp_path):
 
 
 class _FakeServer:
-    """A ROUTER that answers every request with ``reply`` (header dict or raw bytes) and ``body``."""
+    """A ROUTER that answers every request with ``reply`` (header dict or raw bytes) and ``body``; its
+    hello names ``design`` and adds ``hello`` to its answer."""
 
-    def __init__(self, reply, body: bytes = b"") -> None:
+    def __init__(self, reply, body: bytes = b"", design=DESIGN, hello: dict | None = None) -> None:
         import threading
 
         self.socket = zmq.Context.instance().socket(zmq.ROUTER)
@@ -145,18 +146,19 @@ class _FakeServer:
         self.socket.bind("tcp://127.0.0.1:0")
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.reply, self.body, self.done = reply, body, threading.Event()
+        self.design, self.hello = design, hello or {}
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        identity = design_identity(load_spec(DESIGN))
+        identity = design_identity(load_spec(self.design))
         while not self.done.is_set():
             if not self.socket.poll(50):
                 continue
             frames = self.socket.recv_multipart()
             header = json.loads(frames[2])
             if header["kind"] == "hello":
-                answer = [json.dumps({"ok": True, "identity": identity}).encode(), b""]
+                answer = [json.dumps({"ok": True, "identity": identity, **self.hello}).encode(), b""]
             else:
                 raw = self.reply if isinstance(self.reply, bytes) else json.dumps(self.reply).encode()
                 answer = [raw, self.body]
@@ -191,6 +193,23 @@ def test_the_client_checks_every_reply(reply, body, expected):
             client(np.zeros((1, 4), np.float32))
         assert expected in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
         client.close()
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("hello, expected", [
+    ({"policy": "x"}, "its hello's 'policy' is not a policy record"),
+    ({"policy": {"name": "p"}}, "its hello's 'policy' is not a policy record"),
+    ({}, "holds policy none (None), not design"),
+    ({"policy": {"name": "other", "policy_sha256": "ab" * 32}}, "holds policy other (abababababab), not design"),
+])
+def test_the_client_checks_which_policy_a_writable_designs_server_holds(hello, expected):
+    writable = DESIGN.parent / "writable" / "design"
+    fake = _FakeServer({"ok": True}, design=writable, hello=hello)
+    try:
+        with pytest.raises(HostError) as caught:
+            RemotePolicy(load_spec(writable), fake.address, timeout_s=2.0)
+        assert expected in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
     finally:
         fake.close()
 
