@@ -542,6 +542,8 @@ class RemotePolicy:
         self.socket = zmq.Context.instance().socket(zmq.REQ)
         try:
             _heartbeats(zmq, self.socket)
+            # A REQ socket whose only pipe is gone (a refused CurveZMQ handshake) blocks in send for ever: bound it.
+            self.socket.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
             self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_BATCH * max(8, 4 * self._width) + MAX_HEADER_BYTES)
             if self.keys is not None:
                 server_public, _ = _load_keys(self.keys / f"{SERVER_KEY}.key", secret=False)
@@ -558,8 +560,12 @@ class RemotePolicy:
         zmq = _zmq()
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         try:
-            self.socket.send_multipart([json.dumps(header).encode(), payload])
-            answered = self.socket.poll(int(timeout_s * 1000))
+            try:
+                self.socket.send_multipart([json.dumps(header).encode(), payload])
+            except zmq.Again:  # no peer took the request within the timeout: as if it never answered
+                answered = False
+            else:
+                answered = self.socket.poll(int(timeout_s * 1000))
             frames = self.socket.recv_multipart() if answered else None
         except zmq.ZMQError as exc:
             self._reconnect()

@@ -106,16 +106,37 @@ def test_a_vanished_client_leaves_the_server_serving(served):
     client.close()
 
 
-def test_after_a_timeout_the_client_greets_the_server_again_on_its_new_connection(served):
-    spec, server = served
-    client = RemotePolicy(spec, server.address)
-    obs = np.zeros((1, spec.obs_dim), dtype=np.float32)
-    client.timeout_s = 0.0  # no answer can come this fast: the call times out and the socket is made anew
-    with pytest.raises(HostError, match="did not answer within 0 s"):
-        client(obs)
-    client.timeout_s = 2.0
-    assert client(obs).shape == (1,)  # a new connection says hello before it acts
-    client.close()
+def test_after_a_timeout_the_client_greets_the_server_again_on_its_new_connection(discrete_design):
+    import time
+
+    from host.backends.remote import PolicyServer
+
+    spec = load_spec(discrete_design)
+    driver = FinnZynqDriver(spec, EmulatedBackend(spec), max_batch=8)
+    slow = {"calls": 0}
+
+    def policy(obs):  # the first call outlasts the client's timeout, as a hung accelerator would
+        slow["calls"] += 1
+        if slow["calls"] == 1:
+            time.sleep(1.0)
+        return driver(obs)
+
+    server = PolicyServer(spec, policy, "tcp://127.0.0.1:0")
+    done = threading.Event()
+    thread = threading.Thread(target=server.serve, kwargs={"stop": done.is_set}, daemon=True)
+    thread.start()
+    try:
+        client = RemotePolicy(spec, server.address, timeout_s=0.3)
+        obs = np.zeros((1, spec.obs_dim), dtype=np.float32)
+        with pytest.raises(HostError, match="did not answer within 0.3 s"):
+            client(obs)
+        client.timeout_s = 5.0
+        assert client(obs).shape == (1,)  # a new connection says hello before it acts
+        client.close()
+    finally:
+        done.set()
+        thread.join(timeout=5)
+        server.close()
 
 
 def test_a_silent_server_times_out_cleanly(discrete_design):
