@@ -312,7 +312,8 @@ def _train(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         except KeyboardInterrupt:
             done = json.loads((ckpt / "state.json").read_text())["timesteps"] if (ckpt / "state.json").exists() else 0
             raise KeyboardInterrupt(
-                f"interrupted; the last checkpoint ({done:,} steps) is in {ckpt}: run the same command again to resume"
+                f"interrupted; the last checkpoint ({done:,} steps) is in {ckpt}: run the same command again to resume "
+                "(without FORCE=1 / --force, which would start afresh)"
             ) from None
         wall_offset = callback.wall() if remaining > 0 else wall_offset
         save_checkpoint(run_dir, model, curve, wall_offset)  # so a crash during evaluation resumes here
