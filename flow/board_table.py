@@ -61,10 +61,11 @@ def record_mismatch(record: dict[str, Any], arch: dict[str, Any]) -> str | None:
 
 
 def _compare(design: str, package: Path, backend: str, episodes: int, out: Path,
-             remote: list[str]) -> dict[str, Any]:
+             board: str | None, keys: str | None) -> dict[str, Any]:
     from flow.api import compare_args
     from flow.cli import build_parser
 
+    remote = ["--board", board, *(["--keys", keys] if keys else [])] if board else []
     args = build_parser().parse_args(["compare", "--design", design, "--backend", backend, "--episodes", str(episodes),
                                       "--policy", str(package), "--out", str(out), *remote])
     args.no_finn_reference = True  # the verdict is the Brevitas student's; FINN's batch-1 execution would dominate
@@ -72,19 +73,18 @@ def _compare(design: str, package: Path, backend: str, episodes: int, out: Path,
 
 
 def _compare_once(design: str, package: Path, backend: str, episodes: int, out: Path,
-                  remote: list[str]) -> dict[str, Any]:
+                  board: str | None = None, keys: str | None = None) -> dict[str, Any]:
     """:func:`_compare`, or its report where this policy already ran these episodes on this design (a rerun resumes)."""
     previous = out / "compare.json"
     if previous.is_file():
         report = json.loads(previous.read_text())
         policy = json.loads((package / "policy.json").read_text())["policy_sha256"]
-        board = remote[1] if remote else None
         if (report.get("design") == design and report.get("episodes") == episodes and report.get("backend") == backend
                 and report.get("board") == board
                 and (report.get("policy") or {}).get("policy_sha256") == policy):
             print(f"{package.name}: its comparison on {design} is done already ({previous})")
             return report
-    return _compare(design, package, backend, episodes, out, remote)
+    return _compare(design, package, backend, episodes, out, board, keys)
 
 
 def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes: int | None = None,
@@ -102,7 +102,8 @@ def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes:
 
     if backend == "remote" and not board:
         raise FlowError("board-table BACKEND=remote needs BOARD=<host>:<port>, a server started with make serve ALLOW_LOAD=1")
-    remote = ["--board", board, *(["--keys", keys] if keys else [])] if backend == "remote" else []
+    if backend != "remote":
+        board = keys = None
     folder = resolve_design(design)
     spec = load_spec(folder)
     runtime = spec.data.get("runtime_weights")
@@ -138,7 +139,7 @@ def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes:
             row.update(software_return=rerun["mean_return"], software_std=rerun["std_return"],
                        record_return=record.get("mean_return"), rerun=f"rerun, not the committed student: {rerun['differs']}")
         n = episodes or int(record.get("episodes") or 100)
-        report = _compare_once(folder.name, package, backend, n, folder / f"board-table-{backend}" / record["key"], remote)
+        report = _compare_once(folder.name, package, backend, n, folder / f"board-table-{backend}" / record["key"], board, keys)
         fabrics.add(report.get("fabric"))
         brevitas = report["software"].get("Brevitas student", {})
         hw = report["hardware"]
@@ -152,7 +153,7 @@ def board_table(design: str, grid: Path, *, backend: str = "emulated", episodes:
     record = {"format_version": 1, "design": folder.name, "env_id": spec.env_id, "backend": backend, "grid": str(grid),
               "architecture": arch, "signature_sha256": runtime["signature_sha256"],
               "estimate": _estimate_summary(folder), "rows": rows,
-              "board": board if backend == "remote" else None, "fabric": ", ".join(sorted(str(f) for f in fabrics)) or None,
+              "board": board, "fabric": ", ".join(sorted(f for f in fabrics if f)) or None,
               "command": f"make board-table DESIGN={folder.name} DIR={grid}" + (f" BACKEND={backend}" if backend != "emulated" else "")
               + (f" BOARD={board}" if backend == "remote" else "")}
     stem = Path(out) if out else grid / "board_table"

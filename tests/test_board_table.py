@@ -79,11 +79,11 @@ def test_a_remote_board_table_needs_a_board_and_passes_it_to_every_comparison(tm
 
     monkeypatch.setattr(flow.api, "compare_args", fake_compare)
     out = tmp_path / "out"
-    report = _compare_once("d", package, "remote", 5, out, ["--board", "h:1", "--keys", "k"])
+    report = _compare_once("d", package, "remote", 5, out, "h:1", "k")
     assert (seen[-1].backend, seen[-1].board, seen[-1].keys, seen[-1].policy) == ("remote", "h:1", "k", str(package))
     out.mkdir()
     (out / "compare.json").write_text(json.dumps(report))
-    _compare_once("d", package, "remote", 5, out, ["--board", "h:1"])  # the same server: resumed, not run again
+    _compare_once("d", package, "remote", 5, out, "h:1")  # the same server: resumed, not run again
     assert len(seen) == 1
-    _compare_once("d", package, "remote", 5, out, ["--board", "h:2"])  # another server may be another fabric: run
+    _compare_once("d", package, "remote", 5, out, "h:2")  # another server may be another fabric: run
     assert len(seen) == 2 and seen[-1].board == "h:2"

@@ -226,8 +226,10 @@ class PolicyServer:
         self._monitor = None
         self.max_batch = min(max_batch, MAX_BATCH)
         self.max_message = largest_request(spec, self.max_batch)
-        if loader is not None:
-            self.max_message = max(self.max_message, sum(largest_package(spec)))
+        #: The most bytes of each file of a ``load`` (None: this server takes no policies).
+        self.package_limits = largest_package(spec) if loader is not None else None
+        if self.package_limits is not None:
+            self.max_message = max(self.max_message, sum(self.package_limits))
         self.context = zmq.Context.instance()
         self.authenticator = None
         self.greeted: OrderedDict[bytes, None] = OrderedDict()
@@ -401,12 +403,12 @@ class PolicyServer:
 
     def _load(self, header: dict[str, Any], payload: bytes) -> dict[str, Any]:
         """Check a policy package sent as its files' bytes and write it into the accelerator (``load``)."""
-        from host.design.policy_package import POLICIES_DIR, check_package, largest_package
+        from host.design.policy_package import POLICIES_DIR, check_package
 
         if self.loader is None:
             raise HostError("this server does not take policies from its clients: start it with make serve "
                             "ALLOW_LOAD=1 (a writable design), or with POLICY=<name> to serve that one")
-        name, sizes, limits = header.get("name"), header.get("sizes"), largest_package(self.design)
+        name, sizes, limits = header.get("name"), header.get("sizes"), self.package_limits
         if not isinstance(name, str) or not POLICY_NAME.fullmatch(name):
             raise HostError("'name' must be 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit")
         if not isinstance(sizes, list) or len(sizes) != len(limits) or not all(

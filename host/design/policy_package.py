@@ -72,7 +72,7 @@ def resolve_policy(design: Path, policy: str) -> Path:
 
 def load_package(folder: Path, design: AccelSpec) -> PolicyPackage:
     """Read and check a policy package against a writable design (one sentence on the first problem)."""
-    _runtime(design)
+    memories = _runtime(design)["memories"]
     folder = Path(folder)
     path = folder / POLICY_FILE
     try:
@@ -80,7 +80,7 @@ def load_package(folder: Path, design: AccelSpec) -> PolicyPackage:
     except OSError as exc:
         raise HostError(f"{path} cannot be read ({exc.strerror or exc})") from None
     files = {}
-    for memory in design.data["runtime_weights"]["memories"]:
+    for memory in memories:
         dat = folder / DAT_DIR / memory["dat_file"]
         if dat.is_file():
             files[memory["dat_file"]] = dat.read_bytes()
@@ -130,7 +130,7 @@ def _runtime(design: AccelSpec) -> dict[str, Any]:
 
 def check_package(folder: Path, policy_json: bytes, dat_files: dict[str, bytes], design: AccelSpec) -> PolicyPackage:
     """A package from its files' bytes (``dat_files``: by ``.dat`` file name), checked against a writable
-    design: format, signature hash, each file's hash and size, the policy hash. ``folder`` names it
+    design: format, signature hash, the memories, each file's hash and word count, the policy hash. ``folder`` names it
     (it need not exist: a package received over the network is checked in memory)."""
     runtime = _runtime(design)
     path = Path(folder) / POLICY_FILE
