@@ -86,3 +86,27 @@ def test_the_fingerprint_names_the_weights_not_the_file():
     with torch.no_grad():
         next(other.model.policy.parameters()).view(-1)[0] += 1e-6
     assert other.fingerprint() != first
+
+
+def test_targets_in_batches_are_the_targets_of_the_whole_batch():
+    """The distillation memory's targets, computed a few frames at a time to bound memory, are the
+    one-pass targets (the value statistics and the log-std start come from them)."""
+    import numpy as np
+    import torch
+
+    from training.envs import make_env
+    from training.teacher.policy import TeacherPolicy
+
+    folder = COMMITTED_ROOT / "MinAtar-SpaceInvaders-v1" / "ppo-teacher-s0"
+    teacher = TeacherPolicy.load(folder, "MinAtar/SpaceInvaders-v1")
+    env = make_env("MinAtar/SpaceInvaders-v1")
+    obs, _ = env.reset(seed=0)
+    frames = [obs]
+    for step in range(36):
+        obs, _, done, cut, _ = env.step(step % env.action_space.n)
+        frames.append(env.reset(seed=step)[0] if done or cut else obs)
+    frames = np.asarray(frames, dtype=np.float32)
+    whole, batched = teacher.targets(frames), teacher.targets_in_batches(frames, batch=5)
+    assert whole.keys() == batched.keys() and len(batched["value"]) == len(frames)
+    for key in whole:
+        torch.testing.assert_close(batched[key], whole[key], rtol=1e-5, atol=1e-5)
