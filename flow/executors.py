@@ -16,6 +16,8 @@ that raises is an outcome with its error (one line), never the end of the others
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -58,6 +60,27 @@ def _guarded_in(cwd: str, fn: Callable[..., Any], args: tuple) -> tuple[Any, str
     return _guarded(fn, args)
 
 
+def _die_with_driver(driver: int) -> None:
+    """Pool initializer: on Linux, have the kernel end this worker when its driver dies.
+
+    A driver killed outright (``kill``, the OOM killer) cannot stop its workers, and a spawned
+    worker is not in the driver's reach otherwise: each would train its trial to the end, for
+    nothing, holding a core and its memory. ``PR_SET_PDEATHSIG`` (prctl(2)) sends it SIGTERM
+    instead. Elsewhere (macOS) there is no such call, and this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != driver:  # the driver died before the call: nobody is left to send the signal
+        os._exit(1)
+
+
 def check_executor(name: str) -> None:
     """Refuse an unknown executor, and ``ray`` where Ray is not installed, in one sentence."""
     if name not in EXECUTORS:
@@ -92,7 +115,8 @@ class TaskRunner:
             for item in items:
                 yield Outcome(item, *_guarded(fn, args_of(item)))
         else:
-            with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn"),
+                                     initializer=_die_with_driver, initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(_guarded, fn, args_of(item)): item for item in items}
                 for future in as_completed(futures):
                     try:

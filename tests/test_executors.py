@@ -4,11 +4,15 @@ is reported and the others go on."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from flow.executors import TaskRunner, ray_started
-from tests.conftest import FAST_DISTILL
+from tests.conftest import FAST_DISTILL, REPO
 from flow.experiments.table import qpd_table
 from flow.experiments.trials import Trial, run_trials
 from training.errors import FlowError
@@ -105,3 +109,49 @@ def test_trials_sharing_a_key_run_in_one_call_filed_by_their_cache_names(cartpol
     assert len(records) == 2
     assert {p.relative_to(tmp_path / "trials").as_posix() for p in (tmp_path / "trials").rglob("*.json")} == \
         {f"a/{trials[0].key}.json", f"b/{trials[0].key}.json"}
+
+
+_DRIVER = '''
+import os, sys, time
+from pathlib import Path
+
+def wait(folder):
+    Path(folder, str(os.getpid())).write_text("")
+    time.sleep(120)
+
+if __name__ == "__main__":
+    from flow.executors import TaskRunner
+    for _ in TaskRunner("process", 2).run(wait, [sys.argv[1]] * 2, lambda folder: (folder,)):
+        pass
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_local_workers_end_with_a_driver_killed_outright(tmp_path):
+    """A frontier killed with SIGKILL (or by the OOM killer) leaves no worker training for nothing."""
+    script, pids = tmp_path / "driver.py", tmp_path / "pids"
+    script.write_text(_DRIVER)
+    pids.mkdir()
+    driver = subprocess.Popen([sys.executable, str(script), str(pids)], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(pids.iterdir())) < 2:
+            assert driver.poll() is None and time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.2)
+    finally:
+        driver.kill()
+        driver.wait()
+    workers = [int(p.name) for p in pids.iterdir()]
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "a worker outlived its driver"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped, counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
