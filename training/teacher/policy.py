@@ -336,8 +336,8 @@ class TeacherPolicy:
         """``targets`` of many observations, ``batch`` at a time.
 
         One forward pass over a whole distillation memory (500,000 Space Invaders frames) holds
-        every convolution's activations at once: over 6 GB, enough to kill a frontier running
-        three trials on 24 GB. Batches keep the peak to the memory itself.
+        every convolution's activations at once: over 6 GB a trial, so three trials side by side
+        want more than 18 GB. Batches keep the peak near the memory itself.
         """
         parts = [self.targets(obs[i:i + batch]) for i in range(0, len(obs), batch)]
         return {key: torch.cat([part[key] for part in parts]) for key in parts[0]} if parts else self.targets(obs)
