@@ -111,8 +111,10 @@ def test_cli_refuses_a_bad_config_in_one_sentence():
                          ids=lambda p: p.stem)
 def test_every_committed_recipe_is_a_valid_config(recipe):
     """The recipes the docs and result pages name load as they are (pixel settings on a pixel env)."""
-    env = "MinAtar/SpaceInvaders-v1" if "stride" in recipe.stem else "HalfCheetah-v5"
+    settings = yaml.safe_load(recipe.read_text())
+    pixels = {"conv", "kernel", "stride"} & settings.keys() or "stride" in recipe.stem
+    env = "MinAtar/SpaceInvaders-v1" if pixels else "HalfCheetah-v5"
     cfg = load_qpd_config(recipe, env_id=env)
-    for key, value in yaml.safe_load(recipe.read_text()).items():
+    for key, value in settings.items():
         if not isinstance(value, dict):
             assert getattr(cfg, key) == value, key
