@@ -88,7 +88,7 @@ def test_the_fingerprint_names_the_weights_not_the_file():
     assert other.fingerprint() != first
 
 
-def test_targets_in_batches_are_the_targets_of_the_whole_batch():
+def test_targets_in_several_passes_are_the_targets_of_one_pass():
     """The distillation memory's targets, computed a few frames at a time to bound memory, are the
     one-pass targets (the value statistics and the log-std start come from them)."""
     import numpy as np
@@ -106,7 +106,7 @@ def test_targets_in_batches_are_the_targets_of_the_whole_batch():
         obs, _, done, cut, _ = env.step(step % env.action_space.n)
         frames.append(env.reset(seed=step)[0] if done or cut else obs)
     frames = np.asarray(frames, dtype=np.float32)
-    whole, batched = teacher.targets(frames), teacher.targets_in_batches(frames, batch=5)
+    whole, batched = teacher.targets(frames), teacher.targets(frames, batch=5)
     assert whole.keys() == batched.keys() and len(batched["value"]) == len(frames)
     for key in whole:
         torch.testing.assert_close(batched[key], whole[key], rtol=1e-5, atol=1e-5)

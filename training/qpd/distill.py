@@ -242,7 +242,7 @@ def distill(cfg: QPDConfig, teacher_dir: str | Path, run_dir: str | Path | None 
     held_out.close()
     binary = info.pixels and info.binary_obs  # binary frames go in as they are: no affine
     shift, scale = ([], []) if binary else input_affine(teacher_mem.data[: len(teacher_mem)].reshape(len(teacher_mem), -1))
-    memory_targets = teacher.targets_in_batches(teacher_mem.data[: len(teacher_mem)])
+    memory_targets = teacher.targets(teacher_mem.data[: len(teacher_mem)])
     values = memory_targets["value"]
     value_mean, value_std = float(values.mean()), float(values.std().clamp_min(1e-6))
     # The teacher's log-std where it has one: the student's Gaussian can start there (log_std_init: teacher).

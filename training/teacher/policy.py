@@ -313,12 +313,22 @@ class TeacherPolicy:
         return ActorLayers(policy.pi_features_extractor, [m for m in net if isinstance(m, nn.Linear)] + [policy.action_net],
                            acts[0] if acts else None)
 
-    @torch.no_grad()
-    def targets(self, obs: np.ndarray) -> dict[str, torch.Tensor]:
-        """Distillation targets for a batch of raw observations.
+    def targets(self, obs: np.ndarray, batch: int = 8192) -> dict[str, torch.Tensor]:
+        """Distillation targets for a batch of raw observations, ``batch`` of them per forward pass.
 
         Returns ``logits`` (discrete) or ``mean`` and ``log_std`` (continuous), and ``value``.
+        One pass over a whole distillation memory (500,000 Space Invaders frames) would hold every
+        convolution's activations at once: over 6 GB a trial, so three trials side by side want
+        more than 18 GB. In passes of ``batch`` the peak stays near the memory itself.
         """
+        if len(obs) <= batch:
+            return self._targets_of(obs)
+        parts = [self._targets_of(obs[i:i + batch]) for i in range(0, len(obs), batch)]
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+    @torch.no_grad()
+    def _targets_of(self, obs: np.ndarray) -> dict[str, torch.Tensor]:
+        """:meth:`targets` of one forward pass."""
         x = self.preprocess(obs)
         policy = self.model.policy
         if self.algo == "sac":
@@ -331,16 +341,6 @@ class TeacherPolicy:
             out["mean"] = dist.distribution.mean
             out["log_std"] = torch.log(dist.distribution.stddev)
         return out
-
-    def targets_in_batches(self, obs: np.ndarray, batch: int = 8192) -> dict[str, torch.Tensor]:
-        """``targets`` of many observations, ``batch`` at a time.
-
-        One forward pass over a whole distillation memory (500,000 Space Invaders frames) holds
-        every convolution's activations at once: over 6 GB a trial, so three trials side by side
-        want more than 18 GB. Batches keep the peak near the memory itself.
-        """
-        parts = [self.targets(obs[i:i + batch]) for i in range(0, len(obs), batch)]
-        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]} if parts else self.targets(obs)
 
     def _sac_targets(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         policy = self.model.policy
